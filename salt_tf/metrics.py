@@ -1,0 +1,56 @@
+"""The TGS competition metric in NumPy.
+
+Each image holds at most one salt object, so at a threshold t the prediction is a true positive
+when IoU > t, else one false positive plus one false negative (precision 0). An image scores the
+fraction of the thresholds 0.50, 0.55, ..., 0.95 that it clears; an empty truth scores 1 for an
+empty prediction and 0 for any salt. The score is the mean over images.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# Competition rule: IoU thresholds 0.50:0.05:0.95, written as integers over 20 (10/20 .. 19/20)
+# so that "IoU > t" is decided exactly: IoU exactly at a threshold does not clear it.
+THRESHOLD_NUMERATORS = np.arange(10, 20)
+THRESHOLD_DENOMINATOR = 20
+THRESHOLDS = THRESHOLD_NUMERATORS / THRESHOLD_DENOMINATOR
+
+
+def _as_batch(masks: np.ndarray, name: str) -> np.ndarray:
+    masks = np.asarray(masks)
+    if masks.ndim == 2:
+        masks = masks[None]
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    if masks.ndim != 3:
+        raise ValueError(f"{name}: expected masks of shape (N, H, W), got {masks.shape}")
+    return masks.reshape(len(masks), -1) != 0
+
+
+def image_scores(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-image competition score for binary masks (non-zero = salt), shape (N,)."""
+    truth, pred = _as_batch(truth, "truth"), _as_batch(pred, "pred")
+    if truth.shape != pred.shape:
+        raise ValueError(f"truth and pred differ in shape: {truth.shape} vs {pred.shape}")
+    intersection = np.count_nonzero(truth & pred, axis=1).astype(np.int64)
+    union = np.count_nonzero(truth | pred, axis=1).astype(np.int64)
+    # IoU > n/20  <=>  20 * intersection > n * union, in exact integer arithmetic.
+    clears = (THRESHOLD_DENOMINATOR * intersection)[:, None] > THRESHOLD_NUMERATORS[None] * union[:, None]
+    scores = clears.mean(axis=1)
+    return np.where(union == 0, 1.0, scores)
+
+
+def competition_score(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Mean per-image competition score over a batch of binary masks."""
+    return float(image_scores(truth, pred).mean())
+
+
+def best_threshold(
+    truth: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None
+) -> tuple[float, float]:
+    """The probability threshold that maximises the competition score, and that score."""
+    if thresholds is None:
+        thresholds = np.round(np.arange(0.05, 0.951, 0.025), 4)
+    scores = [competition_score(truth, probs > t) for t in thresholds]
+    best = int(np.argmax(scores))
+    return float(thresholds[best]), float(scores[best])
