@@ -1,0 +1,170 @@
+"""Every knob of a run, with its default, in one dataclass.
+
+The CLI maps its flags onto these fields one to one, and every run writes the config it used to
+``RUN_DIR/config.json``. Defaults follow the original GPU solution; presets are named overrides
+for other budgets.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+from salt_tf.atomic import write_text
+
+
+@dataclass
+class Config:
+    # Data and run folder. data=None means the embedded synthetic data set (generated once).
+    data: str | None = None
+    out: str | None = None  # None: runs/<timestamp>
+    seed: int = 0
+
+    # Folds: stratified by depth as in the original solution.
+    folds: int = 5
+    fold: int | None = None  # train only this fold (0-based)
+    stratify: str = "depth"
+
+    # Model.
+    encoder: str = "resnet34"
+    encoder_weights: str | None = "imagenet"  # "imagenet", a local weights file, or None
+    size: int = 128
+    scse: bool = True
+    hypercolumn: bool = False
+    dropout: float = 0.0
+
+    # Augmentation (albumentations), applied to image and mask together.
+    crop_prob: float = 0.5  # else a plain resize to `size`
+    crop_min_area: float = 0.5  # random crop of crop_min_area..1 of the tile's area
+    hflip_prob: float = 0.5
+    brightness_limit: float = 0.1
+    brightness_prob: float = 0.5
+
+    # Phase 1: SGD with momentum + binary cross-entropy, cosine-decayed learning rate.
+    batch_size: int = 16
+    phase1_epochs: int = 10
+    phase1_lr: float = 0.01
+    phase1_momentum: float = 0.9
+
+    # Phase 2: AdamW + Lovasz hinge until the validation loss stops improving; the learning rate
+    # halves after `phase2_lr_patience` flat epochs, training stops after `phase2_patience`.
+    phase2_epochs: int = 50
+    phase2_lr: float = 1e-4
+    phase2_weight_decay: float = 1e-4
+    phase2_patience: int = 8
+    phase2_lr_patience: int = 3
+    lovasz_elu: bool = False
+
+    steps_per_epoch: int | None = None  # None: one pass over the training tiles
+    mixed_precision: bool = False
+    preset: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def save(self, path: str | Path) -> None:
+        write_text(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        values = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {unknown}")
+        return cls(**values)
+
+
+# Named overrides. "demo": the README's main command on the synthetic data within minutes on a
+# 2-core CPU, no download needed.
+PRESETS: dict[str, dict] = {
+    "demo": dict(
+        encoder="resnet18", encoder_weights=None, batch_size=16,
+        phase1_epochs=3, phase1_lr=0.02, phase2_epochs=3, phase2_lr=5e-4, phase2_patience=2,
+    ),
+}
+
+
+def with_preset(config: Config, preset: str | None) -> Config:
+    if preset is None:
+        return config
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}")
+    return dataclasses.replace(config, preset=preset, **PRESETS[preset])
+
+
+# One line of help per setting; the CLI has one flag per field, named after it.
+HELP = {
+    "data": "data set folder in Kaggle's layout (default: the embedded synthetic data set, "
+    "generated once into ~/.cache/salt_tf)",
+    "out": "run folder for models, logs and reports (default: runs/<date-time>)",
+    "seed": "random seed for folds, initialisation, shuffling and augmentation",
+    "folds": "number of cross-validation folds",
+    "fold": "train only this fold (0-based), e.g. one fold per GPU or machine",
+    "stratify": "stratify folds by 'depth' (as the original) or 'coverage'",
+    "encoder": "encoder backbone: resnet18, resnet34, resnext50",
+    "encoder_weights": "'imagenet' (downloaded by segmentation-models), a local weights file, "
+    "or 'none' for random initialisation",
+    "size": "model input size (multiple of 32); 101x101 tiles are resized to it",
+    "scse": "scSE blocks in the decoder",
+    "hypercolumn": "concatenate all decoder stages before the head",
+    "dropout": "spatial dropout rate before the head",
+    "crop_prob": "probability of a random crop (else a plain resize)",
+    "crop_min_area": "smallest crop, as a fraction of the tile's area",
+    "hflip_prob": "probability of a horizontal flip",
+    "brightness_limit": "largest brightness change, as a fraction of full scale",
+    "brightness_prob": "probability of a brightness change",
+    "batch_size": "tiles per batch",
+    "phase1_epochs": "epochs of phase 1 (SGD + binary cross-entropy)",
+    "phase1_lr": "phase 1 peak learning rate (cosine decay to 0)",
+    "phase1_momentum": "phase 1 SGD momentum",
+    "phase2_epochs": "most epochs of phase 2 (AdamW + Lovasz hinge)",
+    "phase2_lr": "phase 2 initial learning rate",
+    "phase2_weight_decay": "phase 2 AdamW weight decay",
+    "phase2_patience": "phase 2 stops after this many epochs without a better validation loss",
+    "phase2_lr_patience": "phase 2 halves the learning rate after this many flat epochs",
+    "lovasz_elu": "use elu(errors)+1 instead of relu(errors) in the Lovasz hinge",
+    "steps_per_epoch": "batches per epoch (default: one pass over the training tiles)",
+    "mixed_precision": "float16 (GPU) / bfloat16 (CPU) compute; loss and logits stay float32",
+    "preset": f"named settings applied before the other flags: {', '.join(sorted(PRESETS))}",
+}
+
+
+def _parse_type(annotation: str):
+    base = annotation.replace(" | None", "")
+    return {"int": int, "float": float, "str": str, "bool": bool}[base]
+
+
+def _none_or(parse):
+    def convert(text: str):
+        return None if text.lower() == "none" else parse(text)
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per Config field (``--phase1-epochs`` for ``phase1_epochs``), defaults suppressed
+    so that ``from_args`` can tell which flags were given."""
+    defaults = Config()
+    for f in dataclasses.fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        help_text = f"{HELP[f.name]} (default: {default})"
+        kind = _parse_type(f.type)
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+        else:
+            convert = _none_or(kind) if "None" in f.type else kind
+            choices = sorted(PRESETS) if f.name == "preset" else None
+            parser.add_argument(flag, type=convert, default=argparse.SUPPRESS, choices=choices, help=help_text)
+
+
+def from_args(args: argparse.Namespace) -> Config:
+    """Defaults, then the preset, then the flags that were given."""
+    given = vars(args)
+    config = with_preset(Config(), given.get("preset"))
+    return dataclasses.replace(config, **{k: v for k, v in given.items() if k in HELP})
