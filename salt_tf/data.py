@@ -178,7 +178,7 @@ def load_train(root: str | os.PathLike, shape: tuple[int, int] = TILE_SHAPE) -> 
     """Load every training tile, its mask and depth; check each mask against train.csv."""
     root = Path(root)
     table = _read_csv(root / "train.csv", ("id", "rle_mask"))
-    ids = table["id"].to_numpy()
+    ids = table["id"].to_numpy(dtype=str)
     _match(list(ids), _folder_ids(root / "train" / "images"), root / "train.csv", root / "train" / "images")
     _match(list(ids), _folder_ids(root / "train" / "masks"), root / "train.csv", root / "train" / "masks")
     depths = _depths_for(ids, read_depths(root), root)
@@ -206,11 +206,11 @@ def load_images(folder: str | os.PathLike, ids=None, shape: tuple[int, int] = TI
     folder = Path(folder)
     if ids is None:
         ids = _folder_ids(folder)
-    ids = np.asarray(ids, dtype=object)
+    ids = np.asarray(ids, dtype=str)
     images = np.empty((len(ids), *shape), dtype=np.uint8)
     for i, tile_id in enumerate(ids):
         images[i] = read_image(folder / f"{tile_id}.png", shape)
-    return ids.astype(str), images
+    return ids, images
 
 
 def load_test(root: str | os.PathLike, shape: tuple[int, int] = TILE_SHAPE) -> TestData:

@@ -1,0 +1,94 @@
+"""The U-Net: a segmentation-models encoder, our scSE decoder, a logits head.
+
+Read top to bottom like the figure: gray tile -> three channels -> encoder features at strides
+32, 16, 8, 4, 2 -> five upsampling blocks that merge the skips, each followed by scSE -> (optional
+hypercolumn) -> one-channel logits at the input size.
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from salt_tf.encoders import build_encoder
+from salt_tf.layers import SCSE
+
+DECODER_FILTERS = (256, 128, 64, 32, 16)
+
+
+def conv_bn_relu(filters: int, name: str):
+    def block(x):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        return layers.Activation("relu", name=f"{name}_relu")(x)
+
+    return block
+
+
+def decoder_block(filters: int, stage: int, scse: bool, reduction: int):
+    """Upsample x2, merge the skip (if any), two 3x3 conv-BN-ReLU, then scSE."""
+    name = f"decoder_stage{stage}"
+
+    def block(x, skip=None):
+        x = layers.UpSampling2D(2, name=f"{name}_upsample")(x)
+        if skip is not None:
+            x = layers.Concatenate(name=f"{name}_concat")([x, skip])
+        x = conv_bn_relu(filters, f"{name}a")(x)
+        x = conv_bn_relu(filters, f"{name}b")(x)
+        if scse:
+            x = SCSE(reduction=reduction, name=f"{name}_scse")(x)
+        return x
+
+    return block
+
+
+def build_unet(
+    encoder: str = "resnet34",
+    size: int = 128,
+    encoder_weights=None,
+    scse: bool = True,
+    hypercolumn: bool = False,
+    decoder_filters: tuple[int, ...] = DECODER_FILTERS,
+    scse_reduction: int = 16,
+    dropout: float = 0.0,
+) -> keras.Model:
+    """U-Net on a segmentation-models encoder.
+
+    Input: (size, size, 1) float tiles scaled to [0, 1]. The tile is multiplied by 255 and copied
+    to three channels, which is exactly what an ImageNet ResNet of segmentation-models sees for a
+    gray photo (its own first layer normalises raw 0-255 pixels). Output: (size, size, 1) float32
+    logits (no sigmoid: the Lovasz hinge works on logits; apply a sigmoid for probabilities).
+    ``size`` must be a multiple of 32 (five halvings); tiles of 101 are resized by the pipeline.
+    """
+    if size % 32:
+        raise ValueError(
+            f"size {size} is not a multiple of 32: the encoder halves it five times. "
+            "Tiles are 101x101; resize them to 128 (or 192, 256), as the pipeline does."
+        )
+    if len(decoder_filters) != 5:
+        raise ValueError(f"decoder_filters needs 5 values (one per upsampling), got {decoder_filters}")
+    tiles = keras.Input((size, size, 1), name="tile")
+    pixels = layers.Rescaling(255.0, name="to_pixels")(tiles)
+    rgb = layers.Concatenate(name="gray_to_rgb")([pixels, pixels, pixels])
+    features = build_encoder(encoder, size, weights=encoder_weights)(rgb)
+    x, skips = features[0], list(features[1:]) + [None]
+
+    outputs = []
+    for stage, (filters, skip) in enumerate(zip(decoder_filters, skips)):
+        x = decoder_block(filters, stage, scse, scse_reduction)(x, skip)
+        outputs.append(x)
+    if hypercolumn:
+        # Concatenate every decoder stage, upsampled to full size (Hariharan et al. 2015).
+        factors = [2 ** (len(outputs) - 1 - i) for i in range(len(outputs))]
+        x = layers.Concatenate(name="hypercolumn")(
+            [
+                layers.UpSampling2D(f, interpolation="bilinear", name=f"hypercolumn_up{i}")(o)
+                if f > 1 else o
+                for i, (o, f) in enumerate(zip(outputs, factors))
+            ]
+        )
+    if dropout:
+        x = layers.SpatialDropout2D(dropout, name="head_dropout")(x)
+    # float32 logits even under a mixed-precision policy: the losses need them.
+    logits = layers.Conv2D(1, 3, padding="same", dtype="float32", name="logits")(x)
+    name = f"unet_{encoder}" + ("_scse" if scse else "") + ("_hypercolumn" if hypercolumn else "")
+    return keras.Model(tiles, logits, name=name)

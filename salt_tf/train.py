@@ -1,0 +1,297 @@
+"""Cross-validated training: per fold, phase 1 (SGD + BCE) then phase 2 (AdamW + Lovasz hinge).
+
+Run folder::
+
+    config.json  folds.csv  report.md  report.json
+    fold{k}/model.keras  fold{k}/saved_model/  fold{k}/history.csv  fold{k}/logs/  fold{k}/oof.npz
+    fold{k}/checkpoint/ (last epoch's model and state, for --resume; removed when the fold is done)
+
+Every file is written atomically. The best model of a fold is the one with the best validation
+competition score over both phases.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from salt_tf import folds as folds_mod
+from salt_tf import pipeline
+from salt_tf.atomic import atomic_path, write_text
+from salt_tf.config import Config
+from salt_tf.data import load_train
+from salt_tf.encoders import ENCODERS
+from salt_tf.keras_metrics import CompetitionScore
+from salt_tf.losses import BCEWithLogits, LovaszHinge
+from salt_tf.metrics import best_threshold, competition_score, image_scores
+from salt_tf.model import build_unet
+
+SYNTHETIC = dict(n_train=400, n_test=100, seed=0)
+
+
+def synthetic_data_dir(cache: Path | None = None, log=print) -> Path:
+    """The embedded synthetic data set, generated on first use into a cache folder."""
+    from salt_tf import synthetic
+
+    cache = cache or Path.home() / ".cache" / "salt_tf"
+    root = cache / "synthetic-n{n_train}-t{n_test}-seed{seed}".format(**SYNTHETIC)
+    if not (root / "train.csv").exists():
+        log(f"No --data given: generating the synthetic data set into {root} (once)")
+        synthetic.generate(root, **SYNTHETIC)
+    else:
+        log(f"No --data given: using the synthetic data set in {root}")
+    return root
+
+
+# --- callbacks --------------------------------------------------------------------------------
+
+
+class FoldTracker(keras.callbacks.Callback):
+    """Per epoch: the history row, the best-by-score weights, the resume checkpoint, a summary line."""
+
+    def __init__(self, fold_dir: Path, fold: int, phase: int, epochs: int, state: dict, log):
+        super().__init__()
+        self.fold_dir, self.fold, self.phase, self.epochs = fold_dir, fold, phase, epochs
+        self.state, self.log = state, log
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        seconds = time.perf_counter() - self.started
+        lr = self.model.optimizer.learning_rate
+        row = {"phase": self.phase, "epoch": epoch + 1, "seconds": round(seconds, 2),
+               "learning_rate": float(lr.numpy() if hasattr(lr, "numpy") else lr)}
+        row.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
+        history = self.state.setdefault("history", [])
+        history.append(row)
+        with atomic_path(self.fold_dir / "history.csv") as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
+        score = logs.get("val_score", -1.0)
+        if score > self.state.get("best_score", -1.0):
+            self.state.update(best_score=float(score), best_phase=self.phase, best_epoch=epoch + 1)
+            # Model weights only (no optimizer slots: phase 1 and 2 optimizers differ).
+            with atomic_path(self.fold_dir / "checkpoint" / "best_weights.npz") as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, *[w.numpy() for w in self.model.weights])
+        self.state["phase_epochs"] = {**self.state.get("phase_epochs", {}), str(self.phase): epoch + 1}
+        with atomic_path(self.fold_dir / "checkpoint" / "last.keras") as tmp:
+            self.model.save(tmp)
+        write_text(self.fold_dir / "checkpoint" / "state.json", json.dumps(self.state, indent=1))
+        self.log(
+            f"fold {self.fold} phase {self.phase} epoch {epoch + 1}/{self.epochs}: "
+            f"loss {logs.get('loss', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  "
+            f"val_score {score:.4f}  (best {self.state['best_score']:.4f})  {seconds:.1f} s"
+        )
+
+
+# --- one fold -------------------------------------------------------------------------------------
+
+
+def _phase_compile(model, config: Config, phase: int, steps: int):
+    if phase == 1:
+        schedule = keras.optimizers.schedules.CosineDecay(config.phase1_lr, max(1, config.phase1_epochs * steps))
+        optimizer = keras.optimizers.SGD(schedule, momentum=config.phase1_momentum)
+        loss = BCEWithLogits()
+    else:
+        optimizer = keras.optimizers.AdamW(config.phase2_lr, weight_decay=config.phase2_weight_decay)
+        loss = LovaszHinge(elu=config.lovasz_elu)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[CompetitionScore()])
+
+
+def _phase_callbacks(config: Config, phase: int, fold_dir: Path, tracker):
+    callbacks = [tracker, keras.callbacks.TensorBoard(str(fold_dir / "logs" / f"phase{phase}"), profile_batch=0)]
+    if phase == 2:
+        callbacks += [
+            keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=config.phase2_lr_patience, verbose=0),
+            keras.callbacks.EarlyStopping("val_loss", patience=config.phase2_patience, restore_best_weights=False),
+        ]
+    return callbacks
+
+
+def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_dir: Path, log=print) -> dict:
+    """Train one fold through both phases; write its model, SavedModel, history and OOF probs."""
+    fold_dir = run_dir / f"fold{fold}"
+    if (fold_dir / "result.json").exists():
+        log(f"fold {fold}: already done, skipping ({fold_dir / 'result.json'})")
+        return json.loads((fold_dir / "result.json").read_text())
+    in_val = fold_table.set_index("id").loc[train.ids, "fold"].to_numpy() == fold
+    tr, va = np.flatnonzero(~in_val), np.flatnonzero(in_val)
+    log(f"fold {fold}: {len(tr)} training tiles, {len(va)} validation tiles")
+    keras.utils.set_random_seed(config.seed * 1000 + fold)
+    train_ds = pipeline.train_dataset(train.images[tr], train.masks[tr], config, seed=config.seed * 1000 + fold)
+    val_ds = pipeline.eval_dataset(train.images[va], train.masks[va], config)
+    steps = config.steps_per_epoch or max(1, len(tr) // config.batch_size)
+    if config.steps_per_epoch:
+        train_ds = train_ds.repeat()
+
+    checkpoint = fold_dir / "checkpoint"
+    state = {}
+    resumed = (checkpoint / "state.json").exists() and (checkpoint / "last.keras").exists()
+    if resumed:
+        state = json.loads((checkpoint / "state.json").read_text())
+        model = keras.models.load_model(checkpoint / "last.keras")
+        log(f"fold {fold}: resuming from {checkpoint / 'last.keras'} (epochs done: {state['phase_epochs']})")
+    else:
+        weights = config.encoder_weights
+        model = build_unet(config.encoder, config.size, weights, config.scse, config.hypercolumn, dropout=config.dropout)
+
+    times = state.setdefault("phase_seconds", {})
+    for phase, epochs in ((1, config.phase1_epochs), (2, config.phase2_epochs)):
+        done = state.get("phase_epochs", {}).get(str(phase), 0)
+        finished = state.get("phase_finished", [])
+        if phase in finished or epochs == 0:
+            continue
+        if not (resumed and done and state.get("current_phase") == phase):
+            _phase_compile(model, config, phase, steps)  # else: keep the restored optimizer state
+        state["current_phase"] = phase
+        tracker = FoldTracker(fold_dir, fold, phase, epochs, state, log)
+        started = time.perf_counter()
+        model.fit(
+            train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=done, steps_per_epoch=steps,
+            callbacks=_phase_callbacks(config, phase, fold_dir, tracker), verbose=1, shuffle=False,
+        )
+        times[str(phase)] = times.get(str(phase), 0.0) + time.perf_counter() - started
+        state["phase_finished"] = finished + [phase]
+        write_text(checkpoint / "state.json", json.dumps(state, indent=1))
+        log(f"fold {fold} phase {phase} done in {times[str(phase)]:.0f} s; best val_score so far "
+            f"{state.get('best_score', float('nan')):.4f}")
+
+    with np.load(checkpoint / "best_weights.npz") as best:
+        model.set_weights([best[f"arr_{i}"] for i in range(len(best.files))])
+    with atomic_path(fold_dir / "model.keras") as tmp:
+        model.save(tmp)
+    with atomic_path(fold_dir / "saved_model") as tmp:
+        model.export(str(tmp), verbose=False)
+    probs = predict_probs(model, train.images[va], config)
+    with atomic_path(fold_dir / "oof.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, ids=train.ids[va], probs=probs.astype(np.float16))
+    score = competition_score(train.masks[va], probs > 0.5)
+    result = {
+        "fold": fold, "val_score": state["best_score"], "val_score_101": score,
+        "best_phase": state["best_phase"], "best_epoch": state["best_epoch"],
+        "phase_seconds": times, "n_train": int(len(tr)), "n_val": int(len(va)),
+    }
+    write_text(fold_dir / "result.json", json.dumps(result, indent=1))
+    _remove_checkpoint(checkpoint)
+    log(f"fold {fold} done: best val_score {result['val_score']:.4f} (phase {result['best_phase']} "
+        f"epoch {result['best_epoch']}), at 101x101 {score:.4f}")
+    return result
+
+
+def _remove_checkpoint(checkpoint: Path) -> None:
+    for name in ("last.keras", "best_weights.npz", "state.json"):
+        (checkpoint / name).unlink(missing_ok=True)
+    checkpoint.rmdir()
+
+
+def predict_probs(model, images: np.ndarray, config: Config) -> np.ndarray:
+    """Probabilities at 101x101 for uint8 tiles (no TTA; see salt_tf.predict for the ensemble)."""
+    logits = model.predict(pipeline.eval_dataset(images, None, config), verbose=0)
+    return pipeline.to_tile(1.0 / (1.0 + np.exp(-logits)))
+
+
+# --- the whole run --------------------------------------------------------------------------------
+
+
+def _strategy():
+    gpus = tf.config.list_physical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def check_config(config: Config) -> None:
+    """Refuse settings that would only fail later, after data loading or an epoch."""
+    if config.encoder not in ENCODERS:
+        raise ValueError(f"unknown encoder {config.encoder!r}; known encoders: {', '.join(ENCODERS)}")
+    if config.size % 32:
+        raise ValueError(f"--size {config.size} is not a multiple of 32; tiles are resized to it (try 128)")
+    if config.stratify not in folds_mod.STRATIFY_BY:
+        raise ValueError(f"--stratify must be one of {folds_mod.STRATIFY_BY}, not {config.stratify!r}")
+    if config.fold is not None and not 0 <= config.fold < config.folds:
+        raise ValueError(f"--fold {config.fold} is outside 0..{config.folds - 1}")
+    if config.encoder_weights not in (None, "imagenet") and not Path(config.encoder_weights).is_file():
+        raise ValueError(f"--encoder-weights {config.encoder_weights}: no such file")
+
+
+def run(config: Config, resume: bool = False, log=print) -> dict:
+    """Train the configured folds and write the run folder; return the report."""
+    check_config(config)
+    out = Path(config.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S"))
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise FileExistsError(f"{out}: run folder exists and is not empty; use --resume to continue it or another --out")
+    data_dir = Path(config.data) if config.data else synthetic_data_dir(log=log)
+    train = load_train(data_dir)  # checks every file before any epoch
+    config = dataclasses.replace(config, out=str(out), data=str(data_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    if resume and (out / "config.json").exists():
+        saved = Config.load(out / "config.json")
+        if dataclasses.replace(saved, fold=config.fold) != dataclasses.replace(config, fold=saved.fold):
+            raise ValueError(f"{out / 'config.json'}: --resume needs the same settings as the interrupted run")
+    config.save(out / "config.json")
+    folds_path = out / "folds.csv"
+    if folds_path.exists():
+        fold_table = folds_mod.read_folds(folds_path, ids=train.ids)
+    else:
+        fold_table = folds_mod.assign_folds(train.table, config.folds, config.seed, config.stratify)
+        folds_mod.write_folds(fold_table, folds_path)
+
+    if config.mixed_precision:
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
+    wanted = [config.fold] if config.fold is not None else list(range(config.folds))
+    log(f"run {out}: {len(train.ids)} tiles from {data_dir}, folds {wanted} of {config.folds}, "
+        f"encoder {config.encoder}, size {config.size}, seed {config.seed}")
+    with _strategy().scope():
+        for fold in wanted:
+            train_fold(config, train, fold_table, fold, out, log=log)
+    report = write_report(out, train)
+    log(f"cross-validation score {report['cv_score']:.4f} at threshold {report['threshold']:.3f} "
+        f"over folds {report['folds_done']}; run folder {out}")
+    return report
+
+
+def write_report(out: Path, train) -> dict:
+    """report.json and report.md from every finished fold in the run folder."""
+    results = [json.loads(p.read_text()) for p in sorted(out.glob("fold*/result.json"))]
+    ids, probs = [], []
+    for r in results:
+        with np.load(out / f"fold{r['fold']}" / "oof.npz") as oof:
+            ids.append(oof["ids"])
+            probs.append(oof["probs"].astype(np.float32))
+    ids, probs = np.concatenate(ids), np.concatenate(probs)
+    masks = train.masks[pd.Index(train.ids).get_indexer(ids)]
+    threshold, tuned = best_threshold(masks, probs)
+    report = {
+        "folds_done": [r["fold"] for r in results],
+        "folds": results,
+        "cv_score": float(np.mean(image_scores(masks, probs > 0.5))),
+        "threshold": threshold,
+        "cv_score_tuned": tuned,
+        "n_oof": int(len(ids)),
+    }
+    write_text(out / "report.json", json.dumps(report, indent=1))
+    lines = [
+        f"# Run report: {out}", "",
+        f"Out-of-fold competition score at 101x101: **{report['cv_score']:.4f}** at threshold 0.5, "
+        f"**{tuned:.4f}** at the best threshold {threshold:.3f} ({len(ids)} tiles).", "",
+        "| fold | best val score (model size) | val score at 101x101 | best phase/epoch | phase 1 s | phase 2 s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        t = r["phase_seconds"]
+        lines.append(
+            f"| {r['fold']} | {r['val_score']:.4f} | {r['val_score_101']:.4f} | {r['best_phase']}/{r['best_epoch']} "
+            f"| {t.get('1', 0):.0f} | {t.get('2', 0):.0f} |"
+        )
+    write_text(out / "report.md", "\n".join(lines) + "\n")
+    return report

@@ -1,0 +1,123 @@
+"""End to end: train.py on tiny synthetic data (64x64, resnet18, 1 epoch per phase, 2 folds)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from salt_tf import synthetic
+from salt_tf.config import Config
+from salt_tf.data import load_train
+from salt_tf.train import run
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--size", "64", "--encoder", "resnet18", "--encoder-weights", "none", "--batch-size", "8",
+        "--phase1-epochs", "1", "--phase2-epochs", "1", "--folds", "2"]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return synthetic.generate(tmp_path_factory.mktemp("data") / "synthetic", n_train=40, n_test=8, seed=5)
+
+
+def train_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "run"
+    result = train_cli("--data", str(tiny_data), "--out", str(out), *TINY)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, result.stdout
+
+
+def test_end_to_end_writes_every_file(tiny_run, tiny_data):
+    out, stdout = tiny_run
+    config = json.loads((out / "config.json").read_text())
+    assert config["seed"] == 0 and config["size"] == 64 and config["encoder"] == "resnet18"
+    folds = pd.read_csv(out / "folds.csv", dtype={"id": str})
+    ids = load_train(tiny_data).ids
+    assert sorted(folds["id"]) == sorted(ids) and set(folds["fold"]) == {0, 1}
+    for k in (0, 1):
+        fold = out / f"fold{k}"
+        assert (fold / "model.keras").is_file()
+        assert (fold / "saved_model" / "saved_model.pb").is_file()
+        assert any((fold / "logs").rglob("events.out.tfevents.*"))
+        history = pd.read_csv(fold / "history.csv")
+        assert list(history["phase"]) == [1, 2]
+        assert {"loss", "val_loss", "val_score", "learning_rate"} <= set(history.columns)
+        assert history["val_score"].between(0, 1).all()
+        with np.load(fold / "oof.npz") as oof:
+            assert oof["probs"].shape == ((folds["fold"] == k).sum(), 101, 101)
+            assert set(oof["ids"]) == set(folds["id"][folds["fold"] == k])
+            assert 0 <= oof["probs"].min() and oof["probs"].max() <= 1
+        assert not (fold / "checkpoint").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert report["folds_done"] == [0, 1] and report["n_oof"] == 40
+    assert 0 <= report["cv_score"] <= 1 and 0 <= report["cv_score_tuned"] <= 1 and 0 < report["threshold"] < 1
+    assert all(r["phase_seconds"]["1"] > 0 and r["phase_seconds"]["2"] > 0 for r in report["folds"])
+    assert "Out-of-fold competition score" in (out / "report.md").read_text()
+    # Progress: one summary line per epoch, a line per phase and fold, the final score and folder.
+    assert stdout.count("fold 0 phase 1 epoch 1/1:") == 1 and "fold 1 phase 2 done" in stdout
+    assert f"cross-validation score {report['cv_score']:.4f}" in stdout and str(out) in stdout
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_single_fold(tiny_data, tmp_path):
+    out = tmp_path / "one"
+    result = train_cli("--data", str(tiny_data), "--out", str(out), *TINY, "--fold", "1", "--phase2-epochs", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "fold1" / "model.keras").is_file() and not (out / "fold0").exists()
+    assert json.loads((out / "report.json").read_text())["folds_done"] == [1]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_continues_from_the_checkpoint(tiny_data, tmp_path):
+    config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=64, encoder="resnet18", encoder_weights=None,
+                    batch_size=8, phase1_epochs=2, phase2_epochs=1, folds=2, fold=0)
+    lines = []
+
+    def interrupt_after_first_epoch(line):
+        lines.append(line)
+        if line.startswith("fold 0 phase 1 epoch 1/2"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(config, log=interrupt_after_first_epoch)
+    fold = tmp_path / "r" / "fold0"
+    assert (fold / "checkpoint" / "last.keras").is_file() and not (fold / "model.keras").exists()
+    with pytest.raises(FileExistsError, match="--resume"):
+        run(config, log=lines.append)
+    lines.clear()
+    run(config, resume=True, log=lines.append)
+    assert any("resuming from" in line for line in lines)
+    assert not any("phase 1 epoch 1/2" in line for line in lines)  # not started over
+    assert any("phase 1 epoch 2/2" in line for line in lines)
+    history = pd.read_csv(fold / "history.csv")
+    assert list(zip(history["phase"], history["epoch"])) == [(1, 1), (1, 2), (2, 1)]
+
+
+def test_bad_data_stops_before_any_epoch(tiny_data, tmp_path):
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(tiny_data, broken)
+    victim = sorted((broken / "train" / "masks").iterdir())[3]
+    victim.write_bytes(b"not a png")
+    result = train_cli("--data", str(broken), "--out", str(tmp_path / "r"), *TINY)
+    assert result.returncode == 2
+    assert f"{victim}: not a readable image" in result.stderr
+    assert "epoch" not in result.stdout and not (tmp_path / "r").exists()
+
+
+def test_unknown_encoder_lists_known_ones(tiny_data, tmp_path):
+    result = train_cli("--data", str(tiny_data), "--out", str(tmp_path / "r"), *TINY, "--encoder", "resnet35")
+    assert result.returncode == 2
+    assert "resnet35" in result.stderr and "resnet34" in result.stderr and "resnext50" in result.stderr
