@@ -50,6 +50,7 @@ def build_unet(
     decoder_filters: tuple[int, ...] = DECODER_FILTERS,
     scse_reduction: int = 16,
     dropout: float = 0.0,
+    bn_momentum: float = 0.9,
 ) -> keras.Model:
     """U-Net on a segmentation-models encoder.
 
@@ -58,6 +59,9 @@ def build_unet(
     gray photo (its own first layer normalises raw 0-255 pixels). Output: (size, size, 1) float32
     logits (no sigmoid: the Lovasz hinge works on logits; apply a sigmoid for probabilities).
     ``size`` must be a multiple of 32 (five halvings); tiles of 101 are resized by the pipeline.
+    ``bn_momentum`` is set on every BatchNormalization layer, the encoder's too: 0.9 is PyTorch's
+    default (0.1 there), which the original solution trained with; Keras' 0.99 leaves the moving
+    statistics far from the data for the first few hundred steps, so short runs validate badly.
     """
     if size % 32:
         raise ValueError(
@@ -91,4 +95,15 @@ def build_unet(
     # float32 logits even under a mixed-precision policy: the losses need them.
     logits = layers.Conv2D(1, 3, padding="same", dtype="float32", name="logits")(x)
     name = f"unet_{encoder}" + ("_scse" if scse else "") + ("_hypercolumn" if hypercolumn else "")
-    return keras.Model(tiles, logits, name=name)
+    model = keras.Model(tiles, logits, name=name)
+    for layer in _all_layers(model):
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = bn_momentum
+    return model
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)

@@ -31,7 +31,7 @@ from salt_tf.data import load_train
 from salt_tf.encoders import ENCODERS
 from salt_tf.keras_metrics import CompetitionScore
 from salt_tf.losses import BCEWithLogits, LovaszHinge
-from salt_tf.metrics import best_threshold, competition_score, image_scores
+from salt_tf.metrics import competition_score, image_scores, tune_postprocessing
 from salt_tf.model import build_unet
 
 SYNTHETIC = dict(n_train=400, n_test=100, seed=0)
@@ -109,7 +109,8 @@ def _phase_compile(model, config: Config, phase: int, steps: int):
 
 
 def _phase_callbacks(config: Config, phase: int, fold_dir: Path, tracker):
-    callbacks = [tracker, keras.callbacks.TensorBoard(str(fold_dir / "logs" / f"phase{phase}"), profile_batch=0)]
+    # Keras' own progress bar first, so that the summary line follows the finished bar.
+    callbacks = [keras.callbacks.ProgbarLogger(), tracker, keras.callbacks.TensorBoard(str(fold_dir / "logs" / f"phase{phase}"), profile_batch=0)]
     if phase == 2:
         callbacks += [
             keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=config.phase2_lr_patience, verbose=0),
@@ -270,20 +271,23 @@ def write_report(out: Path, train) -> dict:
             probs.append(oof["probs"].astype(np.float32))
     ids, probs = np.concatenate(ids), np.concatenate(probs)
     masks = train.masks[pd.Index(train.ids).get_indexer(ids)]
-    threshold, tuned = best_threshold(masks, probs)
+    tuned = tune_postprocessing(masks, probs)
+    threshold = tuned["threshold"]
     report = {
         "folds_done": [r["fold"] for r in results],
         "folds": results,
         "cv_score": float(np.mean(image_scores(masks, probs > 0.5))),
         "threshold": threshold,
-        "cv_score_tuned": tuned,
+        "min_area": tuned["min_area"],
+        "cv_score_tuned": tuned["score_after"],
         "n_oof": int(len(ids)),
     }
     write_text(out / "report.json", json.dumps(report, indent=1))
     lines = [
         f"# Run report: {out}", "",
         f"Out-of-fold competition score at 101x101: **{report['cv_score']:.4f}** at threshold 0.5, "
-        f"**{tuned:.4f}** at the best threshold {threshold:.3f} ({len(ids)} tiles).", "",
+        f"**{report['cv_score_tuned']:.4f}** at the best threshold {threshold:.3f} with minimum salt "
+        f"area {report['min_area']} px ({len(ids)} tiles).", "",
         "| fold | best val score (model size) | val score at 101x101 | best phase/epoch | phase 1 s | phase 2 s |",
         "| --- | --- | --- | --- | --- | --- |",
     ]

@@ -1,0 +1,195 @@
+"""Inference: the fold ensemble of exported SavedModels, flip TTA, tuned post-processing, submission.
+
+Every input is checked before any output is written: the run folder must hold at least one
+``fold*/saved_model``, all models must take the same input size, and every tile must read as
+101x101. Outputs are written atomically; the submission is decoded again after writing and
+compared with the masks it should hold.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from salt_tf import pipeline, rle
+from salt_tf.atomic import atomic_path
+from salt_tf.data import DataError, _read_csv, load_images, read_mask
+from salt_tf.metrics import remove_small
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used for inference."""
+
+
+@dataclass
+class Ensemble:
+    folds: list[int]
+    models: list  # tf.saved_model.load(...) objects with a `serve` endpoint
+    size: int
+
+    def __call__(self, batch: tf.Tensor) -> tf.Tensor:
+        """Mean sigmoid probability over the folds for a batch (B, S, S, 1)."""
+        total = None
+        for model in self.models:
+            probs = tf.sigmoid(model.serve(batch))
+            total = probs if total is None else total + probs
+        return total / len(self.models)
+
+
+def load_ensemble(run_dir: str | Path) -> Ensemble:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: run folder not found")
+    exported = sorted(run_dir.glob("fold*/saved_model/saved_model.pb"))
+    if not exported:
+        raise RunError(f"{run_dir}: no fold*/saved_model in this run folder; train first (python train.py)")
+    folds, models, sizes = [], [], {}
+    for path in exported:
+        model = tf.saved_model.load(str(path.parent))
+        if not hasattr(model, "serve"):
+            raise RunError(f"{path.parent}: SavedModel has no 'serve' endpoint (not exported by salt_tf)")
+        spec = model.serve.input_signature[0] if model.serve.input_signature else None
+        shape = tuple(spec.shape) if spec is not None else ()
+        if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1:
+            raise RunError(f"{path.parent}: expected a model of (batch, size, size, 1) tiles, got input {shape}")
+        sizes[path.parent] = shape[1]
+        folds.append(int(path.parent.parent.name[len("fold"):]))
+        models.append(model)
+    if len(set(sizes.values())) > 1:
+        listing = ", ".join(f"{p.parent.name}: {s}" for p, s in sizes.items())
+        raise RunError(f"{run_dir}: the folds' models expect different input sizes ({listing})")
+    size = next(iter(sizes.values()))
+    config = run_dir / "config.json"
+    if config.exists():
+        configured = json.loads(config.read_text()).get("size")
+        if configured is not None and configured != size:
+            raise RunError(f"{run_dir}: models expect {size}x{size} tiles but config.json says size {configured}")
+    return Ensemble(folds, models, size)
+
+
+def postprocessing(run_dir: Path, threshold: float | None) -> tuple[float, int]:
+    """Threshold and minimum salt area: tuned out of fold by training (report.json), or given."""
+    report = Path(run_dir) / "report.json"
+    tuned = json.loads(report.read_text()) if report.exists() else {}
+    if threshold is not None:
+        return float(threshold), 0
+    return float(tuned.get("threshold", 0.5)), int(tuned.get("min_area", 0))
+
+
+def predict_probs(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32, tta: bool = True,
+                  progress: bool = True) -> np.ndarray:
+    """Ensemble probabilities at 101x101 for uint8 tiles (N, 101, 101), with flip TTA."""
+    size = ensemble.size
+
+    def prepare(batch):
+        return pipeline.to_input(batch, size)
+
+    def tf_prepare(batch):
+        x = tf.numpy_function(prepare, [batch], tf.float32, stateful=False)
+        x.set_shape((None, size, size, 1))
+        return x
+
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(images)
+        .batch(batch_size)
+        .map(tf_prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+    @tf.function(reduce_retracing=True)
+    def step(x):
+        if not tta:
+            return ensemble(x)
+        # One forward pass over the tiles and their mirror images; un-flip, then average.
+        both = ensemble(tf.concat([x, tf.reverse(x, axis=[2])], axis=0))
+        plain, mirrored = tf.split(both, 2, axis=0)
+        return 0.5 * (plain + tf.reverse(mirrored, axis=[2]))
+
+    bar = keras.utils.Progbar(len(images), unit_name="tile") if progress else None
+    out = []
+    for x in dataset:
+        out.append(pipeline.to_tile(step(x).numpy()))
+        if bar:
+            bar.add(len(x))
+    return np.concatenate(out) if out else np.zeros((0, pipeline.TILE, pipeline.TILE), np.float32)
+
+
+def masks_from_probs(probs: np.ndarray, threshold: float, min_area: int) -> np.ndarray:
+    return remove_small(probs > threshold, min_area).astype(np.uint8)
+
+
+def write_submission(path: str | Path, ids, masks: np.ndarray) -> None:
+    """Write ``id,rle_mask`` atomically, then decode it again and compare with ``masks``."""
+    table = pd.DataFrame({"id": list(ids), "rle_mask": [rle.encode(m) for m in masks]})
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+        back = pd.read_csv(tmp, dtype=str, keep_default_na=False)
+        if list(back["id"]) != list(ids) or back["id"].duplicated().any():
+            raise RuntimeError(f"{path}: ids changed on the way to disk")
+        for tile_id, text, mask in zip(back["id"], back["rle_mask"], masks):
+            if not np.array_equal(rle.decode(text, mask.shape), mask):
+                raise RuntimeError(f"{path}: mask of {tile_id} does not decode back to the prediction")
+
+
+def write_overlays(folder: str | Path, ids, images: np.ndarray, masks: np.ndarray, truth=None, scale: int = 4) -> None:
+    """PNGs of each tile with the predicted contour (red) and the true one (green), if known."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, tile_id in enumerate(ids):
+        big = cv2.resize(images[i], None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        canvas = cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
+        layers = [(masks[i], (0, 0, 255))]
+        if truth is not None:
+            layers.insert(0, (truth[i], (0, 255, 0)))
+        for mask, colour in layers:
+            big_mask = cv2.resize(mask.astype(np.uint8), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+            contours, _ = cv2.findContours(big_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(canvas, contours, -1, colour, 1)
+        with atomic_path(folder / f"{tile_id}.png") as tmp:
+            if not cv2.imwrite(str(tmp), canvas):
+                raise OSError(f"{folder / (tile_id + '.png')}: could not write the overlay")
+
+
+def read_ids(path: str | Path) -> list[str]:
+    return list(_read_csv(Path(path), ("id",))["id"])
+
+
+def run(run_dir, images_dir, out, ids_csv=None, tta=True, threshold=None, probs_path=None,
+        overlays=None, n_overlays=16, masks_dir=None, batch_size=32, log=print) -> dict:
+    """Predict every tile of ``images_dir`` (or the ids of ``ids_csv``) and write the submission."""
+    run_dir = Path(run_dir)
+    ensemble = load_ensemble(run_dir)
+    ids = read_ids(ids_csv) if ids_csv else None
+    try:
+        ids, images = load_images(images_dir, ids)
+    except DataError as err:
+        if ids_csv and "file not found" in str(err):
+            raise DataError(f"{err} (listed in {ids_csv})") from None
+        raise
+    n = min(n_overlays, len(ids)) if overlays else 0
+    truth = np.stack([read_mask(Path(masks_dir) / f"{i}.png") for i in ids[:n]]) if masks_dir and n else None
+    cut, min_area = postprocessing(run_dir, threshold)
+    log(f"predicting {len(ids)} tiles with folds {ensemble.folds} at {ensemble.size}x{ensemble.size}"
+        f"{' with flip TTA' if tta else ''}; threshold {cut:.3f}, minimum salt area {min_area} px")
+    started = time.perf_counter()
+    probs = predict_probs(ensemble, images, batch_size=batch_size, tta=tta)
+    seconds = time.perf_counter() - started
+    masks = masks_from_probs(probs, cut, min_area)
+    write_submission(out, ids, masks)
+    if probs_path:
+        with atomic_path(probs_path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, ids=np.asarray(ids, dtype=str), probs=probs.astype(np.float16))
+    if overlays:
+        write_overlays(overlays, ids[:n], images[:n], masks[:n], truth)
+    rate = len(ids) / seconds
+    log(f"wrote {out}: {len(ids)} tiles, {int((masks.reshape(len(masks), -1).max(1) > 0).sum())} with salt; "
+        f"{rate:.1f} tiles/s ({len(ensemble.models)} folds x {2 if tta else 1} passes)")
+    return {"ids": ids, "probs": probs, "masks": masks, "tiles_per_second": rate}
