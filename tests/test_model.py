@@ -1,0 +1,112 @@
+"""The U-Net builder: shapes, options, save/load and SavedModel round trips, encoder weights."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from salt_tf.encoders import build_encoder
+from salt_tf.model import build_unet
+
+
+def tiles(n=2, size=64, seed=0):
+    return np.random.default_rng(seed).random((n, size, size, 1)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def unets():
+    """One U-Net per encoder at 64x64, built once for the module."""
+    return {name: build_unet(name, 64) for name in ("resnet18", "resnet34", "resnext50")}
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnext50"])
+def test_logits_shape_and_dtype_at_64(unets, name):
+    out = unets[name](tiles())
+    assert out.shape == (2, 64, 64, 1) and out.dtype == tf.float32
+    assert unets[name].input_shape == (None, 64, 64, 1)
+    # Logits, not probabilities: a sigmoid would keep them inside (0, 1).
+    assert float(tf.reduce_min(out)) < 0 or float(tf.reduce_max(out)) > 1
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnext50"])
+def test_logits_shape_at_128(name):
+    model = build_unet(name, 128)
+    assert model(tiles(1, 128)).shape == (1, 128, 128, 1)
+
+
+def test_101_is_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="101 is not a multiple of 32.*resize them to 128"):
+        build_unet("resnet18", 101)
+
+
+def test_options_change_the_parameter_count_as_expected():
+    base = build_unet("resnet18", 64)
+    plain = build_unet("resnet18", 64, scse=False)
+    hyper = build_unet("resnet18", 64, hypercolumn=True)
+    # scSE per decoder stage with C channels: C*(C/16)+C/16 + (C/16)*C+C + C+1 parameters.
+    expected_scse = 0
+    for c in (256, 128, 64, 32, 16):
+        h = max(1, c // 16)
+        expected_scse += c * h + h + h * c + c + c + 1
+    assert base.count_params() - plain.count_params() == expected_scse
+    # The hypercolumn head sees 256+128+64+32+16 channels instead of 16: 3x3 kernel, one output.
+    assert hyper.count_params() - base.count_params() == 9 * (256 + 128 + 64 + 32)
+    assert not any("scse" in layer.name for layer in plain.layers)
+    assert any(layer.name == "hypercolumn" for layer in hyper.layers)
+
+
+def test_gray_input_feeds_three_equal_channels(unets):
+    model = unets["resnet18"]
+    probe = keras.Model(model.input, model.get_layer("gray_to_rgb").output)
+    x = tiles(1)
+    rgb = probe(x).numpy()
+    assert rgb.shape == (1, 64, 64, 3)
+    np.testing.assert_allclose(rgb, np.repeat(x * 255.0, 3, axis=-1), rtol=1e-6)
+
+
+def test_batchnorm_momentum_is_set_everywhere(unets):
+    momenta = {layer.momentum for layer in unets["resnext50"].get_layer("resnext50_encoder").layers
+               if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}
+
+
+@pytest.mark.parametrize("name", ["resnet34", "resnext50"])
+def test_keras_file_and_savedmodel_round_trips(unets, name, tmp_path):
+    model = unets[name]
+    x = tiles(3, seed=1)
+    # Compare graph with graph (predict): eager calls skip TF's graph-level op fusions, which move
+    # the last float32 bits (1e-4 relative here, where untrained logits reach the thousands).
+    expected = model.predict(x, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(restored.predict(x, verbose=0), expected, atol=1e-5, rtol=1e-5)
+    model.export(str(tmp_path / "saved_model"), verbose=False)
+    served = tf.saved_model.load(str(tmp_path / "saved_model"))
+    np.testing.assert_allclose(served.serve(tf.constant(x)).numpy(), expected, atol=1e-5, rtol=1e-5)
+    # And eager against the exported graph, to float32 round-off relative to the logits' scale.
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(model(x, training=False).numpy() / scale, expected / scale, atol=1e-5)
+
+
+def test_encoder_weights_from_a_local_file(tmp_path):
+    donor = build_encoder("resnet18", 64)
+    for weight in donor.weights:  # distinctive values, so that arrival is unmistakable
+        weight.assign(np.random.default_rng(len(weight.path)).normal(size=weight.shape).astype("float32"))
+    path = tmp_path / "resnet18.weights.h5"
+    donor.save_weights(path)
+    model = build_unet("resnet18", 128, encoder_weights=str(path))
+    encoder = model.get_layer("resnet18_encoder")
+    for mine, theirs in zip(encoder.weights, donor.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    fresh = build_unet("resnet18", 128).get_layer("resnet18_encoder")
+    assert not np.array_equal(fresh.weights[1].numpy(), encoder.weights[1].numpy())
+
+
+def test_imagenet_offline_error_through_the_builder(monkeypatch, tmp_path):
+    def no_network(fname, origin, **kwargs):
+        raise Exception(f"URL fetch failure on {origin}: [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_network)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="resnet34_imagenet_1000_no_top.h5"):
+        build_unet("resnet34", 64, encoder_weights="imagenet")
