@@ -121,3 +121,17 @@ def test_unknown_encoder_lists_known_ones(tiny_data, tmp_path):
     result = train_cli("--data", str(tiny_data), "--out", str(tmp_path / "r"), *TINY, "--encoder", "resnet35")
     assert result.returncode == 2
     assert "resnet35" in result.stderr and "resnet34" in result.stderr and "resnext50" in result.stderr
+
+
+def test_short_training_beats_the_all_empty_score(tmp_path):
+    data = synthetic.generate(tmp_path / "data", n_train=200, n_test=4, seed=11)
+    config = Config(data=str(data), out=str(tmp_path / "run"), size=64, encoder="resnet18", encoder_weights=None,
+                    batch_size=8, phase1_epochs=6, phase1_lr=0.05, phase2_epochs=0, folds=4, fold=0, seed=1)
+    report = run(config, log=lambda line: None)
+    train = load_train(data)
+    folds = pd.read_csv(tmp_path / "run" / "folds.csv", dtype={"id": str}).set_index("id").loc[train.ids, "fold"]
+    val_masks = train.masks[folds.to_numpy() == 0]
+    all_empty = np.mean([m.max() == 0 for m in val_masks])  # score of predicting no salt anywhere
+    fold = report["folds"][0]
+    print(f"all-empty {all_empty:.3f}, trained {fold['val_score_101']:.3f} at 101x101")
+    assert fold["val_score_101"] > all_empty + 0.05
