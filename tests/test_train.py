@@ -67,31 +67,23 @@ def test_end_to_end_writes_every_file(tiny_run, tiny_data):
     assert not list(out.rglob("*.tmp"))
 
 
-def test_single_fold(tiny_data, tmp_path):
-    out = tmp_path / "one"
-    result = train_cli("--data", str(tiny_data), "--out", str(out), *TINY, "--fold", "1", "--phase2-epochs", "0")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (out / "fold1" / "model.keras").is_file() and not (out / "fold0").exists()
-    assert json.loads((out / "report.json").read_text())["folds_done"] == [1]
-
-
 class Interrupt(Exception):
     pass
 
 
 def test_resume_continues_from_the_checkpoint(tiny_data, tmp_path):
     config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=64, encoder="resnet18", encoder_weights=None,
-                    batch_size=8, phase1_epochs=2, phase2_epochs=1, folds=2, fold=0)
+                    batch_size=8, phase1_epochs=2, phase2_epochs=1, folds=2, fold=1)
     lines = []
 
     def interrupt_after_first_epoch(line):
         lines.append(line)
-        if line.startswith("fold 0 phase 1 epoch 1/2"):
+        if line.startswith("fold 1 phase 1 epoch 1/2"):
             raise Interrupt
 
     with pytest.raises(Interrupt):
         run(config, log=interrupt_after_first_epoch)
-    fold = tmp_path / "r" / "fold0"
+    fold = tmp_path / "r" / "fold1"
     assert (fold / "checkpoint" / "last.keras").is_file() and not (fold / "model.keras").exists()
     with pytest.raises(FileExistsError, match="--resume"):
         run(config, log=lines.append)
@@ -102,6 +94,9 @@ def test_resume_continues_from_the_checkpoint(tiny_data, tmp_path):
     assert any("phase 1 epoch 2/2" in line for line in lines)
     history = pd.read_csv(fold / "history.csv")
     assert list(zip(history["phase"], history["epoch"])) == [(1, 1), (1, 2), (2, 1)]
+    # --fold 1 trained only that fold.
+    assert (fold / "model.keras").is_file() and not (tmp_path / "r" / "fold0").exists()
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["folds_done"] == [1]
 
 
 def test_bad_data_stops_before_any_epoch(tiny_data, tmp_path):

@@ -1,0 +1,48 @@
+import argparse
+import json
+
+import pytest
+
+from salt_tf import config as config_mod
+from salt_tf.config import PRESETS, Config
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    config_mod.add_arguments(parser)
+    return config_mod.from_args(parser.parse_args(list(argv)))
+
+
+def test_every_field_has_a_flag_and_help():
+    assert set(config_mod.HELP) == set(Config.__dataclass_fields__)
+    assert parse() == Config()
+
+
+def test_flags_map_one_to_one():
+    config = parse("--folds", "3", "--fold", "1", "--size", "192", "--no-scse", "--hypercolumn",
+                   "--encoder-weights", "none", "--phase2-lr", "3e-4", "--steps-per-epoch", "7")
+    assert (config.folds, config.fold, config.size, config.scse, config.hypercolumn) == (3, 1, 192, False, True)
+    assert config.encoder_weights is None and config.phase2_lr == 3e-4 and config.steps_per_epoch == 7
+
+
+def test_preset_then_explicit_flags_win():
+    config = parse("--preset", "demo", "--phase1-epochs", "9")
+    assert config.preset == "demo" and config.encoder == PRESETS["demo"]["encoder"]
+    assert config.phase1_epochs == 9
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(SystemExit):
+        parse("--preset", "nope")
+    with pytest.raises(ValueError, match="known presets"):
+        config_mod.with_preset(Config(), "nope")
+
+
+def test_save_and_load(tmp_path):
+    config = Config(seed=7, fold=2)
+    config.save(tmp_path / "config.json")
+    assert Config.load(tmp_path / "config.json") == config
+    assert json.loads((tmp_path / "config.json").read_text())["seed"] == 7
+    (tmp_path / "bad.json").write_text('{"sead": 1}')
+    with pytest.raises(ValueError, match="unknown settings"):
+        Config.load(tmp_path / "bad.json")
