@@ -1,0 +1,449 @@
+"""Encoders: the down path of the U-Net, from segmentation_models' ImageNet backbones.
+
+`build_encoder(name, size)` returns a `keras.Model` mapping a (size, size, 3) image to five feature
+maps, deepest first: [stride 32 (backbone output), stride 16, stride 8, stride 4, stride 2]. The
+four skips are the layers sm's own Unet taps (`sm.Backbones.get_feature_layers(name, n=4)`).
+
+ResNets are sm's backbones as they are. ResNeXts are rebuilt here: sm (classification_models)
+makes every grouped 3x3 conv from 32 `Lambda` slices + 32 `Conv2D` + `Concatenate`, which neither
+loads back from a `.keras` file under Keras 3 nor trains fast on CPU. Ours keeps the names of all
+of sm's named layers and the same weights, with one `GroupedConv2D` per grouped conv;
+`copy_sm_weights` moves weights (e.g. sm's ImageNet ones) from sm's model into ours.
+
+Weights (`build_encoder(..., weights=...)`):
+  None        random init.
+  "imagenet"  sm's released file (same URL, file name, md5 and Keras cache dir as sm uses);
+              without network this raises FileNotFoundError naming the URL and where to put it.
+  a path      an HDF5 weights file, either
+              - legacy Keras `.h5` of the sm backbone: the released `*_imagenet_1000_no_top.h5`
+                files, or Keras 2 `save_weights("x.h5")` of an sm backbone (loaded by topological
+                order, as sm does), or
+              - Keras 3 `.weights.h5` from `save_weights` of an sm backbone or of an encoder that
+                `build_encoder` made for the same name.
+              Weights do not depend on the input size, so a file saved at one size loads at any.
+"""
+from __future__ import annotations
+
+import functools
+import numbers
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+STRIDES = (32, 16, 8, 4, 2)
+
+# sm/classification_models ResNeXt: (units per stage), cardinality 32, width 4 in the first stage
+# (ResNeXt-50 32x4d, Xie et al. 2017, table 1).
+_RESNEXT_UNITS = {"resnext50": (3, 4, 6, 3), "resnext101": (3, 4, 23, 3)}
+_RESNEXT_GROUPS = 32
+_SM_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+ENCODERS = _SM_RESNETS + tuple(_RESNEXT_UNITS)
+
+# classification_models' settings, repeated so our ResNeXt is sm's layer for layer.
+_BN = dict(axis=3, momentum=0.99, epsilon=2e-5)
+_CONV = dict(kernel_initializer="glorot_uniform", use_bias=False, padding="valid")
+
+
+# ---------------------------------------------------------------------------------------------
+# GroupedConv2D
+# ---------------------------------------------------------------------------------------------
+
+@functools.cache
+def _tf_grouped_conv_trains(dtype: str = "float32") -> bool:
+    """Whether TensorFlow's own grouped Conv2D has gradients (for `dtype`) on the default device.
+
+    It has with oneDNN (TF's default on x86 Linux) and cuDNN; the plain Eigen CPU kernels raise
+    "Gradients for grouped convolutions are not supported on CPU" (e.g. TF_ENABLE_ONEDNN_OPTS=0).
+    """
+    import tensorflow as tf
+
+    with tf.init_scope():  # run eagerly even if first asked while a tf.function is tracing
+        x, kernel = tf.ones((1, 3, 3, 4), dtype), tf.ones((3, 3, 2, 4), dtype)
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            y = tf.nn.conv2d(x, kernel, 1, "VALID")
+        try:
+            tape.gradient(y, [x, kernel])
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+                tf.errors.NotFoundError):
+            return False
+    return True
+
+
+class _PerGroupInitializer:
+    """Draw each group's (kh, kw, cin/G, cout/G) block separately, as sm's 32 Conv2D layers do:
+    fan-in and fan-out are then those of one group, not a G times too large fan-out."""
+
+    def __init__(self, initializer, groups: int):
+        self.initializer = keras.initializers.get(initializer)
+        self.groups = groups
+
+    def __call__(self, shape, dtype=None):
+        *window, cin, cout = shape
+        block = (*window, cin, cout // self.groups)
+        config = self.initializer.get_config()
+        seed = config.get("seed")
+        blocks = []
+        for g in range(self.groups):
+            # A fresh instance per group: Keras 3 initializers repeat their values when called
+            # twice. An int seed is offset per group so a seeded layer stays reproducible.
+            if isinstance(seed, int):
+                config["seed"] = seed + g
+            blocks.append(type(self.initializer).from_config(config)(block, dtype=dtype))
+        return keras.ops.concatenate(blocks, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="salt_tf")
+class GroupedConv2D(keras.layers.Layer):
+    """2D convolution in `groups` independent channel groups (ResNeXt's cardinality).
+
+    The kernel has shape (kh, kw, in_channels // groups, filters); output channels
+    [g * filters // groups, (g + 1) * filters // groups) see only input group g. That is the layout
+    of `keras.layers.Conv2D(groups=...)` and of sm's 32 per-group kernels concatenated on the
+    last axis, so weights move between the three unchanged.
+
+    Why not `keras.layers.Conv2D(groups=...)`: Keras' TF backend runs every grouped conv in its
+    own XLA cluster (TF's Eigen CPU kernels lack grouped gradients), and XLA's CPU grouped conv is
+    ~250x slower here than TF's oneDNN grouped kernel. So `call` uses that TF kernel directly when
+    it has gradients (`_tf_grouped_conv_trains`), else one conv per group (sm's construction, ~5x
+    slower); other Keras backends get `keras.ops.conv`, which handles groups natively. Measured
+    alternatives (depthwise conv + sum, patches + batched matmul, block-diagonal dense kernels)
+    were all slower; see benchmarks/encoder_speed.py for the whole-encoder comparison.
+    Caveat: under `jit_compile=True` on a CPU the TF kernel becomes XLA's slow grouped conv again
+    (Keras leaves jit_compile off on CPU-only machines by default).
+    """
+
+    def __init__(self, filters: int, kernel_size, groups: int, strides=1, padding: str = "valid",
+                 use_bias: bool = False, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if filters % groups:
+            raise ValueError(f"{self.name}: filters={filters} is not divisible by groups={groups}")
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{self.name}: padding must be 'valid' or 'same', got {padding!r}")
+        self.filters = filters
+        self.kernel_size = _pair(kernel_size)
+        self.groups = groups
+        self.strides = _pair(strides)
+        self.padding = padding
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None or channels % self.groups:
+            raise ValueError(f"{self.name}: input channels ({channels}) must be known and "
+                             f"divisible by groups={self.groups}")
+        self.kernel = self.add_weight(
+            name="kernel", shape=(*self.kernel_size, channels // self.groups, self.filters),
+            initializer=_PerGroupInitializer(self.kernel_initializer, self.groups))
+        self.bias = (self.add_weight(name="bias", shape=(self.filters,),
+                                     initializer=self.bias_initializer)
+                     if self.use_bias else None)
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
+
+    def call(self, inputs):
+        if keras.backend.backend() != "tensorflow":
+            outputs = keras.ops.conv(inputs, self.kernel, self.strides, self.padding)
+        elif _tf_grouped_conv_trains(keras.backend.standardize_dtype(inputs.dtype)):
+            import tensorflow as tf
+
+            # Not keras.ops.conv: it would wrap this op in a (slow on CPU) XLA cluster.
+            outputs = tf.nn.conv2d(inputs, keras.ops.cast(self.kernel, inputs.dtype),
+                                   self.strides, self.padding.upper())
+        else:
+            outputs = self._call_per_group(inputs)
+        if self.use_bias:
+            outputs = keras.ops.add(outputs, keras.ops.cast(self.bias, outputs.dtype))
+        return outputs
+
+    def _call_per_group(self, inputs):
+        cin = self.kernel.shape[-2]
+        cout = self.filters // self.groups
+        return keras.ops.concatenate([
+            keras.ops.conv(inputs[..., g * cin:(g + 1) * cin],
+                           self.kernel[..., g * cout:(g + 1) * cout],
+                           self.strides, self.padding)
+            for g in range(self.groups)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        batch, *spatial, _ = input_shape
+        out = []
+        for size, k, s in zip(spatial, self.kernel_size, self.strides):
+            if size is None:
+                out.append(None)
+            elif self.padding == "same":
+                out.append(-(-size // s))
+            else:
+                out.append((size - k) // s + 1)
+        return (batch, *out, self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "groups": self.groups,
+            "strides": self.strides,
+            "padding": self.padding,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# ResNeXt, layer for layer as classification_models builds it
+# ---------------------------------------------------------------------------------------------
+
+def resnext_bottleneck(filters: int, stage: int, unit: int, strides: int, groups: int,
+                      conv_shortcut: bool):
+    """1x1 -> grouped 3x3 (stride here) -> 1x1 (2 * filters), plus the shortcut, then ReLU."""
+    prefix = f"stage{stage}_unit{unit}_"
+
+    def layer(input_tensor):
+        x = keras.layers.Conv2D(filters, 1, name=prefix + "conv1", **_CONV)(input_tensor)
+        x = keras.layers.BatchNormalization(name=prefix + "bn1", **_BN)(x)
+        x = keras.layers.Activation("relu", name=prefix + "relu1")(x)
+        # Explicit symmetric padding, as sm: "same" would pad stride-2 convs bottom/right only.
+        x = keras.layers.ZeroPadding2D(1, name=prefix + "pad2")(x)
+        x = GroupedConv2D(filters, 3, groups=groups, strides=strides, name=prefix + "conv2",
+                          **_CONV)(x)
+        x = keras.layers.BatchNormalization(name=prefix + "bn2", **_BN)(x)
+        x = keras.layers.Activation("relu", name=prefix + "relu2")(x)
+        x = keras.layers.Conv2D(2 * filters, 1, name=prefix + "conv3", **_CONV)(x)
+        x = keras.layers.BatchNormalization(name=prefix + "bn3", **_BN)(x)
+        shortcut = input_tensor
+        if conv_shortcut:
+            shortcut = keras.layers.Conv2D(2 * filters, 1, strides=strides, name=prefix + "sc",
+                                           **_CONV)(input_tensor)
+            shortcut = keras.layers.BatchNormalization(name=prefix + "sc_bn", **_BN)(shortcut)
+        x = keras.layers.Add(name=prefix + "add")([x, shortcut])
+        return keras.layers.Activation("relu", name=prefix + "relu")(x)
+
+    return layer
+
+
+def build_resnext(name: str, size: int) -> keras.Model:
+    """ResNeXt backbone without top (randomly initialised), sm's layer names, GroupedConv2D."""
+    inputs = keras.Input((size, size, 3), name="data")
+    x = keras.layers.BatchNormalization(name="bn_data", scale=False, **_BN)(inputs)
+    x = keras.layers.ZeroPadding2D(3, name="pad0")(x)
+    x = keras.layers.Conv2D(64, 7, strides=2, name="conv0", **_CONV)(x)
+    x = keras.layers.BatchNormalization(name="bn0", **_BN)(x)
+    x = keras.layers.Activation("relu", name="relu0")(x)
+    x = keras.layers.ZeroPadding2D(1, name="pooling0_pad")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, name="pooling0")(x)
+    for stage, units in enumerate(_RESNEXT_UNITS[name], start=1):
+        for unit in range(1, units + 1):
+            # The first stage follows the max-pool, so it keeps the resolution.
+            strides = 2 if unit == 1 and stage > 1 else 1
+            x = resnext_bottleneck(128 * 2 ** (stage - 1), stage, unit, strides,
+                                  groups=_RESNEXT_GROUPS, conv_shortcut=unit == 1)(x)
+    return keras.Model(inputs, x, name=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# segmentation_models
+# ---------------------------------------------------------------------------------------------
+
+def _sm():
+    """segmentation_models on tf.keras (= Keras 3 here), imported on first use."""
+    os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
+    import segmentation_models as sm
+
+    if sm.framework() != "tf.keras":
+        raise RuntimeError(f"segmentation_models uses the {sm.framework()!r} framework; salt_tf "
+                           "needs 'tf.keras' (set SM_FRAMEWORK=tf.keras before importing it)")
+    return sm
+
+
+def build_sm_backbone(name: str, size: int,
+                      weights: str | os.PathLike | None = None) -> keras.Model:
+    """sm's own backbone without top, exactly as `sm.Unet` builds it (Lambda-based ResNeXts).
+
+    `weights`: None, "imagenet" (sm downloads it) or a path that sm's builder loads itself.
+    """
+    _check_name(name)
+    sm = _sm()
+    get_backbone = sm.inject_global_submodules(sm.Backbones.get_backbone)
+    return get_backbone(name, input_shape=(size, size, 3), include_top=False,
+                        weights=None if weights is None else str(weights))
+
+
+def copy_sm_weights(sm_backbone: keras.Model, encoder: keras.Model) -> None:
+    """Copy every weight of `sm_backbone` (sm's model) into `encoder` (ours, same name).
+
+    Layers match by name; a GroupedConv2D takes the 32 kernels of sm's grouped conv that feeds the
+    same block's `bn2`, concatenated in sm's group order.
+    """
+    group_kernels = _sm_group_kernels(sm_backbone)
+    for layer in encoder.layers:
+        if not layer.weights:
+            continue
+        if isinstance(layer, GroupedConv2D):
+            if layer.name not in group_kernels:
+                raise ValueError(f"{sm_backbone.name} has no grouped conv feeding the same BN as "
+                                 f"our {layer.name}")
+            values = [group_kernels[layer.name]]
+        else:
+            values = sm_backbone.get_layer(layer.name).get_weights()
+        expected = [tuple(w.shape) for w in layer.weights]
+        if [v.shape for v in values] != expected:
+            raise ValueError(f"{layer.name}: sm's weights have shapes {[v.shape for v in values]}"
+                             f", ours {expected}")
+        layer.set_weights(values)
+
+
+def _sm_group_kernels(sm_backbone: keras.Model) -> dict[str, np.ndarray]:
+    """{'stageX_unitY_conv2': (3, 3, cin/G, cout) kernel} from sm's Lambda/Conv2D/Concatenate."""
+    inbound = {cfg["name"]: _inbound_names(cfg["inbound_nodes"])
+               for cfg in sm_backbone.get_config()["layers"]}
+    kernels = {}
+    for name, sources in inbound.items():
+        if not name.endswith("_bn2"):
+            continue
+        (concat,) = sources
+        if not isinstance(sm_backbone.get_layer(concat), keras.layers.Concatenate):
+            continue  # a plain conv (ResNets): copied by name
+        kernels[name[:-len("bn2")] + "conv2"] = np.concatenate(
+            [sm_backbone.get_layer(conv).get_weights()[0] for conv in inbound[concat]], axis=-1)
+    return kernels
+
+
+def _inbound_names(node) -> list[str]:
+    """Names of the layers feeding a layer, in argument order, from its serialized inbound nodes."""
+    if isinstance(node, dict):
+        if "keras_history" in node.get("config", {}):
+            return [node["config"]["keras_history"][0]]
+        return [name for value in node.values() for name in _inbound_names(value)]
+    if isinstance(node, (list, tuple)):
+        return [name for value in node for name in _inbound_names(value)]
+    return []
+
+
+def _feature_layers(name: str) -> tuple[str, ...]:
+    return tuple(_sm().Backbones.get_feature_layers(name, n=4))
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights
+# ---------------------------------------------------------------------------------------------
+
+def imagenet_weights_path(name: str) -> Path:
+    """sm's ImageNet no-top weights file for `name`, downloaded into the Keras cache if missing.
+
+    Same URL, file name, md5 and cache dir ($KERAS_HOME or ~/.keras, subdir "models") as sm.
+    """
+    _check_name(name)
+    _sm()
+    from classification_models.weights import WEIGHTS_COLLECTION
+
+    (entry,) = [w for w in WEIGHTS_COLLECTION
+                if w["model"] == name and w["dataset"] == "imagenet" and not w["include_top"]]
+    cache_dir = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+    target = cache_dir / "models" / entry["name"]
+    try:
+        path = keras.utils.get_file(entry["name"], entry["url"], cache_dir=str(cache_dir),
+                                    cache_subdir="models", file_hash=entry["md5"],
+                                    hash_algorithm="md5")
+    # keras.utils.get_file raises a bare Exception for URL failures, ValueError for a bad hash.
+    except Exception as err:
+        raise FileNotFoundError(
+            f"ImageNet weights for {name}: {target} is missing (or corrupt) and could not be "
+            f"downloaded ({err}). Download {entry['url']} (md5 {entry['md5']}) and save it as "
+            f"{target}; it is found there next time. Or pass weights=<path of that file>.") from err
+    return Path(path)
+
+
+def load_encoder_weights(encoder: keras.Model, name: str, path: str | os.PathLike) -> None:
+    """Load a weights file (formats in the module docstring) into `encoder`, built for `name`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    kind = _weights_file_kind(path)
+    if kind == "keras3" and not path.name.endswith(".weights.h5"):
+        raise ValueError(f"{path}: a Keras 3 weights file must be named *.weights.h5 for "
+                         "Keras to read it; rename it")
+    has_groups = any(isinstance(layer, GroupedConv2D) for layer in encoder.layers)
+    try:
+        if kind == "keras3" and (not has_groups or _has_grouped_convs(path)):
+            encoder.load_weights(path)  # saved from this encoder (or sm's identical ResNet)
+        else:
+            copy_sm_weights(build_sm_backbone(name, encoder.input_shape[1], weights=path), encoder)
+    except ValueError as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise ValueError(f"{path}: these weights do not fit the {name} encoder (saved from "
+                         f"another backbone?): {first_line}") from err
+
+
+def _weights_file_kind(path: Path) -> str:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "layer_names" in f.attrs or "model_weights" in f:
+                return "legacy"
+            if "layers" in f:
+                return "keras3"
+    except OSError as err:
+        raise ValueError(f"{path}: not an HDF5 weights file ({err})") from err
+    raise ValueError(f"{path}: expected Keras weights (legacy .h5 with 'layer_names', or Keras 3 "
+                     ".weights.h5 with a 'layers' group), found neither")
+
+
+def _has_grouped_convs(path: Path) -> bool:
+    """Keras 3 weight files name entries by class: ours hold 'grouped_conv2d*', sm's do not."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return any(key.startswith("grouped_conv2d") for key in f["layers"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The encoder
+# ---------------------------------------------------------------------------------------------
+
+def build_encoder(name: str, size: int, weights: str | os.PathLike | None = None) -> keras.Model:
+    """Encoder `name` for (size, size, 3) float images -> 5 feature maps, deepest first.
+
+    Outputs have strides `STRIDES` = (32, 16, 8, 4, 2): the backbone output, then sm's Unet skips.
+    `weights`: None (random), "imagenet" or a weights file path (see the module docstring).
+    """
+    _check_name(name)
+    _check_size(size)
+    if name in _RESNEXT_UNITS:
+        backbone = build_resnext(name, size)
+    else:
+        backbone = build_sm_backbone(name, size)
+    skips = [backbone.get_layer(layer).output for layer in _feature_layers(name)]
+    encoder = keras.Model(backbone.input, [backbone.output, *skips], name=f"{name}_encoder")
+    if weights is None:
+        return encoder
+    if isinstance(weights, str) and weights == "imagenet":
+        weights = imagenet_weights_path(name)
+    elif not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"weights must be None, 'imagenet' or a file path, got {weights!r}")
+    load_encoder_weights(encoder, name, weights)
+    return encoder
+
+
+def _check_name(name: str) -> None:
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; known encoders: {', '.join(ENCODERS)}")
+
+
+def _check_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size <= 0:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    if size % 32:
+        raise ValueError(f"{size} is not a multiple of 32 (the encoder's deepest stride); "
+                         f"resize or pad tiles to {-(-size // 32) * 32}")

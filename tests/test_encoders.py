@@ -1,0 +1,326 @@
+"""Tests for salt_tf/encoders.py: shapes, errors, GroupedConv2D, sm equivalence, saving, weights."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from salt_tf import encoders
+from salt_tf.encoders import GroupedConv2D, build_encoder
+
+SIZE = 64  # the smallest tile with a 2x2 deepest map
+
+
+def _images(n: int = 2, size: int = SIZE, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype("float32")
+
+
+def _randomise_batchnorms(model: keras.Model, seed: int = 0) -> None:
+    """Non-trivial BN statistics, so that copying them (or not) shows in the outputs."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            values = []
+            for weight in layer.weights:
+                shape = tuple(weight.shape)
+                if "variance" in weight.path:
+                    values.append(rng.uniform(0.5, 2.0, shape))
+                elif "gamma" in weight.path:
+                    values.append(rng.uniform(0.5, 1.5, shape))
+                else:
+                    values.append(rng.normal(0, 0.5, shape))
+            layer.set_weights([v.astype("float32") for v in values])
+
+
+def _assert_outputs_close(actual, expected, atol):
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=atol, atol=atol)
+
+
+@pytest.fixture(scope="module")
+def resnext50():
+    model = build_encoder("resnext50", SIZE)
+    _randomise_batchnorms(model, seed=1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def sm_resnext50():
+    model = encoders.build_sm_backbone("resnext50", SIZE)
+    _randomise_batchnorms(model, seed=2)
+    return model
+
+
+# --- shapes and errors ------------------------------------------------------------------------
+
+# resnet101/152 and resnext101 differ from their 50-layer siblings only in units per stage.
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50", "resnext50"])
+def test_outputs_are_five_maps_deepest_first(name):
+    encoder = build_encoder(name, SIZE)
+    shapes = [tuple(output.shape) for output in encoder.outputs]
+    assert [s[1:3] for s in shapes] == [(SIZE // s, SIZE // s) for s in encoders.STRIDES]
+    assert all(s[0] is None for s in shapes)
+    assert tuple(encoder.input.shape) == (None, SIZE, SIZE, 3)
+
+
+def test_forward_pass_gives_the_declared_shapes():
+    encoder = build_encoder("resnet18", 96)
+    outputs = encoder(_images(size=96), training=False)
+    assert [tuple(o.shape) for o in outputs] == [
+        (2, 3, 3, 512), (2, 6, 6, 256), (2, 12, 12, 128), (2, 24, 24, 64), (2, 48, 48, 64)]
+
+
+def test_unknown_encoder_names_the_known_ones():
+    with pytest.raises(ValueError,
+                       match="unknown encoder 'resnet19'.*resnet18, resnet34.*resnext50"):
+        build_encoder("resnet19", SIZE)
+
+
+@pytest.mark.parametrize("size, suggestion", [(101, 128), (100, 128), (130, 160)])
+def test_size_not_multiple_of_32(size, suggestion):
+    with pytest.raises(ValueError,
+                       match=f"{size} is not a multiple of 32.*pad tiles to {suggestion}"):
+        build_encoder("resnet18", size)
+
+
+def test_bad_weights_argument():
+    with pytest.raises(TypeError, match="weights must be None, 'imagenet' or a file path"):
+        build_encoder("resnet18", SIZE, weights=3)
+
+
+# --- GroupedConv2D ----------------------------------------------------------------------------
+
+def _reference_grouped_conv(x, kernel, groups, strides, padding):
+    """One keras.ops.conv per group, concatenated: sm's construction."""
+    cin, cout = kernel.shape[-2], kernel.shape[-1] // groups
+    return keras.ops.concatenate([
+        keras.ops.conv(x[..., g * cin:(g + 1) * cin], kernel[..., g * cout:(g + 1) * cout],
+                       strides, padding)
+        for g in range(groups)], axis=-1)
+
+
+def _numpy_grouped_conv(x, kernel, groups):
+    """Plain NumPy, stride 1, valid padding."""
+    kh, kw, cin, cout = kernel.shape
+    cog = cout // groups
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))  # n,h,w,c,kh,kw
+    out = [np.einsum("nhwcij,ijco->nhwo", windows[..., g * cin:(g + 1) * cin, :, :],
+                     kernel[..., g * cog:(g + 1) * cog]) for g in range(groups)]
+    return np.concatenate(out, axis=-1)
+
+
+@pytest.mark.parametrize("groups, strides, padding", [(32, 1, "valid"), (32, 2, "valid"),
+                                                       (4, 1, "same"), (4, 2, "same")])
+def test_grouped_conv_matches_reference_with_gradients(groups, strides, padding):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(0, 1, (2, 9, 9, 2 * groups)).astype("float32"))
+    layer = GroupedConv2D(4 * groups, 3, groups=groups, strides=strides, padding=padding)
+    layer.build(x.shape)
+    kernel = layer.kernel
+
+    def value_and_grads(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn()
+            loss = tf.reduce_sum(y * tf.cos(y))  # non-uniform upstream gradient
+        return [y, *tape.gradient(loss, [x, kernel])]
+
+    ours = value_and_grads(lambda: layer(x))
+    per_group = value_and_grads(lambda: layer._call_per_group(x))
+    reference = value_and_grads(
+        lambda: _reference_grouped_conv(x, kernel, groups, layer.strides, padding))
+    assert tuple(ours[0].shape) == layer.compute_output_shape(tuple(x.shape))
+    _assert_outputs_close(ours, reference, atol=1e-5)
+    _assert_outputs_close(per_group, reference, atol=1e-5)
+    if strides == 1 and padding == "valid":
+        np.testing.assert_allclose(ours[0], _numpy_grouped_conv(x.numpy(), kernel.numpy(), groups),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_grouped_conv_initialises_each_group_independently():
+    layer = GroupedConv2D(128, 3, groups=32)
+    layer.build((None, 8, 8, 128))
+    kernel = layer.kernel.numpy()  # (3, 3, 4, 128): 32 blocks of 4 output channels
+    blocks = kernel.reshape(3, 3, 4, 32, 4)
+    assert not np.allclose(blocks[..., 0, :], blocks[..., 1, :])
+    # Glorot uniform with one group's fans (as sm's per-group Conv2D): limit sqrt(6 / (36 + 36)).
+    assert np.abs(kernel).max() <= np.sqrt(6 / 72)
+    assert kernel.std() == pytest.approx(np.sqrt(6 / 72) / np.sqrt(3), rel=0.1)
+
+
+def test_grouped_conv_config_round_trip():
+    layer = GroupedConv2D(64, 3, groups=32, strides=2, padding="same", use_bias=True, name="g")
+    clone = GroupedConv2D.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    assert keras.saving.get_registered_name(GroupedConv2D) == "salt_tf>GroupedConv2D"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(filters=30, kernel_size=3, groups=32), "filters=30 is not divisible by groups=32"),
+    (dict(filters=32, kernel_size=3, groups=32, padding="causal"), "padding must be"),
+])
+def test_grouped_conv_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GroupedConv2D(**kwargs)
+
+
+def test_grouped_conv_rejects_indivisible_input_channels():
+    with pytest.raises(ValueError,
+                       match=r"input channels \(30\) must be .* divisible by groups=32"):
+        GroupedConv2D(64, 3, groups=32).build((None, 8, 8, 30))
+
+
+# --- our ResNeXt50 vs sm's ---------------------------------------------------------------------
+
+def _sm_encoder(sm_backbone: keras.Model, name: str) -> keras.Model:
+    skips = [sm_backbone.get_layer(layer).output for layer in encoders._feature_layers(name)]
+    return keras.Model(sm_backbone.input, [sm_backbone.output, *skips])
+
+
+def test_resnext50_equals_sm_with_copied_weights(resnext50, sm_resnext50):
+    ours = build_encoder("resnext50", SIZE)
+    assert sum(isinstance(layer, GroupedConv2D) for layer in ours.layers) == 16
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in ours.layers)
+    encoders.copy_sm_weights(sm_resnext50, ours)
+    assert ours.count_params() == sm_resnext50.count_params()
+    images = _images()
+    _assert_outputs_close(ours(images, training=False),
+                          _sm_encoder(sm_resnext50, "resnext50")(images, training=False), atol=1e-4)
+
+
+# --- saving -----------------------------------------------------------------------------------
+
+def test_resnext50_keras_file_round_trip(resnext50, tmp_path):
+    path = tmp_path / "resnext50_encoder.keras"
+    resnext50.save(path)
+    loaded = keras.saving.load_model(path)
+    assert sum(isinstance(layer, GroupedConv2D) for layer in loaded.layers) == 16
+    images = _images()
+    _assert_outputs_close(loaded(images, training=False), resnext50(images, training=False),
+                          atol=1e-5)
+
+
+def test_resnext50_savedmodel_export(resnext50, tmp_path):
+    resnext50.export(tmp_path / "exported", verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "exported"))  # keep it: it owns the variables
+    images = tf.constant(_images())
+    served = reloaded.serve(images)
+    # The same graph in this process gives the same numbers (grappler fuses conv/BN alike)...
+    in_graph = tf.function(lambda x: resnext50(x, training=False), autograph=False)(images)
+    _assert_outputs_close(served, in_graph, atol=1e-5)
+    # ...and eager op-by-op execution agrees to float32 rounding, relative to the output scale.
+    for a, e in zip(served, resnext50(images, training=False)):
+        np.testing.assert_allclose(a, e, rtol=0, atol=1e-5 * float(np.abs(e).max()))
+
+
+# --- weights ----------------------------------------------------------------------------------
+
+def _assert_same_weights(a: keras.Model, b: keras.Model) -> None:
+    assert len(a.weights) == len(b.weights)
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(wa.numpy(), wb.numpy(), err_msg=wa.path)
+
+
+def test_weights_from_an_encoder_file_at_another_size(tmp_path):
+    source = build_encoder("resnet18", SIZE)
+    _randomise_batchnorms(source)
+    path = tmp_path / "resnet18.weights.h5"
+    source.save_weights(path)
+    loaded = build_encoder("resnet18", 96, weights=path)
+    _assert_same_weights(loaded, source)
+
+
+def test_weights_from_a_legacy_h5_of_the_sm_backbone(tmp_path):
+    # The released ImageNet files are Keras 2 HDF5 files of sm's backbone; Keras 3 still writes
+    # that format for `model.save("x.h5")` (weights under "model_weights").
+    backbone = encoders.build_sm_backbone("resnet18", SIZE)
+    _randomise_batchnorms(backbone)
+    path = tmp_path / "resnet18_sm.h5"
+    backbone.save(path)
+    loaded = build_encoder("resnet18", SIZE, weights=path)
+    for layer in (layer for layer in loaded.layers if layer.weights):
+        for ours, theirs in zip(layer.weights, backbone.get_layer(layer.name).weights):
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_resnext50_weights_from_our_file(resnext50, tmp_path):
+    path = tmp_path / "resnext50.weights.h5"
+    resnext50.save_weights(path)
+    _assert_same_weights(build_encoder("resnext50", SIZE, weights=path), resnext50)
+
+
+@pytest.mark.parametrize("file_format", ["keras3", "legacy"])
+def test_resnext50_weights_from_an_sm_backbone_file(sm_resnext50, tmp_path, file_format):
+    # "legacy" is the format of sm's released resnext50_imagenet_1000_no_top.h5.
+    if file_format == "keras3":
+        path = tmp_path / "resnext50_sm.weights.h5"
+        sm_resnext50.save_weights(path)
+    else:
+        path = tmp_path / "resnext50_sm.h5"
+        sm_resnext50.save(path)
+    loaded = build_encoder("resnext50", SIZE, weights=path)
+    images = _images()
+    _assert_outputs_close(loaded(images, training=False),
+                          _sm_encoder(sm_resnext50, "resnext50")(images, training=False), atol=1e-4)
+
+
+# Keras warns about every unmatched container before it raises.
+@pytest.mark.filterwarnings("ignore:Skipping nested container:UserWarning")
+def test_weights_of_another_encoder(tmp_path):
+    path = tmp_path / "resnet18.weights.h5"
+    build_encoder("resnet18", SIZE).save_weights(path)
+    with pytest.raises(ValueError, match="resnet18.weights.h5: these weights do not fit the "
+                                         "resnet34 encoder"):
+        build_encoder("resnet34", SIZE, weights=path)
+
+
+def test_missing_weights_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.weights.h5: weights file not found"):
+        build_encoder("resnet18", SIZE, weights=tmp_path / "nope.weights.h5")
+
+
+def test_weights_file_that_is_not_hdf5(tmp_path):
+    path = tmp_path / "notes.h5"
+    path.write_text("not weights")
+    with pytest.raises(ValueError, match="notes.h5: not an HDF5 weights file"):
+        build_encoder("resnet18", SIZE, weights=path)
+
+
+def test_imagenet_offline_names_the_file_and_where_to_put_it(monkeypatch, tmp_path):
+    def no_network(fname, origin, **kwargs):
+        # What keras.utils.get_file raises without network.
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] "
+                        "Name or service not known")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_network)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as info:
+        build_encoder("resnet18", SIZE, weights="imagenet")
+    message = str(info.value)
+    url = ("https://github.com/qubvel/classification_models/releases/download/0.0.1/"
+           "resnet18_imagenet_1000_no_top.h5")
+    assert url in message
+    assert str(tmp_path / "models" / "resnet18_imagenet_1000_no_top.h5") in message
+    assert "Name or service not known" in message
+
+
+def test_imagenet_loads_the_cached_file(monkeypatch, tmp_path):
+    backbone = encoders.build_sm_backbone("resnet18", SIZE)
+    _randomise_batchnorms(backbone)
+    cached = tmp_path / "models" / "resnet18_imagenet_1000_no_top.h5"
+    cached.parent.mkdir()
+    backbone.save(cached)
+    asked = {}
+
+    def cache_hit(fname, origin, cache_dir=None, cache_subdir="datasets", **kwargs):
+        asked.update(fname=fname, cache_subdir=cache_subdir, md5=kwargs.get("file_hash"))
+        return str(tmp_path / cache_subdir / fname)
+
+    monkeypatch.setattr(keras.utils, "get_file", cache_hit)
+    loaded = build_encoder("resnet18", SIZE, weights="imagenet")
+    assert asked == dict(fname="resnet18_imagenet_1000_no_top.h5", cache_subdir="models",
+                         md5="318e3ac0cd98d51e917526c9f62f0b50")
+    np.testing.assert_array_equal(loaded.get_layer("conv0").kernel.numpy(),
+                                  backbone.get_layer("conv0").kernel.numpy())
