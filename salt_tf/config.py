@@ -82,8 +82,8 @@ class Config:
 # 2-core CPU, no download needed.
 PRESETS: dict[str, dict] = {
     "demo": dict(
-        encoder="resnet18", encoder_weights=None, batch_size=16,
-        phase1_epochs=3, phase1_lr=0.02, phase2_epochs=3, phase2_lr=5e-4, phase2_patience=2,
+        encoder="resnet18", encoder_weights=None, batch_size=8,
+        phase1_epochs=4, phase1_lr=0.05, phase2_epochs=1, phase2_lr=5e-4, phase2_patience=1,
     ),
 }
 

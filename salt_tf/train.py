@@ -256,8 +256,9 @@ def run(config: Config, resume: bool = False, log=print) -> dict:
         for fold in wanted:
             train_fold(config, train, fold_table, fold, out, log=log)
     report = write_report(out, train)
-    log(f"cross-validation score {report['cv_score']:.4f} at threshold {report['threshold']:.3f} "
-        f"over folds {report['folds_done']}; run folder {out}")
+    log(f"cross-validation score {report['cv_score']:.4f} at threshold 0.5, {report['cv_score_tuned']:.4f} at the "
+        f"tuned threshold {report['threshold']:.3f} and minimum salt area {report['min_area']} px "
+        f"(out of fold, folds {report['folds_done']}); run folder {out}")
     return report
 
 
