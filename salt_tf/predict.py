@@ -88,22 +88,8 @@ def predict_probs(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32, 
     """Ensemble probabilities at 101x101 for uint8 tiles (N, 101, 101), with flip TTA."""
     size = ensemble.size
 
-    def prepare(batch):
-        return pipeline.to_input(batch, size)
-
-    def tf_prepare(batch):
-        x = tf.numpy_function(prepare, [batch], tf.float32, stateful=False)
-        x.set_shape((None, size, size, 1))
-        return x
-
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(images)
-        .batch(batch_size)
-        .map(tf_prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-
-    @tf.function(reduce_retracing=True)
+    # One trace for every batch size (the last batch is usually smaller).
+    @tf.function(input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)])
     def step(x):
         if not tta:
             return ensemble(x)
@@ -114,10 +100,14 @@ def predict_probs(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32, 
 
     bar = keras.utils.Progbar(len(images), unit_name="tile") if progress else None
     out = []
-    for x in dataset:
-        out.append(pipeline.to_tile(step(x).numpy()))
+    # A plain loop, no tf.data: resizing a batch takes about a millisecond against seconds of
+    # forward passes, so there is nothing to overlap; and deleting the autotuned tf.data iterator
+    # after the last batch sat idle for 0 to 40 s (TF 2.21, 2-core CPU; benchmarks/predict_speed.py).
+    for first in range(0, len(images), batch_size):
+        batch = images[first : first + batch_size]
+        out.append(pipeline.to_tile(step(tf.constant(pipeline.to_input(batch, size))).numpy()))
         if bar:
-            bar.add(len(x))
+            bar.add(len(batch))
     return np.concatenate(out) if out else np.zeros((0, pipeline.TILE, pipeline.TILE), np.float32)
 
 
@@ -167,6 +157,8 @@ def run(run_dir, images_dir, out, ids_csv=None, tta=True, threshold=None, probs_
     run_dir = Path(run_dir)
     ensemble = load_ensemble(run_dir)
     ids = read_ids(ids_csv) if ids_csv else None
+    if ids is not None and not ids:
+        raise DataError(f"{ids_csv}: no ids listed (expected an id column with one row per tile)")
     try:
         ids, images = load_images(images_dir, ids)
     except DataError as err:
@@ -181,6 +173,9 @@ def run(run_dir, images_dir, out, ids_csv=None, tta=True, threshold=None, probs_
     started = time.perf_counter()
     probs = predict_probs(ensemble, images, batch_size=batch_size, tta=tta)
     seconds = time.perf_counter() - started
+    # The --probs file stores float16 (as do the out-of-fold probabilities the threshold was tuned
+    # on): threshold those same rounded values, so that the file reproduces the submission exactly.
+    probs = probs.astype(np.float16).astype(np.float32)
     masks = masks_from_probs(probs, cut, min_area)
     write_submission(out, ids, masks)
     if probs_path:
