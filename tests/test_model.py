@@ -83,9 +83,10 @@ def test_keras_file_and_savedmodel_round_trips(unets, name, tmp_path):
     model.export(str(tmp_path / "saved_model"), verbose=False)
     served = tf.saved_model.load(str(tmp_path / "saved_model"))
     np.testing.assert_allclose(served.serve(tf.constant(x)).numpy(), expected, atol=1e-5, rtol=1e-5)
-    # And eager against the exported graph, to float32 round-off relative to the logits' scale.
+    # And eager against the exported graph: float32 round-off, amplified through 34 untrained
+    # layers, reaches ~2e-5 of the logits' scale (seen in CI); a wrong graph would be off by O(1).
     scale = np.abs(expected).max()
-    np.testing.assert_allclose(model(x, training=False).numpy() / scale, expected / scale, atol=1e-5)
+    np.testing.assert_allclose(model(x, training=False).numpy() / scale, expected / scale, atol=1e-4)
 
 
 def test_encoder_weights_from_a_local_file(tmp_path):
