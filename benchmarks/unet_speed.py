@@ -54,10 +54,10 @@ def main() -> None:
                 model.train_on_batch(x, y)
             times[key].append((time.perf_counter() - start) / args.steps / args.batch_size * 1000)
     base = np.median(times[("resnet34", True)])
-    print(f"{'variant':<22}{'ms/image (median)':>18}{'rounds':>28}{'vs resnet34+scSE':>18}")
+    print(f"{'variant':<22}{'ms/image (median)':>18}  {'rounds':<36}{'vs resnet34+scSE':>18}")
     for (encoder, scse), values in times.items():
         name = f"{encoder}{' + scSE' if scse else ''}"
-        print(f"{name:<22}{np.median(values):>18.1f}{', '.join(f'{v:.1f}' for v in values):>28}"
+        print(f"{name:<22}{np.median(values):>18.1f}  {', '.join(f'{v:.1f}' for v in values):<36}"
               f"{np.median(values) / base:>17.2f}x")
     print(f"resnext50/resnet34 with scSE: {np.median(times[('resnext50', True)]) / base:.2f}x; "
           f"scSE cost on resnet34: {base / np.median(times[('resnet34', False)]):.3f}x")
