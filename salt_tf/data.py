@@ -111,7 +111,8 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] = TILE_SHAPE) -> n
     return (mask == full).astype(np.uint8)
 
 
-def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Read a CSV of strings that must have ``columns`` and unique ids; DataError otherwise."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
@@ -133,7 +134,7 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
 def read_depths(root: str | os.PathLike) -> pd.Series:
     """depths.csv as a Series of float depths indexed by id."""
     path = Path(root) / "depths.csv"
-    table = _read_csv(path, ("id", "z"))
+    table = read_csv(path, ("id", "z"))
     z = pd.to_numeric(table["z"], errors="coerce")
     if z.isna().any():
         bad = table["id"][z.isna()].iloc[0]
@@ -177,7 +178,7 @@ def _match(listed: list[str], found: list[str], listed_in: Path, folder: Path) -
 def load_train(root: str | os.PathLike, shape: tuple[int, int] = TILE_SHAPE) -> TrainData:
     """Load every training tile, its mask and depth; check each mask against train.csv."""
     root = Path(root)
-    table = _read_csv(root / "train.csv", ("id", "rle_mask"))
+    table = read_csv(root / "train.csv", ("id", "rle_mask"))
     ids = table["id"].to_numpy(dtype=str)
     _match(list(ids), _folder_ids(root / "train" / "images"), root / "train.csv", root / "train" / "images")
     _match(list(ids), _folder_ids(root / "train" / "masks"), root / "train.csv", root / "train" / "masks")
@@ -220,7 +221,7 @@ def load_test(root: str | os.PathLike, shape: tuple[int, int] = TILE_SHAPE) -> T
     ids = _folder_ids(folder)
     listing = root / "sample_submission.csv"
     if listing.exists():
-        listed = list(_read_csv(listing, ("id",))["id"])
+        listed = list(read_csv(listing, ("id",))["id"])
         _match(listed, ids, listing, folder)
         ids = listed
     ids, images = load_images(folder, ids, shape)

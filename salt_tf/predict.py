@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from salt_tf import pipeline, rle
 from salt_tf.atomic import atomic_path
-from salt_tf.data import DataError, _read_csv, load_images, read_mask
+from salt_tf.data import DataError, read_csv, load_images, read_mask
 from salt_tf.metrics import remove_small
 
 
@@ -148,7 +148,7 @@ def write_overlays(folder: str | Path, ids, images: np.ndarray, masks: np.ndarra
 
 
 def read_ids(path: str | Path) -> list[str]:
-    return list(_read_csv(Path(path), ("id",))["id"])
+    return list(read_csv(Path(path), ("id",))["id"])
 
 
 def run(run_dir, images_dir, out, ids_csv=None, tta=True, threshold=None, probs_path=None,
