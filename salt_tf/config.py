@@ -57,6 +57,13 @@ class Config:
     phase2_lr_patience: int = 3
     lovasz_elu: bool = False
 
+    # Wall-clock budget for training all requested folds (validation included). Each fold gets an
+    # equal share of what is left when it starts; phase 1 gets `phase1_share` of the fold's time and
+    # its cosine decay then runs over whichever ends first, that time or phase1_epochs. Each phase
+    # stops cleanly (after a validation pass) when its time is up; the best model is kept.
+    budget_min: float | None = None
+    phase1_share: float = 0.7
+
     steps_per_epoch: int | None = None  # None: one pass over the training tiles
     mixed_precision: bool = False
     preset: str | None = None
@@ -78,11 +85,18 @@ class Config:
 
 
 # Named overrides. "demo": the README's main command on the synthetic data within minutes on a
-# 2-core CPU, no download needed.
+# 2-core CPU, no download needed. "cpu-60min": one fold of the real data in an hour of a 2-core
+# CPU, from scratch (no ImageNet download); the epochs are caps, the budget ends each phase (see
+# benchmarks/RESULTS.md for the experiments behind it). Run it with --fold 0 (or any one fold).
 PRESETS: dict[str, dict] = {
     "demo": dict(
         encoder="resnet18", encoder_weights=None, batch_size=8,
         phase1_epochs=4, phase1_lr=0.05, phase2_epochs=1, phase2_lr=5e-4, phase2_patience=1,
+    ),
+    "cpu-60min": dict(
+        encoder="resnet34", encoder_weights=None, size=128, batch_size=16, budget_min=60.0, phase1_share=0.7,
+        phase1_epochs=100, phase1_lr=0.05, phase2_epochs=100, phase2_lr=2e-4, phase2_patience=4,
+        phase2_lr_patience=2,
     ),
 }
 
@@ -126,6 +140,9 @@ HELP = {
     "phase2_patience": "phase 2 stops after this many epochs without a better validation loss",
     "phase2_lr_patience": "phase 2 halves the learning rate after this many flat epochs",
     "lovasz_elu": "use elu(errors)+1 instead of relu(errors) in the Lovasz hinge",
+    "budget_min": "wall-clock minutes for training all requested folds; phases stop cleanly when "
+    "their share is spent and the best model is kept (default: no limit)",
+    "phase1_share": "with --budget-min, the fraction of each fold's time given to phase 1",
     "steps_per_epoch": "batches per epoch (default: one pass over the training tiles)",
     "mixed_precision": "float16 (GPU) / bfloat16 (CPU) compute; loss and logits stay float32",
     "preset": f"named settings applied before the other flags: {', '.join(sorted(PRESETS))}",

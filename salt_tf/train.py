@@ -93,12 +93,72 @@ class FoldTracker(keras.callbacks.Callback):
         )
 
 
+class TimeBudget(keras.callbacks.Callback):
+    """Stop ``fit()`` cleanly before ``deadline`` (a ``time.monotonic()`` value).
+
+    After each batch: if one more batch plus the epoch's validation pass would cross the deadline,
+    training stops; Keras then still validates, so the epoch's score reaches the tracker. The
+    validation time is measured on the previous epoch (estimated from the batch time before that).
+    With ``peak_lr`` it also sets a cosine-decayed learning rate, decaying over whichever ends
+    first: the time to the deadline or ``total_steps`` batches.
+    """
+
+    def __init__(self, deadline: float, val_batches: int, peak_lr: float | None = None, total_steps: int | None = None):
+        super().__init__()
+        self.deadline, self.val_batches = deadline, val_batches
+        self.peak_lr, self.total_steps = peak_lr, total_steps
+        self.started = time.monotonic()
+        self.steps = 0
+        self.batch_seconds = None
+        self.val_seconds = None
+        self.stopped = False
+
+    def progress(self) -> float:
+        by_time = (time.monotonic() - self.started) / max(1e-9, self.deadline - self.started)
+        by_steps = self.steps / self.total_steps if self.total_steps else 0.0
+        return min(1.0, max(by_time, by_steps))
+
+    def _set_lr(self):
+        if self.peak_lr is not None:
+            lr = 0.5 * self.peak_lr * (1.0 + np.cos(np.pi * self.progress()))
+            self.model.optimizer.learning_rate.assign(lr)
+
+    def on_train_begin(self, logs=None):
+        self._set_lr()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.batch_started = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        seconds = now - self.batch_started
+        # The first batch includes tracing the step function: the average starts at the second.
+        if self.steps <= 1:
+            self.batch_seconds = seconds
+        else:
+            self.batch_seconds = 0.8 * self.batch_seconds + 0.2 * seconds
+        self.steps += 1
+        validation = self.val_seconds if self.val_seconds is not None else 0.5 * self.val_batches * self.batch_seconds
+        if now + self.batch_seconds + validation >= self.deadline:
+            self.model.stop_training = True
+            self.stopped = True
+        self._set_lr()
+
+    def on_test_begin(self, logs=None):
+        self.test_started = time.monotonic()
+
+    def on_test_end(self, logs=None):
+        self.val_seconds = time.monotonic() - self.test_started
+
+
 # --- one fold -------------------------------------------------------------------------------------
 
 
 def _phase_compile(model, config: Config, phase: int, steps: int):
     if phase == 1:
-        schedule = keras.optimizers.schedules.CosineDecay(config.phase1_lr, max(1, config.phase1_epochs * steps))
+        # With a time budget, TimeBudget sets the (cosine) learning rate batch by batch.
+        schedule = config.phase1_lr if config.budget_min else keras.optimizers.schedules.CosineDecay(
+            config.phase1_lr, max(1, config.phase1_epochs * steps))
         optimizer = keras.optimizers.SGD(schedule, momentum=config.phase1_momentum)
         loss = BCEWithLogits()
     else:
@@ -118,8 +178,13 @@ def _phase_callbacks(config: Config, phase: int, fold_dir: Path, tracker):
     return callbacks
 
 
-def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_dir: Path, log=print) -> dict:
-    """Train one fold through both phases; write its model, SavedModel, history and OOF probs."""
+def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_dir: Path, log=print,
+               deadline: float | None = None) -> dict:
+    """Train one fold through both phases; write its model, SavedModel, history and OOF probs.
+
+    ``deadline`` (a ``time.monotonic()`` value) ends training cleanly, phase 1 at
+    ``config.phase1_share`` of the time left, phase 2 at the deadline.
+    """
     fold_dir = run_dir / f"fold{fold}"
     if (fold_dir / "result.json").exists():
         log(f"fold {fold}: already done, skipping ({fold_dir / 'result.json'})")
@@ -146,6 +211,7 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
         model = build_unet(config.encoder, config.size, weights, config.scse, config.hypercolumn, dropout=config.dropout)
 
     times = state.setdefault("phase_seconds", {})
+    fold_started = time.monotonic()
     for phase, epochs in ((1, config.phase1_epochs), (2, config.phase2_epochs)):
         done = state.get("phase_epochs", {}).get(str(phase), 0)
         finished = state.get("phase_finished", [])
@@ -155,15 +221,31 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
             _phase_compile(model, config, phase, steps)  # else: keep the restored optimizer state
         state["current_phase"] = phase
         tracker = FoldTracker(fold_dir, fold, phase, epochs, state, log)
+        callbacks = _phase_callbacks(config, phase, fold_dir, tracker)
+        budget = None
+        if deadline is not None:
+            phase_end = deadline
+            if phase == 1 and config.phase2_epochs and 2 not in finished:
+                phase_end = fold_started + config.phase1_share * (deadline - fold_started)
+            budget = TimeBudget(
+                phase_end, val_batches=-(-len(va) // config.batch_size),
+                peak_lr=config.phase1_lr if phase == 1 else None,
+                total_steps=(epochs - done) * steps if phase == 1 else None,
+            )
+            callbacks.insert(0, budget)  # before the tracker, which logs the learning rate
         started = time.perf_counter()
         model.fit(
             train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=done, steps_per_epoch=steps,
-            callbacks=_phase_callbacks(config, phase, fold_dir, tracker), verbose=1, shuffle=False,
+            callbacks=callbacks, verbose=1, shuffle=False,
         )
         times[str(phase)] = times.get(str(phase), 0.0) + time.perf_counter() - started
         state["phase_finished"] = finished + [phase]
+        if budget is not None and budget.stopped:
+            state.setdefault("stopped_by_budget", []).append(phase)
         write_text(checkpoint / "state.json", json.dumps(state, indent=1))
-        log(f"fold {fold} phase {phase} done in {times[str(phase)]:.0f} s; best val_score so far "
+        why = " (time budget spent)" if budget is not None and budget.stopped else ""
+        log(f"fold {fold} phase {phase} done in {times[str(phase)]:.0f} s after "
+            f"{state.get('phase_epochs', {}).get(str(phase), 0)} epochs{why}; best val_score so far "
             f"{state.get('best_score', float('nan')):.4f}")
 
     with np.load(checkpoint / "best_weights.npz") as best:
@@ -180,7 +262,9 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
     result = {
         "fold": fold, "val_score": state["best_score"], "val_score_101": score,
         "best_phase": state["best_phase"], "best_epoch": state["best_epoch"],
-        "phase_seconds": times, "n_train": int(len(tr)), "n_val": int(len(va)),
+        "phase_seconds": times, "phase_epochs": state.get("phase_epochs", {}),
+        "stopped_by_budget": state.get("stopped_by_budget", []),
+        "n_train": int(len(tr)), "n_val": int(len(va)),
     }
     write_text(fold_dir / "result.json", json.dumps(result, indent=1))
     _remove_checkpoint(checkpoint)
@@ -219,6 +303,10 @@ def check_config(config: Config) -> None:
         raise ValueError(f"--stratify must be one of {folds_mod.STRATIFY_BY}, not {config.stratify!r}")
     if config.fold is not None and not 0 <= config.fold < config.folds:
         raise ValueError(f"--fold {config.fold} is outside 0..{config.folds - 1}")
+    if config.budget_min is not None and config.budget_min <= 0:
+        raise ValueError(f"--budget-min {config.budget_min}: the time budget must be positive (minutes)")
+    if not 0.0 < config.phase1_share <= 1.0:
+        raise ValueError(f"--phase1-share {config.phase1_share}: must be in (0, 1]")
     if config.encoder_weights not in (None, "imagenet") and not Path(config.encoder_weights).is_file():
         raise ValueError(f"--encoder-weights {config.encoder_weights}: no such file")
 
@@ -251,9 +339,15 @@ def run(config: Config, resume: bool = False, log=print) -> dict:
     wanted = [config.fold] if config.fold is not None else list(range(config.folds))
     log(f"run {out}: {len(train.ids)} tiles from {data_dir}, folds {wanted} of {config.folds}, "
         f"encoder {config.encoder}, size {config.size}, seed {config.seed}")
+    # The budget starts now; a resumed run gets a fresh budget for what is left.
+    deadline = time.monotonic() + 60 * config.budget_min if config.budget_min else None
     with _strategy().scope():
-        for fold in wanted:
-            train_fold(config, train, fold_table, fold, out, log=log)
+        for i, fold in enumerate(wanted):
+            fold_deadline = None
+            if deadline is not None:  # an equal share of the time left
+                now = time.monotonic()
+                fold_deadline = now + (deadline - now) / (len(wanted) - i)
+            train_fold(config, train, fold_table, fold, out, log=log, deadline=fold_deadline)
     report = write_report(out, train)
     log(f"cross-validation score {report['cv_score']:.4f} at threshold 0.5, {report['cv_score_tuned']:.4f} at the "
         f"tuned threshold {report['threshold']:.3f} and minimum salt area {report['min_area']} px "

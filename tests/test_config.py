@@ -1,5 +1,6 @@
 import argparse
 import json
+import re
 
 import pytest
 
@@ -46,3 +47,22 @@ def test_save_and_load(tmp_path):
     (tmp_path / "bad.json").write_text('{"sead": 1}')
     with pytest.raises(ValueError, match="unknown settings"):
         Config.load(tmp_path / "bad.json")
+
+
+def test_every_preset_is_a_valid_config():
+    from salt_tf.train import check_config
+
+    for name in PRESETS:
+        check_config(config_mod.with_preset(Config(), name))  # unknown fields would raise TypeError
+    assert PRESETS["cpu-60min"]["budget_min"] == 60 and PRESETS["cpu-60min"]["encoder_weights"] is None
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--budget-min", "0"), "--budget-min 0.0: the time budget must be positive"),
+    (("--phase1-share", "1.5"), "--phase1-share 1.5: must be in"),
+])
+def test_bad_budget_settings_are_refused(flags, message):
+    from salt_tf.train import check_config
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_config(parse(*flags))

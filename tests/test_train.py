@@ -130,3 +130,59 @@ def test_short_training_beats_the_all_empty_score(tmp_path):
     fold = report["folds"][0]
     print(f"all-empty {all_empty:.3f}, trained {fold['val_score_101']:.3f} at 101x101")
     assert fold["val_score_101"] > all_empty + 0.05
+
+
+def _tiny_fit(budget, epochs=3, n=64, batch=8):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    x = np.random.default_rng(0).normal(size=(n, 4)).astype("float32")
+    rates = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda b, logs: rates.append(float(model.optimizer.learning_rate.numpy())))
+    history = model.fit(x, x[:, :1], batch_size=batch, epochs=epochs, validation_data=(x[:8], x[:8, :1]),
+                        callbacks=[budget, record], verbose=0)
+    return history, rates
+
+
+def test_time_budget_stops_after_a_batch_and_still_validates():
+    import time
+
+    from salt_tf.train import TimeBudget
+
+    budget = TimeBudget(time.monotonic() - 1.0, val_batches=1)  # already past the deadline
+    history, rates = _tiny_fit(budget)
+    assert budget.stopped and budget.steps == 1 and len(rates) == 1  # one batch of 8, not 3 epochs
+    assert len(history.history["val_loss"]) == 1  # the interrupted epoch was still validated
+
+
+def test_time_budget_cosine_learning_rate_ends_at_the_step_limit():
+    import time
+
+    from salt_tf.train import TimeBudget
+
+    budget = TimeBudget(time.monotonic() + 3600, val_batches=1, peak_lr=0.2, total_steps=16)
+    _, rates = _tiny_fit(budget, epochs=2)  # 2 epochs of 8 batches = the 16 steps
+    assert not budget.stopped and len(rates) == 16
+    # Set after each batch for the next: halfway down after 8 of 16 steps, zero at the end.
+    assert rates[7] == pytest.approx(0.1, rel=1e-3) and rates[-1] == pytest.approx(0.0, abs=1e-6)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
+def test_budget_run_stops_both_phases_cleanly_and_keeps_the_best_model(tiny_data, tmp_path):
+    config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=64, encoder="resnet18", encoder_weights=None,
+                    batch_size=8, phase1_epochs=500, phase2_epochs=500, phase2_patience=500, folds=2, fold=0,
+                    budget_min=0.25)
+    lines = []
+    report = run(config, log=lines.append)
+    fold = report["folds"][0]
+    assert fold["stopped_by_budget"] == [1, 2]
+    assert 1 <= fold["phase_epochs"]["1"] < 500 and 1 <= fold["phase_epochs"]["2"] < 500
+    assert sum(fold["phase_seconds"].values()) < 15 + 60  # stopped near the budget, not after 1000 epochs
+    assert any("phase 1 done" in line and "(time budget spent)" in line for line in lines)
+    assert (tmp_path / "r" / "fold0" / "saved_model" / "saved_model.pb").is_file()
+    history = pd.read_csv(tmp_path / "r" / "fold0" / "history.csv")
+    assert fold["val_score"] == pytest.approx(history["val_score"].max())
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["budget_min"] == 0.25

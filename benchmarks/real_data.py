@@ -1,0 +1,137 @@
+"""Train on the real competition data under a wall-clock budget, then score tiles training never saw.
+
+    python benchmarks/real_data.py --preset cpu-60min --out runs/real-60min
+
+Everything runs through the project's own code paths:
+
+1. The 3,200 labelled tiles of the data set (``$SALT_TF_TGS_DIR``, default ``../shared/tgs``
+   beside the project) are split, stratified by depth, into a training pool and a held-out split
+   (``--holdout``, default 0.2). Both are written as data folders of symlinks in Kaggle's layout
+   under ``OUT/data``; nothing is copied.
+2. ``salt_tf.train.run`` trains on the pool, fold ``--fold`` (default 0) of ``--folds``, under
+   ``--budget-min`` (from the preset); the fold's validation split picks the best epoch and tunes
+   the threshold. Every train.py flag works here too.
+3. ``salt_tf.predict.run`` predicts the held-out images with flip TTA and the tuned threshold and
+   minimum salt area, writing ``OUT/holdout_submission.csv`` and overlays.
+4. The submission is decoded again and scored against the held-out masks with the competition
+   metric. ``OUT/holdout.json`` records the scores, the times, the seeds and the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from salt_tf import config as config_mod  # noqa: E402
+from salt_tf import folds as folds_mod  # noqa: E402
+from salt_tf import rle  # noqa: E402
+from salt_tf.atomic import write_text  # noqa: E402
+from salt_tf.data import load_train, read_mask  # noqa: E402
+from salt_tf.metrics import competition_score  # noqa: E402
+
+
+def default_tgs_dir() -> Path:
+    return Path(os.environ.get("SALT_TF_TGS_DIR", ROOT.parent / "shared" / "tgs"))
+
+
+def split_holdout(tgs: Path, out: Path, fraction: float, seed: int) -> tuple[Path, Path, np.ndarray]:
+    """Write ``out/pool`` (a data set in Kaggle's layout) and ``out/holdout/{images,masks}`` as
+    symlinks into ``tgs``; return both folders and the held-out ids."""
+    train = load_train(tgs)
+    n_parts = round(1 / fraction)
+    parts = folds_mod.assign_folds(train.table, n_parts, seed=seed, by="depth")
+    held = set(parts["id"][parts["fold"] == 0])
+    table = pd.read_csv(tgs / "train.csv", dtype=str, keep_default_na=False)
+    pool, holdout = out / "pool", out / "holdout"
+    for folder in (pool / "train" / "images", pool / "train" / "masks", holdout / "images", holdout / "masks"):
+        folder.mkdir(parents=True, exist_ok=True)
+    for tile_id in table["id"]:
+        target = holdout if tile_id in held else pool / "train"
+        for kind in ("images", "masks"):
+            link = target / kind / f"{tile_id}.png"
+            if not link.is_symlink():
+                link.symlink_to((tgs / "train" / kind / f"{tile_id}.png").resolve())
+    write_text(pool / "train.csv", table[~table["id"].isin(held)].to_csv(index=False))
+    write_text(pool / "depths.csv", (tgs / "depths.csv").read_text())
+    held_ids = np.array(sorted(held), dtype=str)
+    return pool, holdout, held_ids
+
+
+def score_submission(path: Path, masks_dir: Path) -> tuple[float, list[str], np.ndarray]:
+    """Decode the submission and score it against the true masks; also return its ids and those masks."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    truth = np.stack([read_mask(masks_dir / f"{i}.png") for i in table["id"]])
+    predicted = np.stack([rle.decode(text, truth.shape[1:]) for text in table["rle_mask"]])
+    return competition_score(truth, predicted), list(table["id"]), truth
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tgs", type=Path, default=default_tgs_dir(), help="real data set in Kaggle's layout "
+                        "(default: $SALT_TF_TGS_DIR or ../shared/tgs)")
+    parser.add_argument("--holdout", type=float, default=0.2, help="fraction of tiles held out from training (default: 0.2)")
+    parser.add_argument("--holdout-seed", type=int, default=0, help="seed of the held-out split (default: 0)")
+    config_mod.add_arguments(parser)
+    args = parser.parse_args()
+    tgs, fraction, holdout_seed = args.tgs, args.holdout, args.holdout_seed
+    for name in ("tgs", "holdout", "holdout_seed"):
+        delattr(args, name)
+    config = config_mod.from_args(args)
+    if config.out is None:
+        parser.error("--out is required (the experiment's folder)")
+    if config.fold is None:
+        config = dataclasses.replace(config, fold=0)
+    out = Path(config.out)
+
+    from salt_tf import predict, train  # after argument parsing: importing TensorFlow takes seconds
+
+    started = time.perf_counter()
+    pool, holdout, held_ids = split_holdout(tgs, out / "data", fraction, holdout_seed)
+    print(f"held out {len(held_ids)} of the tiles in {tgs} (seed {holdout_seed}); training pool in {pool}")
+    config = dataclasses.replace(config, data=str(pool), out=str(out / "run"))
+    report = train.run(config, resume=(out / "run").exists())
+    trained = time.perf_counter()
+    prediction = predict.run(out / "run", holdout / "images", out / "holdout_submission.csv",
+                             overlays=out / "overlays", masks_dir=holdout / "masks")
+    predicted = time.perf_counter()
+    score, ids, truth = score_submission(out / "holdout_submission.csv", holdout / "masks")
+    assert ids == list(prediction["ids"]) and sorted(ids) == list(held_ids), "held-out ids changed on the way"
+    n = len(ids)
+    plain = competition_score(truth, prediction["probs"] > 0.5)
+    all_empty = float(np.mean([m.max() == 0 for m in truth]))
+    fold = report["folds"][0]
+    result = {
+        "holdout_score": score, "holdout_score_threshold_0.5": plain, "holdout_all_empty_score": all_empty,
+        "holdout_tiles": n, "holdout_fraction": fraction, "holdout_seed": holdout_seed,
+        "val_score": fold["val_score"], "val_score_101": fold["val_score_101"], "cv_score_tuned": report["cv_score_tuned"],
+        "threshold": report["threshold"], "min_area": report["min_area"],
+        "phase_epochs": fold["phase_epochs"], "phase_seconds": fold["phase_seconds"],
+        "stopped_by_budget": fold["stopped_by_budget"], "best_phase": fold["best_phase"], "best_epoch": fold["best_epoch"],
+        "train_minutes": (trained - started) / 60, "predict_seconds": predicted - trained,
+        "predict_tiles_per_second": prediction["tiles_per_second"],
+        "config": json.loads((out / "run" / "config.json").read_text()),
+        "command": "python " + " ".join(sys.argv),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, load average at the end "
+                   f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}",
+    }
+    write_text(out / "holdout.json", json.dumps(result, indent=1) + "\n")
+    print(f"held-out competition score {score:.4f} on {n} tiles (flip TTA, threshold {report['threshold']:.3f}, "
+          f"minimum salt area {report['min_area']} px); {plain:.4f} at threshold 0.5; all-empty {all_empty:.4f}")
+    print(f"training {result['train_minutes']:.1f} min (phase epochs {fold['phase_epochs']}), "
+          f"prediction {result['predict_seconds']:.0f} s; {out / 'holdout.json'}")
+
+
+if __name__ == "__main__":
+    main()
