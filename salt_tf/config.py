@@ -90,11 +90,12 @@ class Config:
 # benchmarks/RESULTS.md for the experiments behind it). Run it with --fold 0 (or any one fold).
 PRESETS: dict[str, dict] = {
     "demo": dict(
-        encoder="resnet18", encoder_weights=None, batch_size=8,
-        phase1_epochs=4, phase1_lr=0.05, phase2_epochs=1, phase2_lr=5e-4, phase2_patience=1,
+        encoder="resnet18", encoder_weights=None, batch_size=8, mixed_precision=True,
+        phase1_epochs=3, phase1_lr=0.05, phase2_epochs=1, phase2_lr=5e-4, phase2_patience=1,
     ),
     "cpu-60min": dict(
-        encoder="resnet34", encoder_weights=None, size=128, batch_size=16, budget_min=60.0, phase1_share=0.7,
+        encoder="resnet34", encoder_weights=None, size=128, batch_size=16, mixed_precision=True,
+        budget_min=60.0, phase1_share=0.7,
         phase1_epochs=100, phase1_lr=0.05, phase2_epochs=100, phase2_lr=2e-4, phase2_patience=4,
         phase2_lr_patience=2,
     ),
