@@ -16,8 +16,6 @@ backbone (for ResNeXts: the Lambda/slice grouped convs).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from salt_tf import encoders  # noqa: E402
+from salt_tf import encoders, machine  # noqa: E402
 
 
 def build(name: str, size: int) -> keras.Model:
@@ -60,22 +58,9 @@ def make_step(encoder: keras.Model, seed: int):
 
 
 def machine_info() -> list[str]:
-    cpu = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")]
-        cpu = models[0] if models else cpu
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     grouped = ("TF grouped Conv2D (oneDNN/cuDNN)" if encoders._tf_grouped_conv_trains()
                else "one conv per group (no TF grouped-conv gradients)")
-    return [
-        f"machine: {platform.machine()}, {cpu}, nproc {usable}, load average {load}",
-        f"python {platform.python_version()}, tensorflow {tf.__version__}, "
-        f"keras {keras.__version__}",
-        f"GroupedConv2D path: {grouped}",
-    ]
+    return [*machine.describe(), f"GroupedConv2D path: {grouped}"]
 
 
 def main(argv=None) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from salt_tf import machine  # noqa: E402
 from salt_tf.config import Config  # noqa: E402
 from salt_tf.data import load_train  # noqa: E402
 from salt_tf.losses import BCEWithLogits  # noqa: E402
@@ -59,8 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     data_dir = Path(os.environ.get("SALT_TF_TGS_DIR", ROOT.parent / "shared" / "tgs"))
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, TF {tf.__version__}, "
-          f"Keras {keras.__version__}, GPU: {bool(tf.config.list_physical_devices('GPU'))}")
+    print(*machine.describe(), sep="\n")
     train = load_train(data_dir)
     config = Config(size=args.size, batch_size=args.batch_size)
     dataset = train_dataset(train.images, train.masks, config, seed=0)

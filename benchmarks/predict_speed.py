@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,26 +38,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from salt_tf import pipeline  # noqa: E402
+from salt_tf import machine, pipeline  # noqa: E402
 from salt_tf import predict as predict_mod  # noqa: E402
 from salt_tf.config import Config  # noqa: E402
 from salt_tf.data import _folder_ids, load_images  # noqa: E402
 from salt_tf.model import build_unet  # noqa: E402
-
-
-def machine_info() -> list[str]:
-    cpu = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")]
-        cpu = models[0] if models else cpu
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return [
-        f"machine: {platform.machine()}, {cpu}, nproc {usable}, load average {load}",
-        f"python {platform.python_version()}, tensorflow {tf.__version__}, keras {keras.__version__}",
-    ]
 
 
 def make_run(run_dir: Path, encoder: str, size: int, folds: int) -> list[keras.Model]:
@@ -90,7 +74,7 @@ def main(argv=None) -> None:
         parser.error(f"{images_dir}: folder not found; set SALT_TF_TGS_DIR to the TGS data folder")
 
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
-    print(*machine_info(), sep="\n")
+    print(*machine.describe(), sep="\n")
     print(f"tf threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
           f"inter-op {tf.config.threading.get_inter_op_parallelism_threads() or 'default'}")
 

@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ import pandas as pd  # noqa: E402
 
 from salt_tf import config as config_mod  # noqa: E402
 from salt_tf import folds as folds_mod  # noqa: E402
+from salt_tf import machine  # noqa: E402
 from salt_tf import rle  # noqa: E402
 from salt_tf.atomic import write_text  # noqa: E402
 from salt_tf.data import load_train, read_mask  # noqa: E402
@@ -123,8 +123,7 @@ def main() -> None:
         "predict_tiles_per_second": prediction["tiles_per_second"],
         "config": json.loads((out / "run" / "config.json").read_text()),
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, load average at the end "
-                   f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}",
+        "machine_at_the_end": machine.describe(),
     }
     write_text(out / "holdout.json", json.dumps(result, indent=1) + "\n")
     print(f"held-out competition score {score:.4f} on {n} tiles (flip TTA, threshold {report['threshold']:.3f}, "

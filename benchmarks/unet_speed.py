@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -18,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
+from salt_tf import machine  # noqa: E402
 from salt_tf.losses import BCEWithLogits  # noqa: E402
 from salt_tf.model import build_unet  # noqa: E402
 
@@ -34,8 +33,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, TF {tf.__version__}, Keras {keras.__version__}, "
-          f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(*machine.describe(), sep="\n")
     rng = np.random.default_rng(0)
     x = rng.random((args.batch_size, args.size, args.size, 1), dtype=np.float32)
     y = (rng.random((args.batch_size, args.size, args.size, 1)) < 0.3).astype(np.float32)

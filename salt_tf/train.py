@@ -382,14 +382,16 @@ def write_report(out: Path, train) -> dict:
         f"Out-of-fold competition score at 101x101: **{report['cv_score']:.4f}** at threshold 0.5, "
         f"**{report['cv_score_tuned']:.4f}** at the best threshold {threshold:.3f} with minimum salt "
         f"area {report['min_area']} px ({len(ids)} tiles).", "",
-        "| fold | best val score (model size) | val score at 101x101 | best phase/epoch | phase 1 s | phase 2 s |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| fold | best val score (model size) | val score at 101x101 | best phase/epoch | epochs phase 1/2 "
+        "| phase 1 s | phase 2 s | phases ended by the time budget |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
-        t = r["phase_seconds"]
+        t, e = r["phase_seconds"], r.get("phase_epochs", {})
+        budget = ", ".join(map(str, r.get("stopped_by_budget", []))) or "-"
         lines.append(
             f"| {r['fold']} | {r['val_score']:.4f} | {r['val_score_101']:.4f} | {r['best_phase']}/{r['best_epoch']} "
-            f"| {t.get('1', 0):.0f} | {t.get('2', 0):.0f} |"
+            f"| {e.get('1', 0)}/{e.get('2', 0)} | {t.get('1', 0):.0f} | {t.get('2', 0):.0f} | {budget} |"
         )
     write_text(out / "report.md", "\n".join(lines) + "\n")
     return report

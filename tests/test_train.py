@@ -186,3 +186,5 @@ def test_budget_run_stops_both_phases_cleanly_and_keeps_the_best_model(tiny_data
     history = pd.read_csv(tmp_path / "r" / "fold0" / "history.csv")
     assert fold["val_score"] == pytest.approx(history["val_score"].max())
     assert json.loads((tmp_path / "r" / "config.json").read_text())["budget_min"] == 0.25
+    row = (tmp_path / "r" / "report.md").read_text().splitlines()[-1]
+    assert row.endswith("| 1, 2 |") and f"| {fold['phase_epochs']['1']}/{fold['phase_epochs']['2']} |" in row
