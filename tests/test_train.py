@@ -133,6 +133,10 @@ def test_short_training_beats_the_all_empty_score(tmp_path):
 
 
 def _tiny_fit(budget, epochs=3, n=64, batch=8):
+    return _tiny_fit_with([budget], epochs, n, batch)
+
+
+def _tiny_fit_with(callbacks, epochs=3, n=64, batch=8):
     import keras
 
     keras.utils.set_random_seed(0)
@@ -143,7 +147,7 @@ def _tiny_fit(budget, epochs=3, n=64, batch=8):
     record = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda b, logs: rates.append(float(model.optimizer.learning_rate.numpy())))
     history = model.fit(x, x[:, :1], batch_size=batch, epochs=epochs, validation_data=(x[:8], x[:8, :1]),
-                        callbacks=[budget, record], verbose=0)
+                        callbacks=[*callbacks, record], verbose=0)
     return history, rates
 
 
@@ -156,6 +160,21 @@ def test_time_budget_stops_after_a_batch_and_still_validates():
     history, rates = _tiny_fit(budget)
     assert budget.stopped and budget.steps == 1 and len(rates) == 1  # one batch of 8, not 3 epochs
     assert len(history.history["val_loss"]) == 1  # the interrupted epoch was still validated
+
+
+def test_time_budget_does_not_judge_by_the_first_batch():
+    # The first batch traces the step function: slow once, then fast. The old estimate took it for
+    # the batch time, predicted a validation pass of 0.5 x 100 x 1 s and stopped a run that had time.
+    import time
+
+    import keras
+
+    from salt_tf.train import TimeBudget
+
+    slow_first = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: time.sleep(1.0) if b == 0 else None)
+    budget = TimeBudget(time.monotonic() + 30.0, val_batches=100)
+    _tiny_fit_with([slow_first, budget], epochs=2)  # the budget's batch time includes the sleep
+    assert not budget.stopped and budget.steps == 16
 
 
 def test_time_budget_cosine_learning_rate_ends_at_the_step_limit():
