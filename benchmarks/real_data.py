@@ -48,7 +48,12 @@ def default_tgs_dir() -> Path:
 
 def split_holdout(tgs: Path, out: Path, fraction: float, seed: int) -> tuple[Path, Path, np.ndarray]:
     """Write ``out/pool`` (a data set in Kaggle's layout) and ``out/holdout/{images,masks}`` as
-    symlinks into ``tgs``; return both folders and the held-out ids."""
+    symlinks into ``tgs``; return both folders and the held-out ids. ``out/split.json`` records
+    the split, so that a second run into the same folder finds it or is refused."""
+    recorded = out / "split.json"
+    wanted = json.dumps({"data": str(Path(tgs).resolve()), "fraction": fraction, "seed": seed})
+    if recorded.exists() and recorded.read_text() != wanted:
+        raise SystemExit(f"{out}: holds another split ({recorded.read_text()}); use another --out")
     train = load_train(tgs)
     n_parts = round(1 / fraction)
     parts = folds_mod.assign_folds(train.table, n_parts, seed=seed, by="depth")
@@ -65,6 +70,7 @@ def split_holdout(tgs: Path, out: Path, fraction: float, seed: int) -> tuple[Pat
                 link.symlink_to((tgs / "train" / kind / f"{tile_id}.png").resolve())
     write_text(pool / "train.csv", table[~table["id"].isin(held)].to_csv(index=False))
     write_text(pool / "depths.csv", (tgs / "depths.csv").read_text())
+    write_text(recorded, wanted)
     held_ids = np.array(sorted(held), dtype=str)
     return pool, holdout, held_ids
 
@@ -107,7 +113,8 @@ def main() -> None:
                              overlays=out / "overlays", masks_dir=holdout / "masks")
     predicted = time.perf_counter()
     score, ids, truth = score_submission(out / "holdout_submission.csv", holdout / "masks")
-    assert ids == list(prediction["ids"]) and sorted(ids) == list(held_ids), "held-out ids changed on the way"
+    if ids != list(prediction["ids"]) or sorted(ids) != list(held_ids):
+        raise RuntimeError(f"{out / 'holdout_submission.csv'}: its ids are not the {len(held_ids)} held-out ones")
     n = len(ids)
     plain = competition_score(truth, prediction["probs"] > 0.5)
     all_empty = float(np.mean([m.max() == 0 for m in truth]))

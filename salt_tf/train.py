@@ -336,21 +336,27 @@ def run(config: Config, resume: bool = False, log=print) -> dict:
         fold_table = folds_mod.assign_folds(train.table, config.folds, config.seed, config.stratify)
         folds_mod.write_folds(fold_table, folds_path)
 
-    if config.mixed_precision:
-        gpu = bool(tf.config.list_physical_devices("GPU"))
-        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
     wanted = [config.fold] if config.fold is not None else list(range(config.folds))
     log(f"run {out}: {len(train.ids)} tiles from {data_dir}, folds {wanted} of {config.folds}, "
         f"encoder {config.encoder}, size {config.size}, seed {config.seed}")
     # The budget starts now; a resumed run gets a fresh budget for what is left.
     deadline = time.monotonic() + 60 * config.budget_min if config.budget_min else None
-    with _strategy().scope():
-        for i, fold in enumerate(wanted):
-            fold_deadline = None
-            if deadline is not None:  # an equal share of the time left
-                now = time.monotonic()
-                fold_deadline = now + (deadline - now) / (len(wanted) - i)
-            train_fold(config, train, fold_table, fold, out, log=log, deadline=fold_deadline)
+    # Keras' dtype policy is global: set it for the run only, so that models built after it in the
+    # same process (tests, notebooks, benchmarks/real_data.py) are float32 again.
+    policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
+    try:
+        with _strategy().scope():
+            for i, fold in enumerate(wanted):
+                fold_deadline = None
+                if deadline is not None:  # an equal share of the time left
+                    now = time.monotonic()
+                    fold_deadline = now + (deadline - now) / (len(wanted) - i)
+                train_fold(config, train, fold_table, fold, out, log=log, deadline=fold_deadline)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     report = write_report(out, train)
     log(f"cross-validation score {report['cv_score']:.4f} at threshold 0.5, {report['cv_score_tuned']:.4f} at the "
         f"tuned threshold {report['threshold']:.3f} and minimum salt area {report['min_area']} px "

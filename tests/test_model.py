@@ -85,8 +85,11 @@ def test_keras_file_and_savedmodel_round_trips(unets, name, tmp_path):
     np.testing.assert_allclose(served.serve(tf.constant(x)).numpy(), expected, atol=1e-5, rtol=1e-5)
     # And eager against the exported graph: float32 round-off, amplified through 34 untrained
     # layers, reaches ~2e-5 of the logits' scale (seen in CI); a wrong graph would be off by O(1).
+    # Rarely a near-tie (a ReLU or the stem's max-pool) flips and moves a small patch by more (8 of
+    # 12,288 logits by 5e-4 of the scale, seen once in CI): judge the bulk, and bound the worst.
     scale = np.abs(expected).max()
-    np.testing.assert_allclose(model(x, training=False).numpy() / scale, expected / scale, atol=1e-4)
+    diff = np.abs(model(x, training=False).numpy() - expected) / scale
+    assert np.quantile(diff, 0.995) < 1e-4 and diff.max() < 1e-2, (np.quantile(diff, 0.995), diff.max())
 
 
 def test_encoder_weights_from_a_local_file(tmp_path):

@@ -3,6 +3,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from salt_tf import synthetic
 from salt_tf.data import load_images, load_train
@@ -32,6 +33,9 @@ def test_holdout_split_is_disjoint_complete_and_loadable(tmp_path):
     # Running it again (e.g. to resume) finds the same split in place.
     again = real_data.split_holdout(data, tmp_path / "split", fraction=0.2, seed=0)
     assert list(again[2]) == list(held)
+    # Another split into the same folder would mix the two: refused.
+    with pytest.raises(SystemExit, match="holds another split"):
+        real_data.split_holdout(data, tmp_path / "split", fraction=0.2, seed=1)
     # The scorer reads a submission back: a perfect one scores 1.
     from salt_tf.predict import write_submission
 

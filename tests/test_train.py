@@ -207,3 +207,14 @@ def test_budget_run_stops_both_phases_cleanly_and_keeps_the_best_model(tiny_data
     assert json.loads((tmp_path / "r" / "config.json").read_text())["budget_min"] == 0.25
     row = (tmp_path / "r" / "report.md").read_text().splitlines()[-1]
     assert row.endswith("| 1, 2 |") and f"| {fold['phase_epochs']['1']}/{fold['phase_epochs']['2']} |" in row
+
+
+def test_mixed_precision_run_leaves_the_global_policy_as_it_found_it(tiny_data, tmp_path):
+    import keras
+
+    config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=64, encoder="resnet18", encoder_weights=None,
+                    batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0, mixed_precision=True)
+    run(config, log=lambda line: None)
+    model = keras.models.load_model(tmp_path / "r" / "fold0" / "model.keras")
+    assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in model.layers)  # trained in bfloat16
+    assert keras.mixed_precision.global_policy().name == "float32"  # and the process is float32 again
