@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 
 from salt_tf import machine  # noqa: E402
 from salt_tf.config import Config  # noqa: E402
-from salt_tf.data import load_train  # noqa: E402
+from salt_tf.data import load_train, real_data_dir  # noqa: E402
 from salt_tf.losses import BCEWithLogits  # noqa: E402
 from salt_tf.model import build_unet  # noqa: E402
 from salt_tf.pipeline import train_dataset  # noqa: E402
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="training steps per timed fit")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of each fit")
     args = parser.parse_args()
-    data_dir = Path(os.environ.get("SALT_TF_TGS_DIR", ROOT.parent / "shared" / "tgs"))
+    data_dir = real_data_dir()
     print(f"command: python {' '.join(sys.argv)}")
     print(*machine.describe(), sep="\n")
     train = load_train(data_dir)

@@ -41,7 +41,7 @@ import tensorflow as tf  # noqa: E402
 from salt_tf import machine, pipeline  # noqa: E402
 from salt_tf import predict as predict_mod  # noqa: E402
 from salt_tf.config import Config  # noqa: E402
-from salt_tf.data import _folder_ids, load_images  # noqa: E402
+from salt_tf.data import _folder_ids, load_images, real_data_dir  # noqa: E402
 from salt_tf.model import build_unet  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of both timings (default: 1)")
     args = parser.parse_args(argv)
 
-    data = Path(os.environ.get("SALT_TF_TGS_DIR", ROOT.parent / "shared" / "tgs"))
+    data = real_data_dir()
     images_dir = data / "test" / "images"
     if not images_dir.is_dir():
         parser.error(f"{images_dir}: folder not found; set SALT_TF_TGS_DIR to the TGS data folder")

@@ -38,12 +38,8 @@ from salt_tf import folds as folds_mod  # noqa: E402
 from salt_tf import machine  # noqa: E402
 from salt_tf import rle  # noqa: E402
 from salt_tf.atomic import write_text  # noqa: E402
-from salt_tf.data import load_train, read_mask  # noqa: E402
+from salt_tf.data import load_train, read_mask, real_data_dir  # noqa: E402
 from salt_tf.metrics import competition_score  # noqa: E402
-
-
-def default_tgs_dir() -> Path:
-    return Path(os.environ.get("SALT_TF_TGS_DIR", ROOT.parent / "shared" / "tgs"))
 
 
 def split_holdout(tgs: Path, out: Path, fraction: float, seed: int) -> tuple[Path, Path, np.ndarray]:
@@ -85,7 +81,7 @@ def score_submission(path: Path, masks_dir: Path) -> tuple[float, list[str], np.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tgs", type=Path, default=default_tgs_dir(), help="real data set in Kaggle's layout "
+    parser.add_argument("--tgs", type=Path, default=real_data_dir(), help="real data set in Kaggle's layout "
                         "(default: $SALT_TF_TGS_DIR or ../shared/tgs)")
     parser.add_argument("--holdout", type=float, default=0.2, help="fraction of tiles held out from training (default: 0.2)")
     parser.add_argument("--holdout-seed", type=int, default=0, help="seed of the held-out split (default: 0)")

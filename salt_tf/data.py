@@ -25,6 +25,13 @@ from salt_tf import rle
 TILE_SHAPE = (101, 101)
 
 
+def real_data_dir() -> Path:
+    """The real competition data for tests and benchmarks: ``$SALT_TF_TGS_DIR``, else
+    ``../shared/tgs`` beside the project root. It is read in place, never copied into the project."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "tgs"
+    return Path(os.environ.get("SALT_TF_TGS_DIR", default))
+
+
 class DataError(ValueError):
     """A file of the data set is missing, unreadable or inconsistent with the others."""
 

@@ -157,10 +157,10 @@ class TimeBudget(keras.callbacks.Callback):
 # --- one fold -------------------------------------------------------------------------------------
 
 
-def _phase_compile(model, config: Config, phase: int, steps: int):
+def _phase_compile(model, config: Config, phase: int, steps: int, timed: bool = False):
     if phase == 1:
-        # With a time budget, TimeBudget sets the (cosine) learning rate batch by batch.
-        schedule = config.phase1_lr if config.budget_min else keras.optimizers.schedules.CosineDecay(
+        # Timed (a deadline): TimeBudget sets the (cosine) learning rate batch by batch.
+        schedule = config.phase1_lr if timed else keras.optimizers.schedules.CosineDecay(
             config.phase1_lr, max(1, config.phase1_epochs * steps))
         optimizer = keras.optimizers.SGD(schedule, momentum=config.phase1_momentum)
         loss = BCEWithLogits()
@@ -221,7 +221,7 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
         if phase in finished or epochs == 0:
             continue
         if not (resumed and done and state.get("current_phase") == phase):
-            _phase_compile(model, config, phase, steps)  # else: keep the restored optimizer state
+            _phase_compile(model, config, phase, steps, timed=deadline is not None)  # else: keep the restored optimizer
         state["current_phase"] = phase
         tracker = FoldTracker(fold_dir, fold, phase, epochs, state, log)
         callbacks = _phase_callbacks(config, phase, fold_dir, tracker)

@@ -2,17 +2,16 @@
 the environment variable SALT_TF_TGS_DIR overrides that path. It is never copied into the project."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from salt_tf.data import real_data_dir
 
 
 @pytest.fixture(scope="session")
 def tgs_dir() -> Path:
-    path = Path(os.environ.get("SALT_TF_TGS_DIR", ROOT.parent / "shared" / "tgs"))
+    path = real_data_dir()
     if not (path / "train.csv").is_file():
         pytest.fail(f"real TGS data not found at {path}; set SALT_TF_TGS_DIR to its folder")
     return path
