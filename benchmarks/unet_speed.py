@@ -1,8 +1,16 @@
-"""Training step time of the full U-Net per encoder, with and without scSE (issue 3).
+"""Training step time of the full U-Net: precisions, batch norms, encoders, input sizes (issues 3, 11).
 
-Side by side in one process, interleaved rounds, synthetic batches at 128x128, batch 16, SGD + BCE:
+Side by side in one process, interleaved rounds (the host's own speed drifts by half over minutes,
+so only ratios within one run mean much), synthetic batches, SGD + BCE, ``train_on_batch``:
 
-    python benchmarks/unet_speed.py [--rounds 3] [--steps 3] [--size 128] [--batch-size 16]
+    python benchmarks/unet_speed.py [--rounds 5] [--steps 3] [--batch-size 16] [--variants all|issue3]
+
+Each variant is one model: encoder, scSE or not, input size, float32 or mixed_bfloat16, and
+Keras' BatchNormalization or ours (``FusedBatchNormalization``, the default in salt_tf). Printed
+per variant: ms per training tile (median over rounds), the rounds, the ratio to the first variant
+of the same precision, and the achieved GFLOP/s: the forward pass's floating-point operations
+counted from the model's graph by TensorFlow's profiler (a multiply-add counts 2), times 3 for
+forward + backward (the usual estimate: the backward pass costs two forward passes), per second.
 """
 from __future__ import annotations
 
@@ -17,48 +25,93 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from salt_tf import machine  # noqa: E402
 from salt_tf.losses import BCEWithLogits  # noqa: E402
 from salt_tf.model import build_unet  # noqa: E402
 
-VARIANTS = [("resnet34", True), ("resnet34", False), ("resnext50", True), ("resnext50", False)]
+# (encoder, scSE, size, policy, fused batch norm)
+VARIANTS = {
+    "all": [
+        ("resnet34", True, 128, "float32", False),
+        ("resnet34", True, 128, "float32", True),
+        ("resnet34", True, 128, "mixed_bfloat16", False),
+        ("resnet34", True, 128, "mixed_bfloat16", True),
+        ("resnet18", True, 128, "mixed_bfloat16", True),
+        ("resnet34", True, 64, "mixed_bfloat16", True),
+        ("resnet18", True, 64, "mixed_bfloat16", True),
+    ],
+    "issue3": [
+        ("resnet34", True, 128, "float32", True),
+        ("resnet34", False, 128, "float32", True),
+        ("resnext50", True, 128, "float32", True),
+        ("resnext50", False, 128, "float32", True),
+    ],
+}
+
+
+def forward_flops(model: keras.Model, size: int) -> int:
+    """Floating-point operations of one tile's forward pass, counted on the frozen graph."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    function = tf.function(lambda x: model(x, training=False))
+    concrete = function.get_concrete_function(tf.TensorSpec((1, size, size, 1), tf.float32))
+    frozen = convert_variables_to_constants_v2(concrete)
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph=frozen.graph, options=options).total_float_ops
+
+
+def name_of(variant) -> str:
+    encoder, scse, size, policy, fused = variant
+    precision = "bf16" if "bfloat16" in policy else "fp32"
+    return f"{encoder}{'+scSE' if scse else ''} {size} {precision} {'fusedBN' if fused else 'kerasBN'}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3, help="timed training steps per round")
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps per round and variant")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--variants", choices=sorted(VARIANTS), default="all")
     args = parser.parse_args()
     print(f"command: python {' '.join(sys.argv)}")
     print(*machine.describe(), sep="\n")
     rng = np.random.default_rng(0)
-    x = rng.random((args.batch_size, args.size, args.size, 1), dtype=np.float32)
-    y = (rng.random((args.batch_size, args.size, args.size, 1)) < 0.3).astype(np.float32)
-    models = {}
-    for encoder, scse in VARIANTS:
+    models, batches, flops = {}, {}, {}
+    for variant in VARIANTS[args.variants]:
+        encoder, scse, size, policy, fused = variant
+        keras.mixed_precision.set_global_policy(policy)
         keras.utils.set_random_seed(0)
-        model = build_unet(encoder, args.size, scse=scse)
+        model = build_unet(encoder, size, scse=scse, fused_bn=fused)
+        keras.mixed_precision.set_global_policy("float32")
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9), BCEWithLogits())
-        model.train_on_batch(x, y)  # trace and warm up
-        models[(encoder, scse)] = model
-    times = {key: [] for key in models}
+        if size not in batches:
+            batches[size] = (rng.random((args.batch_size, size, size, 1), dtype=np.float32),
+                             (rng.random((args.batch_size, size, size, 1)) < 0.3).astype(np.float32))
+        model.train_on_batch(*batches[size])  # trace and warm up
+        model.train_on_batch(*batches[size])
+        flops[variant] = forward_flops(model, size)
+        models[variant] = model
+    times = {variant: [] for variant in models}
     for _ in range(args.rounds):
-        for key, model in models.items():
+        for variant, model in models.items():
+            batch = batches[variant[2]]
             start = time.perf_counter()
             for _ in range(args.steps):
-                model.train_on_batch(x, y)
-            times[key].append((time.perf_counter() - start) / args.steps / args.batch_size * 1000)
-    base = np.median(times[("resnet34", True)])
-    print(f"{'variant':<22}{'ms/image (median)':>18}  {'rounds':<36}{'vs resnet34+scSE':>18}")
-    for (encoder, scse), values in times.items():
-        name = f"{encoder}{' + scSE' if scse else ''}"
-        print(f"{name:<22}{np.median(values):>18.1f}  {', '.join(f'{v:.1f}' for v in values):<36}"
-              f"{np.median(values) / base:>17.2f}x")
-    print(f"resnext50/resnet34 with scSE: {np.median(times[('resnext50', True)]) / base:.2f}x; "
-          f"scSE cost on resnet34: {base / np.median(times[('resnet34', False)]):.3f}x")
+                model.train_on_batch(*batch)
+            times[variant].append((time.perf_counter() - start) / args.steps / args.batch_size * 1000)
+    print(f"\nbatch {args.batch_size}, {args.rounds} rounds x {args.steps} steps per variant")
+    print(f"{'variant':<36}{'ms/tile':>9}  {'rounds':<40}{'vs first of its precision':>26}{'GFLOP fwd':>11}{'GFLOP/s':>9}")
+    first = {}
+    for variant, values in times.items():
+        median = float(np.median(values))
+        precision = variant[3]
+        first.setdefault(precision, median)
+        achieved = 3 * flops[variant] / (median / 1000) / 1e9
+        print(f"{name_of(variant):<36}{median:>9.1f}  {', '.join(f'{v:.1f}' for v in values):<40}"
+              f"{median / first[precision]:>25.2f}x{flops[variant] / 1e9:>11.2f}{achieved:>9.0f}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from salt_tf.layers import FusedBatchNormalization
+
 STRIDES = (32, 16, 8, 4, 2)
 
 # sm/classification_models ResNeXt: (units per stage), cardinality 32, width 4 in the first stage
@@ -205,40 +207,42 @@ def _pair(value) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 
 def resnext_bottleneck(filters: int, stage: int, unit: int, strides: int, groups: int,
-                      conv_shortcut: bool):
+                      conv_shortcut: bool, bn=FusedBatchNormalization):
     """1x1 -> grouped 3x3 (stride here) -> 1x1 (2 * filters), plus the shortcut, then ReLU."""
     prefix = f"stage{stage}_unit{unit}_"
 
     def layer(input_tensor):
         x = keras.layers.Conv2D(filters, 1, name=prefix + "conv1", **_CONV)(input_tensor)
-        x = keras.layers.BatchNormalization(name=prefix + "bn1", **_BN)(x)
+        x = bn(name=prefix + "bn1", **_BN)(x)
         x = keras.layers.Activation("relu", name=prefix + "relu1")(x)
         # Explicit symmetric padding, as sm: "same" would pad stride-2 convs bottom/right only.
         x = keras.layers.ZeroPadding2D(1, name=prefix + "pad2")(x)
         x = GroupedConv2D(filters, 3, groups=groups, strides=strides, name=prefix + "conv2",
                           **_CONV)(x)
-        x = keras.layers.BatchNormalization(name=prefix + "bn2", **_BN)(x)
+        x = bn(name=prefix + "bn2", **_BN)(x)
         x = keras.layers.Activation("relu", name=prefix + "relu2")(x)
         x = keras.layers.Conv2D(2 * filters, 1, name=prefix + "conv3", **_CONV)(x)
-        x = keras.layers.BatchNormalization(name=prefix + "bn3", **_BN)(x)
+        x = bn(name=prefix + "bn3", **_BN)(x)
         shortcut = input_tensor
         if conv_shortcut:
             shortcut = keras.layers.Conv2D(2 * filters, 1, strides=strides, name=prefix + "sc",
                                            **_CONV)(input_tensor)
-            shortcut = keras.layers.BatchNormalization(name=prefix + "sc_bn", **_BN)(shortcut)
+            shortcut = bn(name=prefix + "sc_bn", **_BN)(shortcut)
         x = keras.layers.Add(name=prefix + "add")([x, shortcut])
         return keras.layers.Activation("relu", name=prefix + "relu")(x)
 
     return layer
 
 
-def build_resnext(name: str, size: int) -> keras.Model:
-    """ResNeXt backbone without top (randomly initialised), sm's layer names, GroupedConv2D."""
+def build_resnext(name: str, size: int | None, fused_bn: bool = True) -> keras.Model:
+    """ResNeXt backbone without top (randomly initialised), sm's layer names, GroupedConv2D;
+    `fused_bn=False`: Keras' own BatchNormalization layers instead of ours."""
+    bn = FusedBatchNormalization if fused_bn else keras.layers.BatchNormalization
     inputs = keras.Input((size, size, 3), name="data")
-    x = keras.layers.BatchNormalization(name="bn_data", scale=False, **_BN)(inputs)
+    x = bn(name="bn_data", scale=False, **_BN)(inputs)
     x = keras.layers.ZeroPadding2D(3, name="pad0")(x)
     x = keras.layers.Conv2D(64, 7, strides=2, name="conv0", **_CONV)(x)
-    x = keras.layers.BatchNormalization(name="bn0", **_BN)(x)
+    x = bn(name="bn0", **_BN)(x)
     x = keras.layers.Activation("relu", name="relu0")(x)
     x = keras.layers.ZeroPadding2D(1, name="pooling0_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pooling0")(x)
@@ -247,7 +251,7 @@ def build_resnext(name: str, size: int) -> keras.Model:
             # The first stage follows the max-pool, so it keeps the resolution.
             strides = 2 if unit == 1 and stage > 1 else 1
             x = resnext_bottleneck(128 * 2 ** (stage - 1), stage, unit, strides,
-                                  groups=_RESNEXT_GROUPS, conv_shortcut=unit == 1)(x)
+                                  groups=_RESNEXT_GROUPS, conv_shortcut=unit == 1, bn=bn)(x)
     return keras.Model(inputs, x, name=name)
 
 
@@ -266,17 +270,34 @@ def _sm():
     return sm
 
 
-def build_sm_backbone(name: str, size: int,
-                      weights: str | os.PathLike | None = None) -> keras.Model:
-    """sm's own backbone without top, exactly as `sm.Unet` builds it (Lambda-based ResNeXts).
+class _LayersWithFusedBatchNorm:
+    """The `layers` module that sm hands its builders, with our `FusedBatchNormalization` as
+    `BatchNormalization` (same weights and names, a faster kernel)."""
+
+    BatchNormalization = FusedBatchNormalization
+
+    def __init__(self, base):
+        self._base = base
+
+    def __getattr__(self, name):
+        return getattr(self._base, name)
+
+
+def build_sm_backbone(name: str, size: int | None,
+                      weights: str | os.PathLike | None = None, fused_bn: bool = True) -> keras.Model:
+    """sm's own backbone without top, as `sm.Unet` builds it (Lambda-based ResNeXts), with
+    `FusedBatchNormalization` layers unless `fused_bn=False` (sm's plain Keras layers).
 
     `weights`: None, "imagenet" (sm downloads it) or a path that sm's builder loads itself.
+    `size`: None builds a backbone for any input size (a multiple of 32).
     """
     _check_name(name)
     sm = _sm()
-    get_backbone = sm.inject_global_submodules(sm.Backbones.get_backbone)
-    return get_backbone(name, input_shape=(size, size, 3), include_top=False,
-                        weights=None if weights is None else str(weights))
+    layers = _LayersWithFusedBatchNorm(sm._KERAS_LAYERS) if fused_bn else sm._KERAS_LAYERS
+    return sm.Backbones.get_backbone(
+        name, input_shape=(size, size, 3), include_top=False,
+        weights=None if weights is None else str(weights),
+        backend=sm._KERAS_BACKEND, layers=layers, models=sm._KERAS_MODELS, utils=sm._KERAS_UTILS)
 
 
 def copy_sm_weights(sm_backbone: keras.Model, encoder: keras.Model) -> None:
@@ -412,8 +433,12 @@ def _has_grouped_convs(path: Path) -> bool:
 # The encoder
 # ---------------------------------------------------------------------------------------------
 
-def build_encoder(name: str, size: int, weights: str | os.PathLike | None = None) -> keras.Model:
+def build_encoder(name: str, size: int | None,
+                  weights: str | os.PathLike | None = None, fused_bn: bool = True) -> keras.Model:
     """Encoder `name` for (size, size, 3) float images -> 5 feature maps, deepest first.
+
+    `size=None` accepts any multiple of 32 (the layers and weights are the same at every size).
+    `fused_bn=False` keeps Keras' BatchNormalization layers (for comparisons; same weights).
 
     Outputs have strides `STRIDES` = (32, 16, 8, 4, 2): the backbone output, then sm's Unet skips.
     `weights`: None (random), "imagenet" or a weights file path (see the module docstring).
@@ -421,9 +446,9 @@ def build_encoder(name: str, size: int, weights: str | os.PathLike | None = None
     _check_name(name)
     _check_size(size)
     if name in _RESNEXT_UNITS:
-        backbone = build_resnext(name, size)
+        backbone = build_resnext(name, size, fused_bn=fused_bn)
     else:
-        backbone = build_sm_backbone(name, size)
+        backbone = build_sm_backbone(name, size, fused_bn=fused_bn)
     skips = [backbone.get_layer(layer).output for layer in _feature_layers(name)]
     encoder = keras.Model(backbone.input, [backbone.output, *skips], name=f"{name}_encoder")
     if weights is None:
@@ -441,7 +466,9 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown encoder {name!r}; known encoders: {', '.join(ENCODERS)}")
 
 
-def _check_size(size: int) -> None:
+def _check_size(size: int | None) -> None:
+    if size is None:
+        return
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size <= 0:
         raise ValueError(f"size must be a positive int, got {size!r}")
     if size % 32:

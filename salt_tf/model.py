@@ -10,21 +10,21 @@ import keras
 from keras import layers
 
 from salt_tf.encoders import build_encoder
-from salt_tf.layers import SCSE
+from salt_tf.layers import SCSE, FusedBatchNormalization
 
 DECODER_FILTERS = (256, 128, 64, 32, 16)
 
 
-def conv_bn_relu(filters: int, name: str):
+def conv_bn_relu(filters: int, name: str, bn=FusedBatchNormalization):
     def block(x):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = bn(name=f"{name}_bn")(x)
         return layers.Activation("relu", name=f"{name}_relu")(x)
 
     return block
 
 
-def decoder_block(filters: int, stage: int, scse: bool, reduction: int):
+def decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn=FusedBatchNormalization):
     """Upsample x2, merge the skip (if any), two 3x3 conv-BN-ReLU, then scSE."""
     name = f"decoder_stage{stage}"
 
@@ -32,8 +32,8 @@ def decoder_block(filters: int, stage: int, scse: bool, reduction: int):
         x = layers.UpSampling2D(2, name=f"{name}_upsample")(x)
         if skip is not None:
             x = layers.Concatenate(name=f"{name}_concat")([x, skip])
-        x = conv_bn_relu(filters, f"{name}a")(x)
-        x = conv_bn_relu(filters, f"{name}b")(x)
+        x = conv_bn_relu(filters, f"{name}a", bn)(x)
+        x = conv_bn_relu(filters, f"{name}b", bn)(x)
         if scse:
             x = SCSE(reduction=reduction, name=f"{name}_scse")(x)
         return x
@@ -43,7 +43,7 @@ def decoder_block(filters: int, stage: int, scse: bool, reduction: int):
 
 def build_unet(
     encoder: str = "resnet34",
-    size: int = 128,
+    size: int | None = 128,
     encoder_weights=None,
     scse: bool = True,
     hypercolumn: bool = False,
@@ -51,6 +51,7 @@ def build_unet(
     scse_reduction: int = 16,
     dropout: float = 0.0,
     bn_momentum: float = 0.9,
+    fused_bn: bool = True,
 ) -> keras.Model:
     """U-Net on a segmentation-models encoder.
 
@@ -59,11 +60,16 @@ def build_unet(
     gray photo (its own first layer normalises raw 0-255 pixels). Output: (size, size, 1) float32
     logits (no sigmoid: the Lovasz hinge works on logits; apply a sigmoid for probabilities).
     ``size`` must be a multiple of 32 (five halvings); tiles of 101 are resized by the pipeline.
+    ``size=None`` makes a model for any multiple of 32, with the same layers and weights as at a
+    fixed size: training uses it to change the input size between epochs (progressive resizing),
+    then copies its weights into a fixed-size model for export.
     ``bn_momentum`` is set on every BatchNormalization layer, the encoder's too: 0.9 is PyTorch's
     default (0.1 there), which the original solution trained with; Keras' 0.99 leaves the moving
     statistics far from the data for the first few hundred steps, so short runs validate badly.
+    ``fused_bn`` (default) computes every batch norm with TensorFlow's fused kernel
+    (``salt_tf.layers.FusedBatchNormalization``); False keeps Keras' layer, same weights.
     """
-    if size % 32:
+    if size is not None and size % 32:
         raise ValueError(
             f"size {size} is not a multiple of 32: the encoder halves it five times. "
             "Tiles are 101x101; resize them to 128 (or 192, 256), as the pipeline does."
@@ -73,12 +79,13 @@ def build_unet(
     tiles = keras.Input((size, size, 1), name="tile")
     pixels = layers.Rescaling(255.0, name="to_pixels")(tiles)
     rgb = layers.Concatenate(name="gray_to_rgb")([pixels, pixels, pixels])
-    features = build_encoder(encoder, size, weights=encoder_weights)(rgb)
+    bn = FusedBatchNormalization if fused_bn else layers.BatchNormalization
+    features = build_encoder(encoder, size, weights=encoder_weights, fused_bn=fused_bn)(rgb)
     x, skips = features[0], list(features[1:]) + [None]
 
     outputs = []
     for stage, (filters, skip) in enumerate(zip(decoder_filters, skips)):
-        x = decoder_block(filters, stage, scse, scse_reduction)(x, skip)
+        x = decoder_block(filters, stage, scse, scse_reduction, bn)(x, skip)
         outputs.append(x)
     if hypercolumn:
         # Concatenate every decoder stage, upsampled to full size (Hariharan et al. 2015).

@@ -25,7 +25,7 @@ import tensorflow as tf
 from salt_tf import folds as folds_mod
 from salt_tf import pipeline
 from salt_tf.atomic import atomic_path, write_text
-from salt_tf.config import Config
+from salt_tf.config import SCHEDULES, Config
 from salt_tf.data import load_train
 from salt_tf.encoders import ENCODERS
 from salt_tf.keras_metrics import CompetitionScore
@@ -54,27 +54,42 @@ def synthetic_data_dir(cache: Path | None = None, log=print) -> Path:
 
 
 class FoldTracker(keras.callbacks.Callback):
-    """Per epoch: the history row, the best-by-score weights, the resume checkpoint, a summary line."""
+    """Per epoch: the history row, the best-by-score weights, the resume checkpoint, a summary line.
 
-    def __init__(self, fold_dir: Path, fold: int, phase: int, epochs: int, state: dict, log):
+    The row times the epoch's parts: training batches (``train_seconds``, and per training tile
+    ``ms_per_tile``), the validation pass (``val_seconds``) and writing the checkpoints
+    (``checkpoint_seconds``); ``size`` is the input size the epoch trained at.
+    """
+
+    def __init__(self, fold_dir: Path, fold: int, phase: int, epochs: int, state: dict, log,
+                 batch_size: int | None = None, size: int | None = None):
         super().__init__()
         self.fold_dir, self.fold, self.phase, self.epochs = fold_dir, fold, phase, epochs
         self.state, self.log = state, log
+        self.batch_size, self.size = batch_size, size
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+        self.test_started = None
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+    def on_test_begin(self, logs=None):
+        self.test_started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        seconds = time.perf_counter() - self.started
+        now = time.perf_counter()
+        seconds = now - self.started
+        train_seconds = (self.test_started or now) - self.started
         lr = self.model.optimizer.learning_rate
-        row = {"phase": self.phase, "epoch": epoch + 1, "seconds": round(seconds, 2),
+        row = {"phase": self.phase, "epoch": epoch + 1, "size": self.size, "seconds": round(seconds, 2),
+               "train_seconds": round(train_seconds, 2), "val_seconds": round(now - (self.test_started or now), 2),
+               "ms_per_tile": round(1000 * train_seconds / max(1, self.batches * (self.batch_size or 1)), 2),
                "learning_rate": float(lr.numpy() if hasattr(lr, "numpy") else lr)}
         row.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
-        history = self.state.setdefault("history", [])
-        history.append(row)
-        with atomic_path(self.fold_dir / "history.csv") as tmp:
-            pd.DataFrame(history).to_csv(tmp, index=False)
         score = logs.get("val_score", -1.0)
         if score > self.state.get("best_score", -1.0):
             self.state.update(best_score=float(score), best_phase=self.phase, best_epoch=epoch + 1)
@@ -85,12 +100,30 @@ class FoldTracker(keras.callbacks.Callback):
         self.state["phase_epochs"] = {**self.state.get("phase_epochs", {}), str(self.phase): epoch + 1}
         with atomic_path(self.fold_dir / "checkpoint" / "last.keras") as tmp:
             self.model.save(tmp)
+        row["checkpoint_seconds"] = round(time.perf_counter() - now, 2)
+        history = self.state.setdefault("history", [])
+        history.append(row)
+        with atomic_path(self.fold_dir / "history.csv") as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
         write_text(self.fold_dir / "checkpoint" / "state.json", json.dumps(self.state, indent=1))
         self.log(
             f"fold {self.fold} phase {self.phase} epoch {epoch + 1}/{self.epochs}: "
             f"loss {logs.get('loss', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  "
-            f"val_score {score:.4f}  (best {self.state['best_score']:.4f})  {seconds:.1f} s"
+            f"val_score {score:.4f}  (best {self.state['best_score']:.4f})  {seconds:.1f} s, "
+            f"{row['ms_per_tile']:.1f} ms per training tile{f' at {self.size}x{self.size}' if self.size else ''}"
         )
+
+
+def decayed_lr(peak: float, progress: float, schedule: str = "cosine") -> float:
+    """The learning rate at ``progress`` (0..1) of a decay from ``peak`` to 0: half a cosine, or
+    linear (the budget-aware schedule that Li, Yumer & Ramanan, "Budgeted Training", ICLR 2020,
+    found robust: reach 0 exactly when the budget ends)."""
+    progress = min(1.0, max(0.0, progress))
+    if schedule == "linear":
+        return peak * (1.0 - progress)
+    if schedule == "cosine":
+        return 0.5 * peak * (1.0 + float(np.cos(np.pi * progress)))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: {', '.join(SCHEDULES)}")
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -98,30 +131,36 @@ class TimeBudget(keras.callbacks.Callback):
 
     After each batch: if one more batch plus the epoch's validation pass would cross the deadline,
     training stops; Keras then still validates, so the epoch's score reaches the tracker. The
-    validation time is measured on the previous epoch (estimated from the batch time before that).
-    With ``peak_lr`` it also sets a cosine-decayed learning rate, decaying over whichever ends
-    first: the time to the deadline or ``total_steps`` batches.
+    validation time is measured on the previous epoch (or given as ``val_seconds``; else estimated
+    from the batch time). With ``peak_lr`` it also sets the learning rate, decayed by ``schedule``
+    over whichever ends first: the time ``horizon`` (start, end), by default now to the deadline,
+    or ``total_steps`` batches, ``steps_done`` of which ran before this ``fit()`` (one phase can be
+    several ``fit()`` calls, e.g. one per input size, on one schedule).
     """
 
-    def __init__(self, deadline: float, val_batches: int, peak_lr: float | None = None, total_steps: int | None = None):
+    def __init__(self, deadline: float, val_batches: int, peak_lr: float | None = None,
+                 total_steps: int | None = None, schedule: str = "cosine",
+                 horizon: tuple[float, float] | None = None, steps_done: int = 0,
+                 val_seconds: float | None = None):
         super().__init__()
         self.deadline, self.val_batches = deadline, val_batches
-        self.peak_lr, self.total_steps = peak_lr, total_steps
-        self.started = time.monotonic()
-        self.steps = 0
+        self.peak_lr, self.total_steps, self.schedule = peak_lr, total_steps, schedule
+        self.horizon = horizon or (time.monotonic(), deadline)
+        self.steps_done = steps_done
+        self.steps = 0  # batches of this fit()
         self.batch_seconds = None
-        self.val_seconds = None
+        self.val_seconds = val_seconds
         self.stopped = False
 
     def progress(self) -> float:
-        by_time = (time.monotonic() - self.started) / max(1e-9, self.deadline - self.started)
-        by_steps = self.steps / self.total_steps if self.total_steps else 0.0
+        start, end = self.horizon
+        by_time = (time.monotonic() - start) / max(1e-9, end - start)
+        by_steps = (self.steps_done + self.steps) / self.total_steps if self.total_steps else 0.0
         return min(1.0, max(by_time, by_steps))
 
     def _set_lr(self):
         if self.peak_lr is not None:
-            lr = 0.5 * self.peak_lr * (1.0 + np.cos(np.pi * self.progress()))
-            self.model.optimizer.learning_rate.assign(lr)
+            self.model.optimizer.learning_rate.assign(decayed_lr(self.peak_lr, self.progress(), self.schedule))
 
     def on_train_begin(self, logs=None):
         self._set_lr()
@@ -159,15 +198,32 @@ class TimeBudget(keras.callbacks.Callback):
 
 def _phase_compile(model, config: Config, phase: int, steps: int, timed: bool = False):
     if phase == 1:
-        # Timed (a deadline): TimeBudget sets the (cosine) learning rate batch by batch.
-        schedule = config.phase1_lr if timed else keras.optimizers.schedules.CosineDecay(
-            config.phase1_lr, max(1, config.phase1_epochs * steps))
+        # Timed (a deadline): TimeBudget sets the learning rate batch by batch. Untimed: a schedule
+        # on the optimizer's step count, which goes on across the fit() calls of the phase.
+        decay_steps = max(1, config.phase1_epochs * steps)
+        if timed:
+            schedule = config.phase1_lr
+        elif config.phase1_schedule == "linear":
+            schedule = keras.optimizers.schedules.PolynomialDecay(config.phase1_lr, decay_steps, 0.0, power=1.0)
+        else:
+            schedule = keras.optimizers.schedules.CosineDecay(config.phase1_lr, decay_steps)
         optimizer = keras.optimizers.SGD(schedule, momentum=config.phase1_momentum)
         loss = BCEWithLogits()
     else:
         optimizer = keras.optimizers.AdamW(config.phase2_lr, weight_decay=config.phase2_weight_decay)
         loss = LovaszHinge(elu=config.lovasz_elu)
     model.compile(optimizer=optimizer, loss=loss, metrics=[CompetitionScore()])
+
+
+def _stages(config: Config, phase: int, epochs: int) -> list[tuple[int, int, float]]:
+    """The fit() calls of a phase: (input size, last epoch, share of the phase's time at its end).
+
+    Phase 1 with progressive resizing: ``warmup_share`` of its epochs (under a budget: of its
+    time, the epochs then a cap) at ``warmup_size``, the rest at ``size``. Else one call."""
+    if phase == 1 and config.warmup_size and config.warmup_size != config.size:
+        warm = min(epochs, max(1, round(config.warmup_share * epochs)))
+        return [(config.warmup_size, warm, config.warmup_share), (config.size, epochs, 1.0)]
+    return [(config.size, epochs, 1.0)]
 
 
 def _phase_callbacks(config: Config, phase: int, fold_dir: Path, tracker):
@@ -210,37 +266,62 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
         model = keras.models.load_model(checkpoint / "last.keras")
         log(f"fold {fold}: resuming from {checkpoint / 'last.keras'} (epochs done: {state['phase_epochs']})")
     else:
-        weights = config.encoder_weights
-        model = build_unet(config.encoder, config.size, weights, config.scse, config.hypercolumn, dropout=config.dropout)
+        # With progressive resizing, one model for any input size (same layers and weights).
+        size = None if config.warmup_size else config.size
+        model = build_unet(config.encoder, size, config.encoder_weights, config.scse, config.hypercolumn,
+                           dropout=config.dropout)
+    train_sets = {config.size: train_ds}
+
+    def train_set(size):
+        if size not in train_sets:
+            sized = pipeline.train_dataset(train.images[tr], train.masks[tr], dataclasses.replace(config, size=size),
+                                           seed=config.seed * 1000 + fold)
+            train_sets[size] = sized.repeat() if config.steps_per_epoch else sized
+        return train_sets[size]
 
     times = state.setdefault("phase_seconds", {})
     fold_started = time.monotonic()
+    val_batches = -(-len(va) // config.batch_size)
     for phase, epochs in ((1, config.phase1_epochs), (2, config.phase2_epochs)):
-        done = state.get("phase_epochs", {}).get(str(phase), 0)
         finished = state.get("phase_finished", [])
         if phase in finished or epochs == 0:
             continue
+        done = state.get("phase_epochs", {}).get(str(phase), 0)
         if not (resumed and done and state.get("current_phase") == phase):
             _phase_compile(model, config, phase, steps, timed=deadline is not None)  # else: keep the restored optimizer
         state["current_phase"] = phase
-        tracker = FoldTracker(fold_dir, fold, phase, epochs, state, log)
-        callbacks = _phase_callbacks(config, phase, fold_dir, tracker)
-        budget = None
-        if deadline is not None:
-            phase_end = deadline
-            if phase == 1 and config.phase2_epochs and 2 not in finished:
-                phase_end = fold_started + config.phase1_share * (deadline - fold_started)
-            budget = TimeBudget(
-                phase_end, val_batches=-(-len(va) // config.batch_size),
-                peak_lr=config.phase1_lr if phase == 1 else None,
-                total_steps=(epochs - done) * steps if phase == 1 else None,
-            )
-            callbacks.insert(0, budget)  # before the tracker, which logs the learning rate
+        tracker = FoldTracker(fold_dir, fold, phase, epochs, state, log, batch_size=config.batch_size)
+        phase_start = time.monotonic()
+        phase_end = deadline
+        if deadline is not None and phase == 1 and config.phase2_epochs and 2 not in finished:
+            phase_end = fold_started + config.phase1_share * (deadline - fold_started)
+        stages = _stages(config, phase, epochs)
+        steps_done, val_seconds, budget = 0, None, None
         started = time.perf_counter()
-        model.fit(
-            train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=done, steps_per_epoch=steps,
-            callbacks=callbacks, verbose=1, shuffle=False,
-        )
+        for index, (size, last_epoch, share) in enumerate(stages):
+            done = state.get("phase_epochs", {}).get(str(phase), 0)
+            if index < state.get("stages_done", {}).get(str(phase), 0) or done >= last_epoch:
+                continue
+            tracker.size = size
+            callbacks = _phase_callbacks(config, phase, fold_dir, tracker)
+            if phase_end is not None:
+                budget = TimeBudget(
+                    phase_start + share * (phase_end - phase_start), val_batches=val_batches,
+                    peak_lr=config.phase1_lr if phase == 1 else None, schedule=config.phase1_schedule,
+                    total_steps=(epochs - done) * steps if phase == 1 else None,
+                    horizon=(phase_start, phase_end), steps_done=steps_done, val_seconds=val_seconds,
+                )
+                callbacks.insert(0, budget)  # before the tracker, which logs the learning rate
+            if len(stages) > 1:
+                log(f"fold {fold} phase {phase}: input {size}x{size} from epoch {done + 1}"
+                    + (f" for {share:.0%} of the phase's time" if budget is not None and share < 1 else ""))
+            model.fit(
+                train_set(size), validation_data=val_ds, epochs=last_epoch, initial_epoch=done,
+                steps_per_epoch=steps, callbacks=callbacks, verbose=1, shuffle=False,
+            )
+            if budget is not None:
+                steps_done, val_seconds = steps_done + budget.steps, budget.val_seconds
+            state["stages_done"] = {**state.get("stages_done", {}), str(phase): index + 1}
         times[str(phase)] = times.get(str(phase), 0.0) + time.perf_counter() - started
         state["phase_finished"] = finished + [phase]
         if budget is not None and budget.stopped:
@@ -253,6 +334,10 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
 
     with np.load(checkpoint / "best_weights.npz") as best:
         model.set_weights([best[f"arr_{i}"] for i in range(len(best.files))])
+    if model.input_shape[1] != config.size:  # trained at several sizes: export at config.size
+        fixed = build_unet(config.encoder, config.size, None, config.scse, config.hypercolumn, dropout=config.dropout)
+        fixed.set_weights(model.get_weights())
+        model = fixed
     with atomic_path(fold_dir / "model.keras") as tmp:
         model.save(tmp)
     with atomic_path(fold_dir / "saved_model") as tmp:
@@ -308,6 +393,12 @@ def check_config(config: Config) -> None:
         raise ValueError(f"--fold {config.fold} is outside 0..{config.folds - 1}")
     if config.budget_min is not None and config.budget_min <= 0:
         raise ValueError(f"--budget-min {config.budget_min}: the time budget must be positive (minutes)")
+    if config.warmup_size is not None and (config.warmup_size % 32 or not 0 < config.warmup_size < config.size):
+        raise ValueError(f"--warmup-size {config.warmup_size}: must be a multiple of 32 below --size {config.size} (try 64)")
+    if not 0.0 < config.warmup_share < 1.0:
+        raise ValueError(f"--warmup-share {config.warmup_share}: must be in (0, 1)")
+    if config.phase1_schedule not in SCHEDULES:
+        raise ValueError(f"--phase1-schedule {config.phase1_schedule!r}: must be one of {', '.join(SCHEDULES)}")
     if not 0.0 < config.phase1_share <= 1.0:
         raise ValueError(f"--phase1-share {config.phase1_share}: must be in (0, 1]")
     if config.encoder_weights not in (None, "imagenet") and not Path(config.encoder_weights).is_file():
@@ -391,16 +482,78 @@ def write_report(out: Path, train) -> dict:
         f"Out-of-fold competition score at 101x101: **{report['cv_score']:.4f}** at threshold 0.5, "
         f"**{report['cv_score_tuned']:.4f}** at the best threshold {threshold:.3f} with minimum salt "
         f"area {report['min_area']} px ({len(ids)} tiles).", "",
+    ]
+    histories = {r["fold"]: _read_history(out / f"fold{r['fold']}" / "history.csv") for r in results}
+    if any(h is not None and len(h) for h in histories.values()):
+        plot_learning_curves(histories, out / "learning_curve.png")
+        lines += ["Validation score per epoch (phase 1 solid, phase 2 dashed, training score faint):", "",
+                  "![learning curve](learning_curve.png)", ""]
+    lines += [
         "| fold | best val score (model size) | val score at 101x101 | best phase/epoch | epochs phase 1/2 "
-        "| phase 1 s | phase 2 s | phases ended by the time budget |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| phase 1 s | phase 2 s | ms per training tile, phase 1 / 2 (median) | phases ended by the time budget |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         t, e = r["phase_seconds"], r.get("phase_epochs", {})
         budget = ", ".join(map(str, r.get("stopped_by_budget", []))) or "-"
+        history = histories[r["fold"]]
         lines.append(
             f"| {r['fold']} | {r['val_score']:.4f} | {r['val_score_101']:.4f} | {r['best_phase']}/{r['best_epoch']} "
-            f"| {e.get('1', 0)}/{e.get('2', 0)} | {t.get('1', 0):.0f} | {t.get('2', 0):.0f} | {budget} |"
+            f"| {e.get('1', 0)}/{e.get('2', 0)} | {t.get('1', 0):.0f} | {t.get('2', 0):.0f} "
+            f"| {_ms_per_tile(history)} | {budget} |"
         )
     write_text(out / "report.md", "\n".join(lines) + "\n")
     return report
+
+
+def _read_history(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.exists() else None
+
+
+def _ms_per_tile(history: pd.DataFrame | None) -> str:
+    if history is None or "ms_per_tile" not in history:
+        return "-"
+    parts = []
+    for phase in (1, 2):
+        rows = history[history["phase"] == phase]
+        if "size" in rows and rows["size"].nunique() > 1:  # progressive resizing: one figure per size
+            parts.append(", ".join(f"{rows[rows['size'] == size]['ms_per_tile'].median():.1f} at {size:.0f}"
+                                   for size in sorted(rows["size"].dropna().unique())))
+        else:
+            parts.append(f"{rows['ms_per_tile'].median():.1f}" if len(rows) else "-")
+    return " / ".join(parts)
+
+
+def plot_learning_curves(histories: dict[int, pd.DataFrame | None], path: Path) -> None:
+    """One PNG: validation score (and training score) per epoch for each fold, both phases in a row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (fold, history) in enumerate(sorted(histories.items())):
+        if history is None or not len(history):
+            continue
+        colour = colours[i % len(colours)]
+        x = np.arange(1, len(history) + 1)
+        for phase, style in ((1, "-"), (2, "--")):
+            sel = (history["phase"] == phase).to_numpy()
+            if not sel.any():
+                continue
+            sizes = ""
+            if "size" in history and history.loc[sel, "size"].notna().any():
+                sizes = " at " + "/".join(f"{v:.0f}" for v in history.loc[sel, "size"].dropna().unique())
+            ax.plot(x[sel], history.loc[sel, "val_score"], style, marker="o", ms=3, color=colour,
+                    label=f"fold {fold} phase {phase}{sizes}")
+            if "score" in history:
+                ax.plot(x[sel], history.loc[sel, "score"], style, color=colour, alpha=0.3, lw=1)
+    ax.set_xlabel("epoch (both phases)")
+    ax.set_ylabel("competition score (validation; faint: training)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -60,9 +60,17 @@ def test_every_preset_is_a_valid_config():
 @pytest.mark.parametrize("flags, message", [
     (("--budget-min", "0"), "--budget-min 0.0: the time budget must be positive"),
     (("--phase1-share", "1.5"), "--phase1-share 1.5: must be in"),
+    (("--warmup-size", "48"), "--warmup-size 48: must be a multiple of 32 below --size 128"),
+    (("--warmup-size", "128"), "--warmup-size 128: must be a multiple of 32 below --size 128"),
+    (("--warmup-size", "64", "--warmup-share", "1"), "--warmup-share 1.0: must be in (0, 1)"),
 ])
-def test_bad_budget_settings_are_refused(flags, message):
+def test_bad_budget_and_schedule_settings_are_refused(flags, message):
     from salt_tf.train import check_config
 
     with pytest.raises(ValueError, match=re.escape(message)):
         check_config(parse(*flags))
+
+
+def test_unknown_schedule_is_refused_by_the_cli():
+    with pytest.raises(SystemExit):
+        parse("--phase1-schedule", "step")

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from salt_tf.encoders import build_encoder
-from salt_tf.model import build_unet
+from salt_tf.model import _all_layers, build_unet
 
 
 def tiles(n=2, size=64, seed=0):
@@ -114,3 +114,44 @@ def test_imagenet_offline_error_through_the_builder(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="resnet34_imagenet_1000_no_top.h5"):
         build_unet("resnet34", 64, encoder_weights="imagenet")
+
+
+def test_every_batch_norm_is_fused_and_the_keras_variant_computes_the_same(unets):
+    """The default model uses FusedBatchNormalization everywhere (encoder and decoder); the
+    fused_bn=False model has Keras' layers, the same weights, and the same training step."""
+    from salt_tf.layers import FusedBatchNormalization
+
+    def bns(model):
+        return [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+
+    fused = build_unet("resnet18", 64)
+    plain = build_unet("resnet18", 64, fused_bn=False)
+    assert bns(fused) and all(type(layer) is FusedBatchNormalization for layer in bns(fused))
+    assert all(type(layer) is keras.layers.BatchNormalization for layer in bns(plain))
+    assert [w.shape for w in fused.weights] == [w.shape for w in plain.weights]
+    plain.set_weights(fused.get_weights())
+    x, y = tiles(4, seed=2), (tiles(4, seed=3) > 0.6).astype("float32")
+    # Inference with the same weights: the same logits up to float32 round-off.
+    scale = np.abs(plain.predict(x, verbose=0)).max()
+    np.testing.assert_allclose(fused.predict(x, verbose=0), plain.predict(x, verbose=0), atol=1e-4 * scale)
+    # One training step: the same loss, and the same updated weights and moving statistics (the
+    # round-off of two different kernels, amplified through an untrained net, moves them by <1e-3).
+    for model in (fused, plain):
+        model.compile(keras.optimizers.SGD(0.01), keras.losses.BinaryCrossentropy(from_logits=True))
+    losses = [float(model.train_on_batch(x, y)) for model in (fused, plain)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+    for a, b in zip(fused.weights, plain.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)
+
+
+def test_any_size_model_shares_the_fixed_models_weights():
+    """size=None takes 64 and 128 inputs; its weights copied into a fixed-size model give the same
+    logits (what training does after progressive resizing, before export)."""
+    model = build_unet("resnet18", None)
+    assert model.input_shape == (None, None, None, 1)
+    for size in (64, 128):
+        assert model(tiles(1, size)).shape == (1, size, size, 1)
+    fixed = build_unet("resnet18", 128)
+    fixed.set_weights(model.get_weights())
+    x = tiles(2, 128, seed=4)
+    np.testing.assert_allclose(fixed.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-4, atol=1e-4)

@@ -218,3 +218,71 @@ def test_mixed_precision_run_leaves_the_global_policy_as_it_found_it(tiny_data, 
     model = keras.models.load_model(tmp_path / "r" / "fold0" / "model.keras")
     assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in model.layers)  # trained in bfloat16
     assert keras.mixed_precision.global_policy().name == "float32"  # and the process is float32 again
+
+
+def test_decayed_lr_cosine_and_linear():
+    from salt_tf.train import decayed_lr
+
+    for schedule in ("cosine", "linear"):
+        assert decayed_lr(0.2, 0.0, schedule) == pytest.approx(0.2)
+        assert decayed_lr(0.2, 0.5, schedule) == pytest.approx(0.1)
+        assert decayed_lr(0.2, 1.0, schedule) == pytest.approx(0.0, abs=1e-12)
+        assert decayed_lr(0.2, 1.5, schedule) == pytest.approx(0.0, abs=1e-12)  # clipped past the end
+    assert decayed_lr(0.2, 0.25, "linear") == pytest.approx(0.15)
+    assert decayed_lr(0.2, 0.25, "cosine") == pytest.approx(0.1 * (1 + np.cos(np.pi / 4)))
+    with pytest.raises(ValueError, match="unknown learning-rate schedule 'step'"):
+        decayed_lr(0.2, 0.5, "step")
+
+
+def test_time_budget_schedule_goes_on_across_two_fits():
+    """One phase in two fit() calls (one per input size): the second continues the decay."""
+    import time
+
+    from salt_tf.train import TimeBudget
+
+    first = TimeBudget(time.monotonic() + 3600, val_batches=1, peak_lr=0.2, total_steps=16, schedule="linear")
+    _, rates = _tiny_fit(first, epochs=1)  # 8 of the 16 steps
+    second = TimeBudget(time.monotonic() + 3600, val_batches=1, peak_lr=0.2, total_steps=16, schedule="linear",
+                        steps_done=first.steps)
+    _, more = _tiny_fit(second, epochs=1)
+    assert first.steps == 8 and rates[-1] == pytest.approx(0.1, rel=1e-3)
+    assert more[0] == pytest.approx(0.2 * 7 / 16, rel=1e-3) and more[-1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_stages_split_phase_one_for_progressive_resizing():
+    from salt_tf.train import _stages
+
+    config = Config(size=128, warmup_size=64, warmup_share=0.3, phase1_epochs=10)
+    assert _stages(config, 1, 10) == [(64, 3, 0.3), (128, 10, 1.0)]
+    assert _stages(config, 2, 50) == [(128, 50, 1.0)]  # phase 2 stays at the full size
+    assert _stages(Config(size=128), 1, 10) == [(128, 10, 1.0)]
+
+
+def test_progressive_resizing_under_a_budget(tiny_data, tmp_path):
+    """Phase 1 starts at 32, goes on at 64 within its time; validation and the exported model are at
+    64; the report has the learning curve and the time per training tile."""
+    import cv2
+    import tensorflow as tf
+
+    config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=64, encoder="resnet18", encoder_weights=None,
+                    batch_size=8, phase1_epochs=500, phase2_epochs=500, phase2_patience=500, folds=2, fold=0,
+                    budget_min=0.3, warmup_size=32, warmup_share=0.5, phase1_schedule="linear")
+    lines = []
+    report = run(config, log=lines.append)
+    fold = report["folds"][0]
+    assert fold["stopped_by_budget"] == [1, 2]
+    history = pd.read_csv(tmp_path / "r" / "fold0" / "history.csv")
+    phase1 = history[history["phase"] == 1]
+    assert list(phase1["size"]) == sorted(phase1["size"]) and set(phase1["size"]) == {32, 64}
+    assert set(history[history["phase"] == 2]["size"]) == {64}
+    assert list(history["epoch"][history["phase"] == 1]) == list(range(1, len(phase1) + 1))  # no epoch twice
+    assert (history["ms_per_tile"] > 0).all() and (history["train_seconds"] <= history["seconds"]).all()
+    # The learning rate decays linearly over the whole phase, across the size change.
+    assert (np.diff(phase1["learning_rate"]) <= 0).all() and phase1["learning_rate"].iloc[-1] < 0.01 * config.phase1_lr + 1e-9
+    served = tf.saved_model.load(str(tmp_path / "r" / "fold0" / "saved_model"))
+    assert tuple(served.serve.input_signature[0].shape) == (None, 64, 64, 1)
+    assert any("input 32x32 from epoch 1" in line for line in lines) and any("input 64x64 from epoch" in line for line in lines)
+    curve = cv2.imread(str(tmp_path / "r" / "learning_curve.png"))
+    assert curve is not None and curve.shape[0] > 200 and curve.std() > 10  # a drawn picture
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "![learning curve](learning_curve.png)" in text and " at 32, " in text and " at 64 / " in text
