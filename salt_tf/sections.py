@@ -179,13 +179,21 @@ def blend(probs: np.ndarray, layout: tuple, weight: np.ndarray | None = None) ->
 Model = Callable[[np.ndarray], np.ndarray]
 
 
-def segment_section(grey: np.ndarray, model: Model, stride: int = DEFAULT_STRIDE) -> np.ndarray:
-    """Salt probability (H, W) of a uint8 section (H, W) from a tile model, blended over windows."""
-    tiles, layout = windows(grey, stride)
+def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAULT_STRIDE) -> list[np.ndarray]:
+    """Salt probability (H, W) of each uint8 section (H, W), blended over windows. The windows of
+    all the sections go to the model in one call, so that short lines still fill its batches."""
+    cut = [windows(grey, stride) for grey in greys]
+    tiles = np.concatenate([c[0] for c in cut])
     probs = np.asarray(model(tiles), dtype=np.float32)
     if probs.shape != tiles.shape:
         raise ValueError(f"the model returned {probs.shape} for windows {tiles.shape}")
-    return blend(probs, layout)
+    ends = np.cumsum([len(c[0]) for c in cut])
+    return [blend(p, c[1]) for p, c in zip(np.split(probs, ends[:-1]), cut)]
+
+
+def segment_section(grey: np.ndarray, model: Model, stride: int = DEFAULT_STRIDE) -> np.ndarray:
+    """Salt probability (H, W) of a uint8 section (H, W) from a tile model, blended over windows."""
+    return segment_sections([grey], model, stride)[0]
 
 
 def tile_grid(grey: np.ndarray, model: Model) -> np.ndarray:

@@ -149,14 +149,21 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
 
         bar = Progress(total, progress)
 
-        def probability(amplitudes: np.ndarray, label: str) -> np.ndarray:
-            """(traces, samples) amplitudes -> (traces, samples) probability."""
-            section = amplitudes.T  # samples vertical, as in the tiles
-            sections.check_section(section, f"{name} {label}")
-            grey = amap(section)
-            prob = sections.segment_section(grey, model, stride)
-            bar.add(count(*grey.shape))
-            return prob.T
+        def probabilities(lines: list[tuple[np.ndarray, str]]) -> list[np.ndarray]:
+            """(traces, samples) amplitudes of a few lines -> their (traces, samples) probabilities."""
+            greys = []
+            for amplitudes, label in lines:
+                section = amplitudes.T  # samples vertical, as in the tiles
+                sections.check_section(section, f"{name} {label}")
+                greys.append(amap(section))
+            probs = sections.segment_sections(greys, model, stride)
+            bar.add(sum(count(*g.shape) for g in greys))
+            return [p.T for p in probs]
+
+        def chunks(n_items: int, length_a: int, length_b: int):
+            """Consecutive groups of lines whose windows fill at least one batch: few lines in memory."""
+            size = max(1, -(-batch_size // count(length_a, length_b)))
+            return [range(i, min(i + size, n_items)) for i in range(0, n_items, size)]
 
         file_shape = (len(chosen),) + src.layout[1:] if len(src.layout) == 3 else src.layout
         started = time.perf_counter()
@@ -166,12 +173,15 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             mask_file = np.lib.format.open_memmap(tmp / "mask.npy", "w+", np.uint8, file_shape)
             probs, masks = (_cube(f, src.kind) for f in (prob_file, mask_file))
             if direction in ("inline", "both"):
-                for k, line in enumerate(chosen):
-                    probs[k] = probability(src.line(line), f"line {src.line_numbers[line]}")
+                for group in chunks(len(chosen), n_samples, n_traces):
+                    got = probabilities([(src.line(chosen[k]), f"line {src.line_numbers[chosen[k]]}") for k in group])
+                    for k, p in zip(group, got):
+                        probs[k] = p
             if direction in ("crossline", "both"):
-                for j in range(n_traces):
-                    p = probability(src.xline(j, chosen), f"crossline {j}")
-                    probs[:, j] = p if direction == "crossline" else 0.5 * (probs[:, j].astype(np.float32) + p)
+                for group in chunks(n_traces, n_samples, len(chosen)):
+                    got = probabilities([(src.xline(j, chosen), f"crossline {j}") for j in group])
+                    for j, p in zip(group, got):
+                        probs[:, j] = p if direction == "crossline" else 0.5 * (probs[:, j].astype(np.float32) + p)
             seconds = time.perf_counter() - started
             for k in range(len(chosen)):
                 masks[k] = probs[k].astype(np.float32) > cut
