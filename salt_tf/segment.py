@@ -23,7 +23,7 @@ import numpy as np
 from salt_tf import figures, sections
 from salt_tf.atomic import atomic_path
 from salt_tf.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE, SectionError, TILE
-from salt_tf.seisio import open_source, write_segy_like
+from salt_tf.seisio import open_source, release, write_segy_like
 
 DIRECTIONS = ("inline", "crossline", "both")
 SAMPLE_LINES = 16  # lines read to estimate the amplitude spread of a volume
@@ -177,19 +177,23 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
                     got = probabilities([(src.line(chosen[k]), f"line {src.line_numbers[chosen[k]]}") for k in group])
                     for k, p in zip(group, got):
                         probs[k] = p
+                    release(prob_file)
+                    src.release()
             if direction in ("crossline", "both"):
                 for group in chunks(n_traces, n_samples, len(chosen)):
                     got = probabilities([(src.xline(j, chosen), f"crossline {j}") for j in group])
                     for j, p in zip(group, got):
                         probs[:, j] = p if direction == "crossline" else 0.5 * (probs[:, j].astype(np.float32) + p)
+                    release(prob_file)
+                    src.release()
             seconds = time.perf_counter() - started
             for k in range(len(chosen)):
                 masks[k] = probs[k].astype(np.float32) > cut
-            prob_file.flush()
-            mask_file.flush()
+                release(mask_file)
+                release(prob_file)
             if src.kind.startswith("segy"):
                 write_segy_like(src.path, tmp / "probability.sgy", probs,
-                                lines=chosen if src.kind == "segy-3d" else None)
+                                lines=chosen if src.kind == "segy-3d" else None, mapped=prob_file)
             picks = np.unique(np.linspace(0, len(chosen) - 1, min(n_figures, len(chosen))).round().astype(int))
             true_cube = _cube(known, src.kind) if known is not None else None
             for k in picks if n_figures > 0 else []:

@@ -10,6 +10,7 @@ SEG-Y outputs copy the source's layout as segyio's docs do: ``segyio.tools.metad
 """
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 
 import cv2
@@ -40,6 +41,9 @@ class Source:
     def close(self) -> None:
         pass
 
+    def release(self) -> None:
+        """Drop pages read so far from memory (memory-mapped inputs); a no-op for the others."""
+
     def __enter__(self):
         return self
 
@@ -50,8 +54,8 @@ class Source:
 class ArraySource(Source):
     """A .npy (memory-mapped) or image, in the (lines, traces, samples) view."""
 
-    def __init__(self, path: Path, kind: str, cube: np.ndarray, layout: tuple[int, ...]):
-        self.path, self.kind, self.cube, self.layout = path, kind, cube, tuple(layout)
+    def __init__(self, path: Path, kind: str, cube: np.ndarray, layout: tuple[int, ...], mapped=None):
+        self.path, self.kind, self.cube, self.layout, self.mapped = path, kind, cube, tuple(layout), mapped
         self.shape = tuple(int(n) for n in cube.shape)
         self.line_numbers = np.arange(self.shape[0])
 
@@ -60,6 +64,9 @@ class ArraySource(Source):
 
     def xline(self, j, lines):
         return np.asarray(self.cube[lines, j], dtype=np.float32)
+
+    def release(self):
+        release(self.mapped)
 
 
 class SegySource(Source):
@@ -116,9 +123,9 @@ def open_source(path: str | Path) -> Source:
         if array.dtype.kind not in "iuf":
             raise SectionError(f"{path}: expected real amplitudes, found dtype {array.dtype}")
         if array.ndim == 2:
-            return ArraySource(path, "npy", array[None], array.shape)
+            return ArraySource(path, "npy", array[None], array.shape, array)
         if array.ndim == 3:
-            return ArraySource(path, "npy", array, array.shape)
+            return ArraySource(path, "npy", array, array.shape, array)
         raise SectionError(f"{path}: expected a 2-D section (traces, samples) or a 3-D volume "
                            f"(inlines, crosslines, samples), found shape {array.shape}")
     if suffix in IMAGE_SUFFIXES:
@@ -136,37 +143,57 @@ def open_source(path: str | Path) -> Source:
                        f".npy or an image ({', '.join(IMAGE_SUFFIXES)})")
 
 
-def write_segy_like(src_path: str | Path, dst_path: str | Path, data, lines: np.ndarray | None = None) -> None:
+def release(array) -> None:
+    """Flush a memory-mapped array and drop its pages from this process's resident memory.
+
+    Pages of a file mapping that were touched stay resident (and count as the process's memory)
+    until the kernel needs them; dropping them after each line keeps a volume's footprint bounded
+    by a few lines, whatever its length. The data is on disk: a later access reads it back.
+    """
+    mapped = getattr(array, "_mmap", None)  # numpy.memmap keeps its mmap.mmap here
+    if mapped is None or not hasattr(mapped, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    if array.flags.writeable:
+        array.flush()
+    mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def write_segy_like(src_path: str | Path, dst_path: str | Path, data, lines: np.ndarray | None = None,
+                    mapped=None) -> None:
     """A SEG-Y with ``src_path``'s geometry and headers and ``data`` as IEEE-float samples.
 
     ``data[k, t]`` gives the samples of line k (k-th of ``lines``, the selected inline indices, all
-    by default), trace t, as ``Source.line`` ordered them; read one trace at a time (a memmap is fine).
+    by default), trace t, as ``Source.line`` ordered them; read one trace at a time, so a memmap
+    works (``mapped``: its memmap, whose pages are released every few thousand traces).
     """
     with _open_segy(src_path) as src:
         spec = segyio.tools.metadata(src)
         spec.format = 5  # IEEE float: probabilities, whatever the input's sample format
         if src.unstructured:
-            keep = np.arange(src.tracecount)
-            position = [(0, i) for i in keep]
+            line_of, xline_of = np.zeros(src.tracecount, np.int64), np.arange(src.tracecount)
         else:
-            il = src.attributes(segyio.TraceField.INLINE_3D)[:]
-            xl = src.attributes(segyio.TraceField.CROSSLINE_3D)[:]
-            il_index = {n: k for k, n in enumerate(src.ilines)}
-            xl_index = {n: j for j, n in enumerate(src.xlines)}
+            # Each trace's line and crossline position, from its header (4 + 4 bytes a trace).
+            il_pos = {n: k for k, n in enumerate(src.ilines)}
+            xl_pos = {n: j for j, n in enumerate(src.xlines)}
             chosen = np.arange(len(src.ilines)) if lines is None else np.asarray(lines)
-            out_line = {int(i): k for k, i in enumerate(chosen)}
-            keep = [t for t in range(src.tracecount) if il_index[il[t]] in out_line]
-            position = [(out_line[il_index[il[t]]], xl_index[xl[t]]) for t in keep]
+            out_line = np.full(len(src.ilines), -1)
+            out_line[chosen] = np.arange(len(chosen))
+            line_of = out_line[[il_pos[n] for n in src.attributes(segyio.TraceField.INLINE_3D)[:]]]
+            xline_of = np.array([xl_pos[n] for n in src.attributes(segyio.TraceField.CROSSLINE_3D)[:]])
             spec.ilines = np.asarray(src.ilines)[chosen]
-        spec.tracecount = len(keep)
+        spec.tracecount = int(np.count_nonzero(line_of >= 0))
         with segyio.create(str(dst_path), spec) as dst:
             for i in range(1 + src.ext_headers):
                 dst.text[i] = src.text[i]
             dst.bin = src.bin
             dst.bin.update(format=5)
-            for out_t, (t, (k, j)) in enumerate(zip(keep, position)):
-                dst.header[out_t] = src.header[t]
-                dst.trace[out_t] = np.asarray(data[k, j], dtype=np.float32)
+            out_t = 0
+            for t in np.flatnonzero(line_of >= 0):
+                dst.header[out_t] = src.header[int(t)]
+                dst.trace[out_t] = np.asarray(data[line_of[t], xline_of[t]], dtype=np.float32)
+                out_t += 1
+                if out_t % 4096 == 0:
+                    release(mapped)
 
 
 def _open_segy(path):
