@@ -19,7 +19,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="output folder to create (must not exist)")
     parser.add_argument("--direction", default="inline", choices=["inline", "crossline", "both"],
                         help="3-D volumes: segment along inlines, crosslines, or both averaged (default: inline)")
-    parser.add_argument("--lines", help="3-D volumes: only these inlines, FIRST:LAST inclusive (default: all)")
+    parser.add_argument("--lines", help="3-D volumes: only these inlines, FIRST:LAST inclusive: inline numbers of a SEG-Y, "
+                        "0-based indices of a .npy (default: all)")
     parser.add_argument("--stride", type=int, default=DEFAULT_STRIDE,
                         help=f"step between 101x101 windows in pixels (default: {DEFAULT_STRIDE}, about half a tile)")
     parser.add_argument("--amp-percentile", type=float, default=DEFAULT_PERCENTILE,

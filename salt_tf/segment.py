@@ -108,7 +108,10 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             raise SectionError(f"{name}: --direction {direction} needs a 3-D volume; this input is one 2-D section")
         known = None
         if truth is not None:
-            known = np.load(truth, mmap_mode="r")
+            try:
+                known = np.load(truth, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as err:
+                raise SectionError(f"{truth}: cannot read the true mask ({err})") from None
             if known.shape != src.layout:
                 raise SectionError(f"{truth}: true mask of shape {known.shape}, expected the input's {src.layout}")
         for size, what in ((n_samples, "samples"), (n_traces, "traces"), (len(chosen), "inlines")):
