@@ -169,3 +169,24 @@ def test_existing_output_is_refused_by_the_command(synth, tiny_run, tmp_path, ca
     assert code == 2
     assert "out: output exists; refusing to overwrite it" in capsys.readouterr().err
     assert not list((tmp_path / "out").iterdir())
+
+
+def test_large_grayscale_image_keeps_its_layout(synth, tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(4)
+    image = np.clip(rng.normal(120, 30, (150, 260)), 0, 255).astype(np.uint8)  # rows = samples
+    cv2.imwrite(str(tmp_path / "line.tif"), image)
+    summary = run(None, tmp_path / "line.tif", tmp_path / "out", model=identity, progress=False, log=quiet)
+    probs = np.load(tmp_path / "out" / "probability.npy").astype(np.float32)
+    assert probs.shape == image.shape
+    np.testing.assert_allclose(probs, grey_of(image.astype(np.float32), summary) / 255.0, atol=1e-3)
+
+
+def test_cli_help_documents_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        CLI.main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--run", "--input", "--out", "--direction", "--lines", "--stride", "--amp-percentile", "--amp-clip",
+                 "--threshold", "--truth", "--figures", "--no-tta", "--batch-size"):
+        assert flag in text
