@@ -32,3 +32,16 @@ def test_tile_grid_has_one_panel_per_tile_with_outlines(tmp_path):
                       scores=np.linspace(0, 1, 5), columns=4)
     assert cv2.imread(str(tmp_path / "g.png")).shape == (640, 1200, 3)  # 2 rows of 4 panels, 3.2 x 3.0 in at 100 dpi
     assert min(colour_pixels(tmp_path / "g.png")) > 200
+
+
+def test_predict_overlays_score_each_tile_against_its_truth(tmp_path, monkeypatch):
+    from salt_tf import predict
+
+    seen = {}
+    monkeypatch.setattr(figures, "tile_grid", lambda path, ids, images, masks, truth, scores: seen.update(scores=scores))
+    truth = np.zeros((2, 101, 101), np.uint8)
+    truth[:, :50] = 1
+    masks = truth.copy()
+    masks[1] = 0  # tile 1 misses its salt entirely
+    predict.write_overlays(tmp_path / "grid.png", ["a", "b"], np.zeros((2, 101, 101), np.uint8), masks, truth)
+    assert list(seen["scores"]) == [1.0, 0.0]
