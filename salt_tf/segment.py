@@ -118,8 +118,6 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             if size < sections.MIN_SIDE and (what != "inlines" or direction != "inline"):
                 raise SectionError(f"{name}: {size} {what} is too few; padding a section to a {TILE}x{TILE} "
                                    f"tile needs at least {sections.MIN_SIDE}")
-        stats = sections.read_tile_stats(run_dir, log) if run_dir else sections.DEFAULT_TILE_STATS
-        amap = sections.amplitude_map(sample_amplitudes(src, chosen), stats, percentile, name=str(name), clip=clip)
         if model is None:
             from salt_tf.predict import load_ensemble, predict_probs
             ensemble = load_ensemble(run_dir)
@@ -135,6 +133,8 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             cut = postprocessing(Path(run_dir), threshold)[0]
         else:
             cut = 0.5 if threshold is None else float(threshold)
+        stats = sections.read_tile_stats(run_dir, log) if run_dir else sections.DEFAULT_TILE_STATS
+        amap = sections.amplitude_map(sample_amplitudes(src, chosen), stats, percentile, name=str(name), clip=clip)
 
         def count(length_a, length_b):
             return len(sections.starts(length_a, stride)[0]) * len(sections.starts(length_b, stride)[0])
@@ -152,10 +152,10 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
 
         bar = Progress(total, progress)
 
-        def probabilities(lines: list[tuple[np.ndarray, str]]) -> list[np.ndarray]:
+        def probabilities(group: list[tuple[np.ndarray, str]]) -> list[np.ndarray]:
             """(traces, samples) amplitudes of a few lines -> their (traces, samples) probabilities."""
             greys = []
-            for amplitudes, label in lines:
+            for amplitudes, label in group:
                 section = amplitudes.T  # samples vertical, as in the tiles
                 sections.check_section(section, f"{name} {label}")
                 greys.append(amap(section))

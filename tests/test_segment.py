@@ -190,3 +190,10 @@ def test_cli_help_documents_every_flag(capsys):
     for flag in ("--run", "--input", "--out", "--direction", "--lines", "--stride", "--amp-percentile", "--amp-clip",
                  "--threshold", "--truth", "--figures", "--no-tta", "--batch-size"):
         assert flag in text
+
+
+def test_missing_run_folder_is_refused_by_the_command(synth, tmp_path, capsys):
+    code = CLI.main(["--run", str(tmp_path / "nope"), "--input", str(synth / "section.sgy"), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "nope: run folder not found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
