@@ -19,8 +19,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threshold", type=float, help="probability threshold (default: tuned out of fold by training; "
                         "giving one also switches off the tuned minimum salt area)")
     parser.add_argument("--probs", help="also save the averaged probabilities to this .npz")
-    parser.add_argument("--overlays", help="write PNGs of tile + predicted (red) and true (green) contours here")
-    parser.add_argument("--n-overlays", type=int, default=16, help="how many tiles get an overlay (default: 16)")
+    parser.add_argument("--overlays", help="write a PNG grid of tiles to this file, each with its id, predicted (red) and true (green) outlines and score")
+    parser.add_argument("--n-overlays", type=int, default=16, help="how many tiles the --overlays grid shows (default: 16)")
     parser.add_argument("--masks", help="folder of true masks, for the green contours of --overlays")
     parser.add_argument("--batch-size", type=int, default=32, help="tiles per batch (default: 32)")
     args = parser.parse_args(argv)

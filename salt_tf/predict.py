@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from salt_tf import pipeline, rle
+from salt_tf import figures, pipeline, rle
 from salt_tf.atomic import atomic_path
 from salt_tf.data import DataError, read_csv, load_images, read_mask
-from salt_tf.metrics import remove_small
+from salt_tf.metrics import image_scores, remove_small
 
 
 class RunError(ValueError):
@@ -33,6 +32,7 @@ class Ensemble:
     folds: list[int]
     models: list  # tf.saved_model.load(...) objects with a `serve` endpoint
     size: int
+    steps: dict = field(default_factory=dict, repr=False)  # traced predict steps by TTA setting
 
     def __call__(self, batch: tf.Tensor) -> tf.Tensor:
         """Mean sigmoid probability over the folds for a batch (B, S, S, 1)."""
@@ -83,21 +83,30 @@ def postprocessing(run_dir: Path, threshold: float | None) -> tuple[float, int]:
     return float(tuned.get("threshold", 0.5)), int(tuned.get("min_area", 0))
 
 
+def _step(ensemble: Ensemble, tta: bool):
+    """The traced forward pass, kept on the ensemble: segment.py calls predict_probs once per line,
+    and tracing it again each call would cost more than the line's windows."""
+    if tta not in ensemble.steps:
+        size = ensemble.size
+
+        # One trace for every batch size (the last batch is usually smaller).
+        @tf.function(input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)])
+        def step(x):
+            if not tta:
+                return ensemble(x)
+            # One forward pass over the tiles and their mirror images; un-flip, then average.
+            both = ensemble(tf.concat([x, tf.reverse(x, axis=[2])], axis=0))
+            plain, mirrored = tf.split(both, 2, axis=0)
+            return 0.5 * (plain + tf.reverse(mirrored, axis=[2]))
+
+        ensemble.steps[tta] = step
+    return ensemble.steps[tta]
+
+
 def predict_probs(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32, tta: bool = True,
                   progress: bool = True) -> np.ndarray:
     """Ensemble probabilities at 101x101 for uint8 tiles (N, 101, 101), with flip TTA."""
-    size = ensemble.size
-
-    # One trace for every batch size (the last batch is usually smaller).
-    @tf.function(input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)])
-    def step(x):
-        if not tta:
-            return ensemble(x)
-        # One forward pass over the tiles and their mirror images; un-flip, then average.
-        both = ensemble(tf.concat([x, tf.reverse(x, axis=[2])], axis=0))
-        plain, mirrored = tf.split(both, 2, axis=0)
-        return 0.5 * (plain + tf.reverse(mirrored, axis=[2]))
-
+    step = _step(ensemble, tta)
     bar = keras.utils.Progbar(len(images), unit_name="tile") if progress else None
     out = []
     # A plain loop, no tf.data: resizing a batch takes about a millisecond against seconds of
@@ -105,7 +114,7 @@ def predict_probs(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32, 
     # after the last batch sat idle for 0 to 40 s (TF 2.21, 2-core CPU; benchmarks/predict_speed.py).
     for first in range(0, len(images), batch_size):
         batch = images[first : first + batch_size]
-        out.append(pipeline.to_tile(step(tf.constant(pipeline.to_input(batch, size))).numpy()))
+        out.append(pipeline.to_tile(step(tf.constant(pipeline.to_input(batch, ensemble.size))).numpy()))
         if bar:
             bar.add(len(batch))
     return np.concatenate(out) if out else np.zeros((0, pipeline.TILE, pipeline.TILE), np.float32)
@@ -128,23 +137,11 @@ def write_submission(path: str | Path, ids, masks: np.ndarray) -> None:
                 raise RuntimeError(f"{path}: mask of {tile_id} does not decode back to the prediction")
 
 
-def write_overlays(folder: str | Path, ids, images: np.ndarray, masks: np.ndarray, truth=None, scale: int = 4) -> None:
-    """PNGs of each tile with the predicted contour (red) and the true one (green), if known."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, tile_id in enumerate(ids):
-        big = cv2.resize(images[i], None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-        canvas = cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
-        layers = [(masks[i], (0, 0, 255))]
-        if truth is not None:
-            layers.insert(0, (truth[i], (0, 255, 0)))
-        for mask, colour in layers:
-            big_mask = cv2.resize(mask.astype(np.uint8), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-            contours, _ = cv2.findContours(big_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-            cv2.drawContours(canvas, contours, -1, colour, 1)
-        with atomic_path(folder / f"{tile_id}.png") as tmp:
-            if not cv2.imwrite(str(tmp), canvas):
-                raise OSError(f"{folder / (tile_id + '.png')}: could not write the overlay")
+def write_overlays(path: str | Path, ids, images: np.ndarray, masks: np.ndarray, truth=None) -> None:
+    """One PNG grid of tiles, each with its id, the predicted outline (red), the true one (green)
+    and its competition score if the truth is known (else its predicted salt share)."""
+    scores = image_scores(truth, masks) if truth is not None else None
+    figures.tile_grid(path, list(ids), images, masks, truth, scores)
 
 
 def read_ids(path: str | Path) -> list[str]:

@@ -32,6 +32,7 @@ from salt_tf.keras_metrics import CompetitionScore
 from salt_tf.losses import BCEWithLogits, LovaszHinge
 from salt_tf.metrics import competition_score, tune_postprocessing
 from salt_tf.model import build_unet
+from salt_tf.sections import write_tile_stats
 
 SYNTHETIC = dict(n_train=400, n_test=100, seed=0)
 
@@ -420,6 +421,7 @@ def run(config: Config, resume: bool = False, log=print) -> dict:
         if dataclasses.replace(saved, fold=config.fold) != dataclasses.replace(config, fold=saved.fold):
             raise ValueError(f"{out / 'config.json'}: --resume needs the same settings as the interrupted run")
     config.save(out / "config.json")
+    write_tile_stats(out, train.images)  # grey levels the model sees, for segment.py's amplitude mapping
     folds_path = out / "folds.csv"
     if folds_path.exists():
         fold_table = folds_mod.read_folds(folds_path, ids=train.ids)

@@ -132,7 +132,7 @@ def predict_cli(*args, cwd):
 
 def test_cli_writes_a_submission_that_decodes_to_the_saved_probs(trained_run, data, tmp_path):
     images = data / "test" / "images"
-    sub, probs_path, overlays = tmp_path / "sub.csv", tmp_path / "p.npz", tmp_path / "overlays"
+    sub, probs_path, overlays = tmp_path / "sub.csv", tmp_path / "p.npz", tmp_path / "overlays.png"
     result = predict_cli("--run", trained_run, "--images", images, "--out", sub, "--probs", probs_path,
                          "--overlays", overlays, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -152,9 +152,8 @@ def test_cli_writes_a_submission_that_decodes_to_the_saved_probs(trained_run, da
     decoded = np.stack([rle.decode(text) for text in table["rle_mask"]])
     assert np.array_equal(decoded, expected)
 
-    assert sorted(p.name for p in overlays.iterdir()) == [f"{i}.png" for i in expected_ids]  # 12 < --n-overlays 16
-    overlay = cv2.imread(str(overlays / f"{expected_ids[0]}.png"))
-    assert overlay.shape == (404, 404, 3)
+    overlay = cv2.imread(str(overlays))  # one grid: 12 tiles (< --n-overlays 16) in 3 rows of 4
+    assert overlay.shape == (960, 1200, 3)
     assert re.search(r"wrote .*sub\.csv: 12 tiles, \d+ with salt; [\d.]+ tiles/s \(2 folds x 2 passes\)", result.stdout)
     assert not list(tmp_path.rglob("*.tmp"))
 
@@ -380,7 +379,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(case, symmetric_run, tmp_
     run_dir, images, message = bad_case(case, tmp_path / "in", symmetric_run)
     out = tmp_path / "out"
     code = CLI.main(["--run", str(run_dir), "--images", str(images), "--out", str(out / "sub.csv"),
-                     "--probs", str(out / "p.npz"), "--overlays", str(out / "overlays")])
+                     "--probs", str(out / "p.npz"), "--overlays", str(out / "overlays.png")])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ") and message in err, err

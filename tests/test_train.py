@@ -61,6 +61,8 @@ def test_end_to_end_writes_every_file(tiny_run, tiny_data):
     assert 0 <= report["cv_score"] <= 1 and 0 <= report["cv_score_tuned"] <= 1 and 0 < report["threshold"] < 1
     assert all(r["phase_seconds"]["1"] > 0 and r["phase_seconds"]["2"] > 0 for r in report["folds"])
     assert "Out-of-fold competition score" in (out / "report.md").read_text()
+    stats = json.loads((out / "tile_stats.json").read_text())  # for segment.py's amplitude mapping
+    assert stats["n_tiles"] == 40 and stats["median"] == float(np.median(load_train(tiny_data).images))
     # Progress: one summary line per epoch, a line per phase and fold, the final score and folder.
     assert stdout.count("fold 0 phase 1 epoch 1/1:") == 1 and "fold 1 phase 2 done" in stdout
     assert f"cross-validation score {report['cv_score']:.4f}" in stdout and str(out) in stdout

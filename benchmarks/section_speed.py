@@ -1,0 +1,155 @@
+"""Whole-section inference: windows/s through segment.py's path against predict.py's tiles/s, and
+peak memory for a volume and one twice as long.
+
+Speed, in one process, interleaved round by round (medians; CPU time too, as it moves less than wall
+time on a shared machine): a synthetic 3-D volume (.npy) goes through ``salt_tf.segment.run`` (read
+each line, map amplitudes, cut windows, predict, blend, write probability/mask/figures), and the same
+number of windows, cut from that volume beforehand, goes through ``salt_tf.predict.predict_probs``
+alone. Both use one loaded ensemble, warmed up first, so neither pays for tracing. Target: the
+section path >= 90% of predict_probs' tiles/s.
+
+Memory: ``segment.run`` with the run's ensemble in a fresh interpreter on a SEG-Y volume of
+``--lines`` inlines and on one of twice as many, reading the peak resident set (VmHWM) at the end.
+Target: the longer volume within 10% of the shorter.
+
+    python benchmarks/section_speed.py                                   # random-init resnet34, 5 folds, 128x128
+    python benchmarks/section_speed.py --folds 1 --encoder resnet18 --size 64 --rounds 1   # a quick check
+    python benchmarks/section_speed.py --run runs/<date-time>            # a trained run instead
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_child(run_dir: str, volume: str, out: str) -> None:
+    """One segment.run in this (fresh) interpreter; print the peak resident set as JSON."""
+    from salt_tf.segment import run
+
+    summary = run(run_dir, volume, out, progress=False, log=lambda line: None)
+    print(json.dumps({"peak_rss_mb": peak_rss_mb(), "windows": summary["windows"]}))
+
+
+def make_run(run_dir: Path, encoder: str, size: int, folds: int) -> None:
+    import keras
+
+    from salt_tf.config import Config
+    from salt_tf.model import build_unet
+
+    for fold in range(folds):
+        keras.utils.set_random_seed(fold)
+        build_unet(encoder, size, None).export(str(run_dir / f"fold{fold}" / "saved_model"), verbose=False)
+    Config(encoder=encoder, encoder_weights=None, size=size, folds=folds).save(run_dir / "config.json")
+    (run_dir / "report.json").write_text(json.dumps({"threshold": 0.5, "min_area": 0}))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", help="a trained run folder (default: random-init U-Nets, see --folds/--encoder/--size)")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--encoder", default="resnet34")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--lines", type=int, default=8, help="inlines of the volume (default: 8; memory: and twice as many)")
+    parser.add_argument("--xlines", type=int, default=200, help="crosslines (traces per inline) (default: 200)")
+    parser.add_argument("--samples", type=int, default=200, help="samples per trace (default: 200)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both timings (default: 3)")
+    parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory runs")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    from salt_tf import machine, sections, synthetic
+    from salt_tf.predict import load_ensemble, predict_probs
+    from salt_tf.segment import run as segment_run
+    from salt_tf.seisio import write_segy_volume
+
+    with tempfile.TemporaryDirectory(prefix="section_speed.") as tmp:
+        tmp = Path(tmp)
+        run_dir = Path(args.run) if args.run else tmp / "run"
+        if not args.run:
+            make_run(run_dir, args.encoder, args.size, args.folds)
+        cube, _ = synthetic.make_volume(np.random.default_rng(0), 2 * args.lines, args.xlines, args.samples)
+        np.save(tmp / "volume.npy", cube[: args.lines])
+        ensemble = load_ensemble(run_dir)
+
+        def model(tiles):
+            return predict_probs(ensemble, tiles, batch_size=args.batch_size, progress=False)
+
+        # The same windows the section path cuts, for predict_probs alone.
+        stats = sections.read_tile_stats(run_dir, log=lambda line: None)
+        amap = sections.amplitude_map(cube[: args.lines], stats)
+        windows = np.concatenate([sections.windows(amap(line.T))[0] for line in cube[: args.lines]])
+        model(windows[: args.batch_size])  # trace and warm up once, for both
+
+        def section_path() -> tuple[float, float, int]:
+            out = tmp / f"seg{time.perf_counter_ns()}"
+            wall, cpu = time.perf_counter(), time.process_time()
+            summary = segment_run(run_dir, tmp / "volume.npy", out, batch_size=args.batch_size, model=model,
+                                  n_figures=1, progress=False, log=lambda line: None)
+            return time.perf_counter() - wall, time.process_time() - cpu, summary["windows"]
+
+        def tiles_path() -> tuple[float, float, int]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            model(windows)
+            return time.perf_counter() - wall, time.process_time() - cpu, len(windows)
+
+        section, tiles = [], []
+        for _ in range(args.rounds):
+            section.append(section_path())
+            tiles.append(tiles_path())
+        n = tiles[0][2]
+        assert section[0][2] == n, (section[0][2], n)
+        s_wall, s_cpu = (statistics.median(r[i] for r in section) for i in (0, 1))
+        t_wall, t_cpu = (statistics.median(r[i] for r in tiles) for i in (0, 1))
+        print("\n".join(machine.describe()))
+        print(f"run: {run_dir if args.run else f'random-init {args.encoder} {args.size}x{args.size}, {args.folds} folds'}, "
+              f"flip TTA, batch {args.batch_size}; volume {args.lines} x {args.xlines} x {args.samples}: {n} windows "
+              f"(stride {sections.DEFAULT_STRIDE}); medians of {args.rounds} rounds")
+        print(f"section path (segment.run, whole command minus loading the models): {n / s_wall:.1f} windows/s "
+              f"wall, {n / s_cpu:.1f} per CPU-s")
+        print(f"predict_probs on the same windows:                      {n / t_wall:.1f} tiles/s wall, "
+              f"{n / t_cpu:.1f} per CPU-s")
+        print(f"section / tiles: {100 * t_wall / s_wall:.1f}% by wall clock, {100 * t_cpu / s_cpu:.1f}% by CPU time "
+              f"(target >= 90%)")
+
+        if args.memory:
+            peaks = {}
+            for lines in (args.lines, 2 * args.lines):
+                path = tmp / f"volume{lines}.sgy"
+                write_segy_volume(path, cube[:lines])
+                child = subprocess.run(
+                    [sys.executable, __file__, "--memory-child", str(run_dir), str(path), str(tmp / f"mem{lines}")],
+                    capture_output=True, text=True, check=True)
+                peaks[lines] = json.loads(child.stdout.strip().splitlines()[-1])
+                print(f"peak memory, SEG-Y volume of {lines} inlines ({peaks[lines]['windows']} windows): "
+                      f"{peaks[lines]['peak_rss_mb']:.0f} MB (VmHWM)")
+            a, b = (peaks[k]["peak_rss_mb"] for k in (args.lines, 2 * args.lines))
+            print(f"twice as long: {100 * (b / a - 1):+.1f}% peak memory (target within 10%)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--memory-child":
+        memory_child(*sys.argv[2:])
+    else:
+        main()

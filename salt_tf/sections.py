@@ -1,0 +1,202 @@
+"""Whole sections, not tiles: amplitudes -> 8-bit grey levels -> overlapping 101x101 windows ->
+any tile model -> probabilities blended back into the section.
+
+Pure NumPy, no TensorFlow: the model is any callable mapping uint8 windows (N, 101, 101) to
+probabilities (N, 101, 101) (``salt_tf.segment`` passes the fold ensemble through
+``salt_tf.predict.predict_probs``; tests pass a stand-in). The shape follows MONAI's
+``sliding_window_inference``: windows on a regular grid over the reflection-padded section,
+predicted in batches, each weighted by a smooth window and divided by the summed weights.
+
+A section here is (samples, traces): the sample (time/depth) axis vertical, as in the tiles.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from salt_tf.atomic import write_text
+
+TILE = 101
+DEFAULT_STRIDE = 50  # about half a tile: every pixel is seen by ~4 windows, away from their edges
+MIN_SIDE = 11  # below this a window would be >90% mirror image in that direction; refused
+
+# Percentiles of |grey - median| recorded for the amplitude mapping; --amp-percentile must lie in
+# their range (values between them are interpolated).
+ABS_PERCENTILES = (50.0, 75.0, 90.0, 95.0, 98.0, 99.0, 99.5, 99.9)
+
+# Fallback when a run folder has no tile_stats.json (runs trained before it existed): the grey-level
+# statistics of the 3,200 real TGS training tiles (salt_tf.sections.tile_stats on them).
+DEFAULT_TILE_STATS = {
+    "source": "real TGS training tiles (3,200), built into salt_tf.sections",
+    "median": 120.0,
+    "abs_dev_percentiles": {"50.0": 26.0, "75.0": 44.0, "90.0": 65.0, "95.0": 84.0, "98.0": 120.0,
+                            "99.0": 120.0, "99.5": 120.0, "99.9": 126.0},
+}
+# The default percentile of the mapping: 95, because above it the real tiles saturate (2% of their
+# pixels sit at 0 or 255, so the 98th-99.5th percentiles all read 120 grey levels).
+DEFAULT_PERCENTILE = 95.0
+
+
+class SectionError(ValueError):
+    """An input section or volume that cannot be segmented, or an output that must not be written."""
+
+
+# --- the training tiles' grey levels, recorded by train.run -------------------------------------
+
+def tile_stats(images: np.ndarray) -> dict:
+    """Median grey level of the tiles and percentiles of |grey - median| over all their pixels."""
+    grey = np.asarray(images, dtype=np.float32).ravel()
+    median = float(np.median(grey))
+    dev = np.percentile(np.abs(grey - median), ABS_PERCENTILES)
+    return {"source": "training tiles", "n_tiles": int(len(images)), "median": median,
+            "abs_dev_percentiles": {str(float(q)): float(v) for q, v in zip(ABS_PERCENTILES, dev)}}
+
+
+def write_tile_stats(run_dir: str | Path, images: np.ndarray) -> None:
+    write_text(Path(run_dir) / "tile_stats.json", json.dumps(tile_stats(images), indent=1))
+
+
+def read_tile_stats(run_dir: str | Path, log=print) -> dict:
+    path = Path(run_dir) / "tile_stats.json"
+    if not path.exists():
+        log(f"{path}: not found (run trained before tile statistics were recorded); mapping amplitudes "
+            f"onto the grey levels of the real TGS training tiles instead (median {DEFAULT_TILE_STATS['median']:.0f})")
+        return DEFAULT_TILE_STATS
+    stats = json.loads(path.read_text())
+    if "median" not in stats or "abs_dev_percentiles" not in stats:
+        raise SectionError(f"{path}: expected 'median' and 'abs_dev_percentiles', found {sorted(stats)}")
+    return stats
+
+
+# --- amplitudes -> grey levels ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AmplitudeMap:
+    """grey = clip(median_tiles + gain * (amplitude - centre), 0, 255), rounded to uint8.
+
+    The rule: the ``percentile``-th percentile of |amplitude - centre| over the input (``centre``
+    its median, sampled for big volumes) lands on the same percentile of |grey - median| of the
+    training tiles, so the input's spread of amplitudes matches what the model saw.
+    """
+    centre: float
+    gain: float
+    median: float
+
+    def __call__(self, amplitudes: np.ndarray) -> np.ndarray:
+        grey = self.median + self.gain * (np.asarray(amplitudes, dtype=np.float32) - self.centre)
+        return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+
+
+def training_spread(stats: dict, percentile: float) -> float:
+    table = {float(q): float(v) for q, v in stats["abs_dev_percentiles"].items()}
+    qs = np.array(sorted(table))
+    if not qs[0] <= percentile <= qs[-1]:
+        raise SectionError(f"amplitude percentile {percentile}: must lie within {qs[0]}..{qs[-1]}, "
+                           f"the percentiles recorded from the training tiles")
+    return float(np.interp(percentile, qs, [table[q] for q in qs]))
+
+
+def amplitude_map(sample: np.ndarray, stats: dict, percentile: float = DEFAULT_PERCENTILE, name: str = "input",
+                  clip: float | None = None, centre: float | None = None) -> AmplitudeMap:
+    """The map for an input from a sample of its amplitudes (or a given ``clip`` / ``centre``)."""
+    sample = np.asarray(sample, dtype=np.float64).ravel()
+    if centre is None:
+        centre = float(np.median(sample))
+    if clip is None:
+        clip = float(np.percentile(np.abs(sample - centre), percentile))
+    if not clip > 0:
+        raise SectionError(f"{name}: amplitudes are constant (all {centre:g}); nothing to segment")
+    return AmplitudeMap(centre=float(centre), gain=training_spread(stats, percentile) / clip,
+                        median=float(stats["median"]))
+
+
+# --- windows and blending -----------------------------------------------------------------------
+
+def starts(length: int, stride: int, tile: int = TILE) -> tuple[np.ndarray, int, int]:
+    """Window starts over a padded axis and its padding (before, after).
+
+    The axis is padded by ``(tile - stride) // 2`` before, so that its first pixel sits inside a
+    window rather than at its low-weight edge, and after until the last window fits.
+    """
+    before = (tile - stride) // 2
+    n = max(1, int(np.ceil((length + 2 * before - tile) / stride)) + 1)
+    after = (n - 1) * stride + tile - length - before
+    return np.arange(n) * stride, before, after
+
+
+def weight_window(tile: int = TILE, floor: float = 0.02) -> np.ndarray:
+    """A 2-D Hann window with a floor: smooth towards the edges so that seams fade out, and positive
+    everywhere so that every pixel's summed weight is > 0 and an identity model blends exactly."""
+    i = np.arange(tile, dtype=np.float64)
+    hann = np.sin(np.pi * (i + 0.5) / tile) ** 2
+    w1 = floor + (1.0 - floor) * hann
+    return np.outer(w1, w1).astype(np.float32)
+
+
+def check_section(section: np.ndarray, name: str) -> None:
+    if section.ndim != 2:
+        raise SectionError(f"{name}: expected a 2-D section, got shape {section.shape}")
+    if min(section.shape) < MIN_SIDE:
+        raise SectionError(f"{name}: section of {section.shape[0]} samples x {section.shape[1]} traces is "
+                           f"too small; padding it to a {TILE}x{TILE} tile needs at least {MIN_SIDE} of each")
+    if not np.isfinite(section).all():
+        bad = np.argwhere(~np.isfinite(section))[0]
+        raise SectionError(f"{name}: NaN or infinite amplitudes ({int((~np.isfinite(section)).sum())} values, "
+                           f"first at sample {bad[0]}, trace {bad[1]})")
+
+
+def windows(grey: np.ndarray, stride: int = DEFAULT_STRIDE) -> tuple[np.ndarray, tuple]:
+    """All windows (N, 101, 101) of a uint8 section (H, W) and the layout to blend them back."""
+    if not 1 <= stride <= TILE:
+        raise SectionError(f"stride {stride}: must be within 1..{TILE} so that windows cover the section")
+    ys, top, bottom = starts(grey.shape[0], stride)
+    xs, left, right = starts(grey.shape[1], stride)
+    padded = np.pad(grey, ((top, bottom), (left, right)), mode="reflect")
+    view = np.lib.stride_tricks.sliding_window_view(padded, (TILE, TILE))[::stride, ::stride]
+    out = np.ascontiguousarray(view[: len(ys), : len(xs)]).reshape(-1, TILE, TILE)
+    return out, (grey.shape, padded.shape, ys, xs, top, left)
+
+
+def blend(probs: np.ndarray, layout: tuple, weight: np.ndarray | None = None) -> np.ndarray:
+    """Weighted average of overlapping window probabilities, cropped back to the section."""
+    shape, padded_shape, ys, xs, top, left = layout
+    weight = weight_window() if weight is None else weight
+    acc = np.zeros(padded_shape, dtype=np.float64)
+    total = np.zeros(padded_shape, dtype=np.float64)
+    k = 0
+    for y in ys:
+        for x in xs:
+            acc[y : y + TILE, x : x + TILE] += weight * probs[k]
+            total[y : y + TILE, x : x + TILE] += weight
+            k += 1
+    return (acc / total)[top : top + shape[0], left : left + shape[1]].astype(np.float32)
+
+
+Model = Callable[[np.ndarray], np.ndarray]
+
+
+def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAULT_STRIDE) -> list[np.ndarray]:
+    """Salt probability (H, W) of each uint8 section (H, W), blended over windows. The windows of
+    all the sections go to the model in one call, so that short lines still fill its batches."""
+    cut = [windows(grey, stride) for grey in greys]
+    tiles = np.concatenate([c[0] for c in cut])
+    probs = np.asarray(model(tiles), dtype=np.float32)
+    if probs.shape != tiles.shape:
+        raise ValueError(f"the model returned {probs.shape} for windows {tiles.shape}")
+    ends = np.cumsum([len(c[0]) for c in cut])
+    return [blend(p, c[1]) for p, c in zip(np.split(probs, ends[:-1]), cut)]
+
+
+def segment_section(grey: np.ndarray, model: Model, stride: int = DEFAULT_STRIDE) -> np.ndarray:
+    """Salt probability (H, W) of a uint8 section (H, W) from a tile model, blended over windows."""
+    return segment_sections([grey], model, stride)[0]
+
+
+def tile_grid(grey: np.ndarray, model: Model) -> np.ndarray:
+    """Non-overlapping tiling, the baseline blending is measured against: 101x101 tiles side by side,
+    the last row and column reflection-padded, no weights."""
+    return segment_section(grey, model, stride=TILE)

@@ -1,0 +1,53 @@
+"""Segment whole seismic sections and volumes with a trained run: SEG-Y, .npy or a grayscale image.
+
+    python segment.py --run RUN_DIR --input volume.sgy --out OUT_DIR
+"""
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv=None) -> int:
+    from salt_tf.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE
+
+    parser = argparse.ArgumentParser(description="Salt probability, mask and figures for a whole section or volume.")
+    parser.add_argument("--run", required=True, help="run folder written by train.py (fold*/saved_model, report.json, tile_stats.json)")
+    parser.add_argument("--input", required=True, help="SEG-Y (.sgy/.segy: 3-D with inline/crossline geometry, or a 2-D line), "
+                        ".npy ((traces, samples) or (inlines, crosslines, samples)) or a grayscale PNG/TIFF (rows = samples)")
+    parser.add_argument("--out", required=True, help="output folder to create (must not exist)")
+    parser.add_argument("--direction", default="inline", choices=["inline", "crossline", "both"],
+                        help="3-D volumes: segment along inlines, crosslines, or both averaged (default: inline)")
+    parser.add_argument("--lines", help="3-D volumes: only these inlines, FIRST:LAST inclusive: inline numbers of a SEG-Y, "
+                        "0-based indices of a .npy (default: all)")
+    parser.add_argument("--stride", type=int, default=DEFAULT_STRIDE,
+                        help=f"step between 101x101 windows in pixels (default: {DEFAULT_STRIDE}, about half a tile)")
+    parser.add_argument("--amp-percentile", type=float, default=DEFAULT_PERCENTILE,
+                        help="this percentile of |amplitude - median| lands on the same percentile of the training tiles' "
+                        f"|grey level - median| (default: {DEFAULT_PERCENTILE:g})")
+    parser.add_argument("--amp-clip", type=float, help="use this amplitude for that percentile instead of measuring it "
+                        "(the same mapping for several files)")
+    parser.add_argument("--threshold", type=float, help="probability threshold (default: the run's tuned threshold)")
+    parser.add_argument("--truth", help=".npy true mask in the input's layout: drawn in green on the figures")
+    parser.add_argument("--figures", type=int, default=3, help="sections drawn as PNG figures (default: 3)")
+    parser.add_argument("--no-tta", dest="tta", action="store_false", help="switch off horizontal-flip TTA")
+    parser.add_argument("--batch-size", type=int, default=32, help="windows per batch (default: 32)")
+    args = parser.parse_args(argv)
+
+    from salt_tf.predict import RunError
+    from salt_tf.sections import SectionError
+    from salt_tf.segment import parse_lines, run
+
+    try:
+        run(args.run, args.input, args.out, direction=args.direction, lines=parse_lines(args.lines),
+            stride=args.stride, batch_size=args.batch_size, tta=args.tta, threshold=args.threshold,
+            percentile=args.amp_percentile, clip=args.amp_clip, truth=args.truth, n_figures=args.figures)
+    except (SectionError, RunError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
