@@ -59,7 +59,8 @@ class FoldTracker(keras.callbacks.Callback):
 
     The row times the epoch's parts: training batches (``train_seconds``, and per training tile
     ``ms_per_tile``), the validation pass (``val_seconds``) and writing the checkpoints
-    (``checkpoint_seconds``); ``size`` is the input size the epoch trained at.
+    (``checkpoint_seconds``), and its first batch apart (``first_batch_seconds``: tracing the step
+    function, or waiting for the input pipeline); ``size`` is the input size the epoch trained at.
     """
 
     def __init__(self, fold_dir: Path, fold: int, phase: int, epochs: int, state: dict, log,
@@ -73,9 +74,14 @@ class FoldTracker(keras.callbacks.Callback):
         self.started = time.perf_counter()
         self.test_started = None
         self.batches = 0
+        self.first_batch_seconds = None
+        self.last_batch_end = None
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches += 1
+        self.last_batch_end = time.perf_counter()
+        if self.batches == 1:  # tracing, or a stalled input pipeline, shows here
+            self.first_batch_seconds = self.last_batch_end - self.started
 
     def on_test_begin(self, logs=None):
         self.test_started = time.perf_counter()
@@ -89,6 +95,9 @@ class FoldTracker(keras.callbacks.Callback):
         row = {"phase": self.phase, "epoch": epoch + 1, "size": self.size, "seconds": round(seconds, 2),
                "train_seconds": round(train_seconds, 2), "val_seconds": round(now - (self.test_started or now), 2),
                "ms_per_tile": round(1000 * train_seconds / max(1, self.batches * (self.batch_size or 1)), 2),
+               "batches": self.batches, "first_batch_seconds": round(self.first_batch_seconds or 0.0, 2),
+               # From the last batch to validation: Keras replaces the input iterator there.
+               "after_last_batch_seconds": round((self.test_started or now) - (self.last_batch_end or now), 2),
                "learning_rate": float(lr.numpy() if hasattr(lr, "numpy") else lr)}
         row.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
         score = logs.get("val_score", -1.0)
