@@ -72,12 +72,20 @@ class FoldTracker(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
 
+    def _learning_rate(self) -> float:
+        lr = self.model.optimizer.learning_rate
+        return float(lr.numpy() if hasattr(lr, "numpy") else lr)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # The rate of the epoch's last batch: the plateau callback, which runs before this one at
+        # the epoch's end (so that its counters are saved), may lower it for the next epoch.
+        self.last_lr = self._learning_rate()
+
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         seconds = time.perf_counter() - self.started
-        lr = self.model.optimizer.learning_rate
         row = {"phase": self.phase, "epoch": epoch + 1, "seconds": round(seconds, 2),
-               "learning_rate": float(lr.numpy() if hasattr(lr, "numpy") else lr)}
+               "learning_rate": getattr(self, "last_lr", None) or self._learning_rate()}
         row.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
         history = self.state.setdefault("history", [])
         history.append(row)
@@ -213,7 +221,8 @@ class ResumableReduceLROnPlateau(_Resumable, keras.callbacks.ReduceLROnPlateau):
 
 def _phase_callbacks(config: Config, phase: int, fold_dir: Path, tracker, restore: dict | None = None):
     # Keras' own progress bar first, so that the summary line follows the finished bar.
-    callbacks = [keras.callbacks.ProgbarLogger(), tracker, keras.callbacks.TensorBoard(str(fold_dir / "logs" / f"phase{phase}"), profile_batch=0)]
+    # The plateau and early-stopping callbacks before the tracker, which saves their counters.
+    callbacks = [keras.callbacks.ProgbarLogger()]
     if phase == 2:
         restore = restore or {}
         callbacks += [
@@ -222,6 +231,7 @@ def _phase_callbacks(config: Config, phase: int, fold_dir: Path, tracker, restor
             ResumableEarlyStopping("val_loss", patience=config.phase2_patience, restore_best_weights=False,
                                    restore=restore.get("early_stopping")),
         ]
+    callbacks += [tracker, keras.callbacks.TensorBoard(str(fold_dir / "logs" / f"phase{phase}"), profile_batch=0)]
     return callbacks
 
 
