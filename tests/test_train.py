@@ -254,8 +254,12 @@ def test_mixed_precision_run_leaves_the_global_policy_as_it_found_it(tiny_data, 
     config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=64, encoder="resnet18", encoder_weights=None,
                     batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0, mixed_precision=True)
     run(config, log=lambda line: None)
+    import tensorflow as tf
+
     model = keras.models.load_model(tmp_path / "r" / "fold0" / "model.keras")
-    assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in model.layers)  # trained in bfloat16
+    # float16 where a GPU is visible, bfloat16 on a CPU.
+    expected = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    assert any(layer.dtype_policy.name == expected for layer in model.layers)
     assert keras.mixed_precision.global_policy().name == "float32"  # and the process is float32 again
 
 
@@ -355,3 +359,75 @@ def test_early_stopping_and_plateau_counters_come_back():
     assert len(history.history["val_loss"]) == 2
     assert stop.counters()["wait"] == 4 and plateau.counters()["best"] == 0.0
     assert rates[0] == pytest.approx(0.1) and rates[-1] == pytest.approx(0.05)
+
+
+# --- failures write nothing -----------------------------------------------------------------------
+
+
+def _load_train_cli():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TRAIN_CLI = _load_train_cli()
+
+
+def _main(argv, capsys):
+    try:
+        code = TRAIN_CLI.main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+def test_missing_imagenet_weights_is_one_line_before_any_folder_or_data(tiny_data, tmp_path, capsys, monkeypatch):
+    from salt_tf import encoders
+
+    def offline(name):
+        raise FileNotFoundError(f"ImageNet weights for {name}: /k/models/x.h5 is missing and could not be downloaded")
+
+    monkeypatch.setattr(encoders, "imagenet_weights_path", offline)
+    loaded = []
+    monkeypatch.setattr("salt_tf.train.load_train", lambda *a: loaded.append(a))
+    code, err = _main(["--folds", "5", "--size", "128", "--out", tmp_path / "r"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: ImageNet weights for resnet34: /k/models/x.h5 is missing")
+    assert "--encoder-weights PATH" in err and "--encoder-weights none" in err and "--preset demo" in err
+    assert not (tmp_path / "r").exists() and not loaded
+
+
+@pytest.mark.parametrize("case", ["resume without --out", "resume of no run", "resume changing a flag",
+                                  "resume changing a preset", "no epochs", "all folds into a run",
+                                  "not a run folder", "weights file missing"])
+def test_cli_errors_are_one_line_exit_2_and_write_nothing(case, tiny_data, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    Config(data=str(tiny_data), out=str(run_dir), size=64, encoder="resnet18", encoder_weights=None,
+           folds=2, fold=0).save(run_dir / "config.json")
+    (run_dir / "folds.csv").write_text("id,fold\n")
+    before = sorted(p.name for p in run_dir.iterdir())
+    argv, message = {
+        "resume without --out": (["--resume"], "--resume needs --out RUN"),
+        "resume of no run": (["--resume", "--out", tmp_path / "nothing"], "nothing: no run to resume here (no config.json)"),
+        "resume changing a flag": (["--resume", "--out", run_dir, "--size", "32", "--encoder", "resnet18"],
+                                   "these flags change them: --size 32 (the run has 64)"),
+        "resume changing a preset": (["--resume", "--out", run_dir, "--preset", "demo"],
+                                     "--batch-size 8 (the run has 16)"),
+        "no epochs": (["--out", tmp_path / "new", "--phase1-epochs", "0", "--phase2-epochs", "0",
+                       "--encoder-weights", "none"], "no epoch to train"),
+        "all folds into a run": (["--data", tiny_data, "--out", run_dir, "--encoder-weights", "none"],
+                                 "run folder exists and is not empty"),
+        "not a run folder": (["--data", tiny_data, "--out", tmp_path, "--encoder-weights", "none", "--fold", "0"],
+                             "folder exists and is not a run folder (no config.json)"),
+        "weights file missing": (["--out", tmp_path / "new", "--encoder-weights", tmp_path / "w.h5"], "w.h5: no such file"),
+    }[case]
+    code, err = _main(argv, capsys)
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert err.strip().count("\n") == 0 or err.startswith("usage:")
+    assert sorted(p.name for p in run_dir.iterdir()) == before and not (tmp_path / "new").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
