@@ -71,6 +71,7 @@ class FoldTracker(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+        self.last_lr = None
 
     def _learning_rate(self) -> float:
         lr = self.model.optimizer.learning_rate
@@ -85,7 +86,7 @@ class FoldTracker(keras.callbacks.Callback):
         logs = dict(logs or {})
         seconds = time.perf_counter() - self.started
         row = {"phase": self.phase, "epoch": epoch + 1, "seconds": round(seconds, 2),
-               "learning_rate": getattr(self, "last_lr", None) or self._learning_rate()}
+               "learning_rate": self._learning_rate() if self.last_lr is None else self.last_lr}
         row.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
         history = self.state.setdefault("history", [])
         history.append(row)
