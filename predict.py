@@ -32,7 +32,8 @@ def main(argv=None) -> int:
         run(args.run, args.images, args.out, ids_csv=args.ids, tta=args.tta, threshold=args.threshold,
             probs_path=args.probs, overlays=args.overlays, n_overlays=args.n_overlays, masks_dir=args.masks,
             batch_size=args.batch_size)
-    except (DataError, RunError) as err:
+    except (DataError, RunError, ValueError, OSError) as err:
+        # Expected failures (a bad run folder, tiles, ids or value) end in one line, not a traceback.
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -20,14 +20,26 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out from its checkpoints")
     args = parser.parse_args(argv)
     resume = args.__dict__.pop("resume")
-    config = config_mod.from_args(args)
+
+    from pathlib import Path
 
     from salt_tf.data import DataError
     from salt_tf.train import run
 
     try:
+        if resume:
+            # The run's own settings: `python train.py --resume --out RUN` is the whole command.
+            if getattr(args, "out", None) is None:
+                parser.error("--resume needs --out RUN, the run folder to continue")
+            saved = Path(args.out) / "config.json"
+            if not saved.is_file():
+                raise FileNotFoundError(f"{args.out}: no run to resume here (no config.json)")
+            config = config_mod.resumed(config_mod.Config.load(saved), args)
+        else:
+            config = config_mod.from_args(args)
         run(config, resume=resume)
-    except (DataError, ValueError, FileExistsError) as err:
+    except (DataError, ValueError, OSError) as err:
+        # Expected failures (settings, data, weights, folders) end in one line, not a traceback.
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

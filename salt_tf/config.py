@@ -204,6 +204,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=convert, default=argparse.SUPPRESS, choices=choices, help=help_text)
 
 
+def given_settings(args: argparse.Namespace) -> dict:
+    """The settings named by flags on the command line (the preset as the values it sets)."""
+    given = {k: v for k, v in vars(args).items() if k in HELP}
+    if given.get("preset") is not None:
+        with_preset(Config(), given["preset"])  # refuses an unknown preset
+        given = {**PRESETS[given["preset"]], **given}
+    return given
+
+
+def resumed(saved: Config, args: argparse.Namespace) -> Config:
+    """The saved settings of a run, for ``--resume``: flags may repeat them, not change them
+    (``--fold`` aside, which picks the fold to continue)."""
+    given = given_settings(args)
+    changed = [f"--{k.replace('_', '-')} {v} (the run has {getattr(saved, k)})"
+               for k, v in given.items() if k not in ("fold", "out") and getattr(saved, k) != v]
+    if changed:
+        raise ValueError(f"--resume continues a run with its saved settings; these flags change them: "
+                         f"{', '.join(changed)}. Leave them out, or start a new run with another --out")
+    return dataclasses.replace(saved, fold=given.get("fold", saved.fold), out=given.get("out", saved.out))
+
+
 def from_args(args: argparse.Namespace) -> Config:
     """Defaults, then the preset, then the flags that were given."""
     given = vars(args)

@@ -38,7 +38,7 @@ class Ensemble:
         """Mean sigmoid probability over the folds for a batch (B, S, S, 1)."""
         total = None
         for model in self.models:
-            probs = tf.sigmoid(model.serve(batch))
+            probs = tf.sigmoid(tf.cast(model.serve(batch), tf.float32))
             total = probs if total is None else total + probs
         return total / len(self.models)
 
@@ -48,6 +48,16 @@ def load_ensemble(run_dir: str | Path) -> Ensemble:
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: run folder not found")
     exported = sorted(run_dir.glob("fold*/saved_model/saved_model.pb"))
+    report = run_dir / "report.json"
+    if report.exists():
+        # Exactly the folds the report (and its tuned threshold) covers: other --fold processes
+        # may still be training, or have exported a model the report does not know yet.
+        done = json.loads(report.read_text()).get("folds_done")
+        if done is not None:
+            exported = [run_dir / f"fold{k}" / "saved_model" / "saved_model.pb" for k in done]
+            missing = [p.parent for p in exported if not p.is_file()]
+            if missing:
+                raise RunError(f"{report}: lists fold models that are missing: {', '.join(map(str, missing))}")
     if not exported:
         raise RunError(f"{run_dir}: no fold*/saved_model in this run folder; train first (python train.py)")
     folds, models, sizes = [], [], {}
@@ -152,6 +162,10 @@ def run(run_dir, images_dir, out, ids_csv=None, tta=True, threshold=None, probs_
         overlays=None, n_overlays=16, masks_dir=None, batch_size=32, log=print) -> dict:
     """Predict every tile of ``images_dir`` (or the ids of ``ids_csv``) and write the submission."""
     run_dir = Path(run_dir)
+    if threshold is not None and not 0.0 <= threshold < 1.0:
+        raise ValueError(f"--threshold {threshold}: must be a probability in [0, 1) (a pixel is salt above it)")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size {batch_size}: must be at least 1")
     ensemble = load_ensemble(run_dir)
     ids = read_ids(ids_csv) if ids_csv else None
     if ids is not None and not ids:

@@ -12,7 +12,11 @@ competition score over both phases.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
+import shutil
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -25,13 +29,14 @@ import tensorflow as tf
 from salt_tf import folds as folds_mod
 from salt_tf import pipeline
 from salt_tf.atomic import atomic_path, write_text
-from salt_tf.config import SCHEDULES, Config
+from salt_tf.config import PRESETS, SCHEDULES, Config
 from salt_tf.data import load_train
 from salt_tf.encoders import ENCODERS
 from salt_tf.keras_metrics import CompetitionScore
 from salt_tf.losses import BCEWithLogits, LovaszHinge
 from salt_tf.metrics import competition_score, tune_postprocessing
 from salt_tf.model import build_unet
+from salt_tf.predict import Ensemble, RunError, predict_probs
 from salt_tf.sections import write_tile_stats
 
 SYNTHETIC = dict(n_train=400, n_test=100, seed=0)
@@ -64,11 +69,14 @@ class FoldTracker(keras.callbacks.Callback):
     """
 
     def __init__(self, fold_dir: Path, fold: int, phase: int, epochs: int, state: dict, log,
-                 batch_size: int | None = None, size: int | None = None):
+                 batch_size: int | None = None, size: int | None = None, extra_state=None):
         super().__init__()
         self.fold_dir, self.fold, self.phase, self.epochs = fold_dir, fold, phase, epochs
         self.state, self.log = state, log
         self.batch_size, self.size = batch_size, size
+        # Called at each epoch's end for what else a resume needs (time spent, the budget's and the
+        # plateau/early-stopping callbacks' counters), saved with the checkpoint.
+        self.extra_state = extra_state
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -76,12 +84,20 @@ class FoldTracker(keras.callbacks.Callback):
         self.batches = 0
         self.first_batch_seconds = None
         self.last_batch_end = None
+        self.last_lr = None
+
+    def _learning_rate(self) -> float:
+        lr = self.model.optimizer.learning_rate
+        return float(lr.numpy() if hasattr(lr, "numpy") else lr)
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches += 1
         self.last_batch_end = time.perf_counter()
         if self.batches == 1:  # tracing, or a stalled input pipeline, shows here
             self.first_batch_seconds = self.last_batch_end - self.started
+        # The rate of the epoch's last batch: the plateau callback, which runs before this one at
+        # the epoch's end (so that its counters are saved), may lower it for the next epoch.
+        self.last_lr = self._learning_rate()
 
     def on_test_begin(self, logs=None):
         self.test_started = time.perf_counter()
@@ -91,14 +107,13 @@ class FoldTracker(keras.callbacks.Callback):
         now = time.perf_counter()
         seconds = now - self.started
         train_seconds = (self.test_started or now) - self.started
-        lr = self.model.optimizer.learning_rate
         row = {"phase": self.phase, "epoch": epoch + 1, "size": self.size, "seconds": round(seconds, 2),
                "train_seconds": round(train_seconds, 2), "val_seconds": round(now - (self.test_started or now), 2),
                "ms_per_tile": round(1000 * train_seconds / max(1, self.batches * (self.batch_size or 1)), 2),
                "batches": self.batches, "first_batch_seconds": round(self.first_batch_seconds or 0.0, 2),
                # From the last batch to validation: Keras replaces the input iterator there.
                "after_last_batch_seconds": round((self.test_started or now) - (self.last_batch_end or now), 2),
-               "learning_rate": float(lr.numpy() if hasattr(lr, "numpy") else lr)}
+               "learning_rate": self._learning_rate() if self.last_lr is None else self.last_lr}
         row.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
         score = logs.get("val_score", -1.0)
         if score > self.state.get("best_score", -1.0):
@@ -108,6 +123,8 @@ class FoldTracker(keras.callbacks.Callback):
                 with open(tmp, "wb") as f:
                     np.savez(f, *[w.numpy() for w in self.model.weights])
         self.state["phase_epochs"] = {**self.state.get("phase_epochs", {}), str(self.phase): epoch + 1}
+        if self.extra_state is not None:
+            self.state.update(self.extra_state())
         with atomic_path(self.fold_dir / "checkpoint" / "last.keras") as tmp:
             self.model.save(tmp)
         row["checkpoint_seconds"] = round(time.perf_counter() - now, 2)
@@ -145,7 +162,8 @@ class TimeBudget(keras.callbacks.Callback):
     from the batch time). With ``peak_lr`` it also sets the learning rate, decayed by ``schedule``
     over whichever ends first: the time ``horizon`` (start, end), by default now to the deadline,
     or ``total_steps`` batches, ``steps_done`` of which ran before this ``fit()`` (one phase can be
-    several ``fit()`` calls, e.g. one per input size, on one schedule).
+    several ``fit()`` calls, e.g. one per input size, on one schedule). A resumed phase passes
+    its ``horizon`` shifted by the time it had spent, and its ``steps_done``, so that both go on.
     """
 
     def __init__(self, deadline: float, val_batches: int, peak_lr: float | None = None,
@@ -236,14 +254,49 @@ def _stages(config: Config, phase: int, epochs: int) -> list[tuple[int, int, flo
     return [(config.size, epochs, 1.0)]
 
 
-def _phase_callbacks(config: Config, phase: int, fold_dir: Path, tracker):
+
+class _Resumable:
+    """A Keras callback whose counters are saved each epoch and set again when a phase resumes.
+
+    Keras resets them in ``on_train_begin``; a resumed phase 2 must go on counting flat epochs.
+    """
+
+    COUNTERS: tuple[str, ...] = ()
+
+    def __init__(self, *args, restore: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.restore = restore or {}
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for name, value in self.restore.items():
+            setattr(self, name, value)
+
+    def counters(self) -> dict:
+        return {name: None if getattr(self, name) is None else float(getattr(self, name)) for name in self.COUNTERS}
+
+
+class ResumableEarlyStopping(_Resumable, keras.callbacks.EarlyStopping):
+    COUNTERS = ("wait", "best", "best_epoch")
+
+
+class ResumableReduceLROnPlateau(_Resumable, keras.callbacks.ReduceLROnPlateau):
+    COUNTERS = ("wait", "best", "cooldown_counter")
+
+
+def _phase_callbacks(config: Config, phase: int, fold_dir: Path, tracker, restore: dict | None = None):
     # Keras' own progress bar first, so that the summary line follows the finished bar.
-    callbacks = [keras.callbacks.ProgbarLogger(), tracker, keras.callbacks.TensorBoard(str(fold_dir / "logs" / f"phase{phase}"), profile_batch=0)]
+    # The plateau and early-stopping callbacks before the tracker, which saves their counters.
+    callbacks = [keras.callbacks.ProgbarLogger()]
     if phase == 2:
+        restore = restore or {}
         callbacks += [
-            keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=config.phase2_lr_patience, verbose=0),
-            keras.callbacks.EarlyStopping("val_loss", patience=config.phase2_patience, restore_best_weights=False),
+            ResumableReduceLROnPlateau("val_loss", factor=0.5, patience=config.phase2_lr_patience, verbose=0,
+                                       restore=restore.get("plateau")),
+            ResumableEarlyStopping("val_loss", patience=config.phase2_patience, restore_best_weights=False,
+                                   restore=restore.get("early_stopping")),
         ]
+    callbacks += [tracker, keras.callbacks.TensorBoard(str(fold_dir / "logs" / f"phase{phase}"), profile_batch=0)]
     return callbacks
 
 
@@ -290,35 +343,57 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
         return train_sets[size]
 
     times = state.setdefault("phase_seconds", {})
-    fold_started = time.monotonic()
+    # A resumed fold continues its clock: the budget it spent before the interruption (up to the
+    # last finished epoch) counts against its deadline.
+    fold_started = time.monotonic() - state.get("fold_seconds", 0.0)
     val_batches = -(-len(va) // config.batch_size)
     for phase, epochs in ((1, config.phase1_epochs), (2, config.phase2_epochs)):
         finished = state.get("phase_finished", [])
         if phase in finished or epochs == 0:
             continue
         done = state.get("phase_epochs", {}).get(str(phase), 0)
-        if not (resumed and done and state.get("current_phase") == phase):
+        continuing = resumed and done and state.get("current_phase") == phase
+        if not continuing:
             _phase_compile(model, config, phase, steps, timed=deadline is not None)  # else: keep the restored optimizer
         state["current_phase"] = phase
-        tracker = FoldTracker(fold_dir, fold, phase, epochs, state, log, batch_size=config.batch_size)
-        phase_start = time.monotonic()
+        saved = state.get("resume", {}) if continuing else {}
+        # The phase's clock and step count: a resumed phase goes on from the interrupted one's.
+        phase_start = time.monotonic() - saved.get("budget_seconds", 0.0)
         phase_end = deadline
         if deadline is not None and phase == 1 and config.phase2_epochs and 2 not in finished:
             phase_end = fold_started + config.phase1_share * (deadline - fold_started)
-        stages = _stages(config, phase, epochs)
-        steps_done, val_seconds, budget = 0, None, None
+        steps_done = saved.get("budget_steps", done * steps)
+        val_seconds, budget, callbacks = None, None, []
+        base_seconds = times.get(str(phase), 0.0)
         started = time.perf_counter()
+
+        def resume_state():
+            extra = {"fold_seconds": time.monotonic() - fold_started,
+                     "phase_seconds": {**times, str(phase): base_seconds + time.perf_counter() - started}}
+            resume = {"budget_seconds": time.monotonic() - phase_start,
+                      "budget_steps": steps_done + (budget.steps if budget is not None else 0)}
+            for callback in callbacks:
+                if isinstance(callback, ResumableEarlyStopping):
+                    resume["early_stopping"] = callback.counters()
+                elif isinstance(callback, ResumableReduceLROnPlateau):
+                    resume["plateau"] = callback.counters()
+            return {**extra, "resume": resume}
+
+        tracker = FoldTracker(fold_dir, fold, phase, epochs, state, log, batch_size=config.batch_size,
+                              extra_state=resume_state)
+        stages = _stages(config, phase, epochs)
         for index, (size, last_epoch, share) in enumerate(stages):
             done = state.get("phase_epochs", {}).get(str(phase), 0)
             if index < state.get("stages_done", {}).get(str(phase), 0) or done >= last_epoch:
                 continue
             tracker.size = size
-            callbacks = _phase_callbacks(config, phase, fold_dir, tracker)
+            callbacks = _phase_callbacks(config, phase, fold_dir, tracker, restore=saved)
+            budget = None
             if phase_end is not None:
                 budget = TimeBudget(
                     phase_start + share * (phase_end - phase_start), val_batches=val_batches,
                     peak_lr=config.phase1_lr if phase == 1 else None, schedule=config.phase1_schedule,
-                    total_steps=(epochs - done) * steps if phase == 1 else None,
+                    total_steps=epochs * steps if phase == 1 else None,
                     horizon=(phase_start, phase_end), steps_done=steps_done, val_seconds=val_seconds,
                 )
                 callbacks.insert(0, budget)  # before the tracker, which logs the learning rate
@@ -331,9 +406,14 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
             )
             if budget is not None:
                 steps_done, val_seconds = steps_done + budget.steps, budget.val_seconds
-            state["stages_done"] = {**state.get("stages_done", {}), str(phase): index + 1}
-        times[str(phase)] = times.get(str(phase), 0.0) + time.perf_counter() - started
+            if index + 1 < len(stages):  # saved now, so that a resume does not reopen this stage
+                state["stages_done"] = {**state.get("stages_done", {}), str(phase): index + 1}
+                state.update(resume_state())
+                write_text(checkpoint / "state.json", json.dumps(state, indent=1))
+        times[str(phase)] = base_seconds + time.perf_counter() - started
+        state["phase_seconds"] = times
         state["phase_finished"] = finished + [phase]
+        state.pop("resume", None)
         if budget is not None and budget.stopped:
             state.setdefault("stopped_by_budget", []).append(phase)
         write_text(checkpoint / "state.json", json.dumps(state, indent=1))
@@ -342,6 +422,9 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
             f"{state.get('phase_epochs', {}).get(str(phase), 0)} epochs{why}; best val_score so far "
             f"{state.get('best_score', float('nan')):.4f}")
 
+    if not (checkpoint / "best_weights.npz").exists():
+        raise RunError(f"fold {fold}: no epoch was trained (phase1_epochs {config.phase1_epochs}, "
+                       f"phase2_epochs {config.phase2_epochs}); give at least one epoch")
     with np.load(checkpoint / "best_weights.npz") as best:
         model.set_weights([best[f"arr_{i}"] for i in range(len(best.files))])
     if model.input_shape[1] != config.size:  # trained at several sizes: export at config.size
@@ -352,7 +435,10 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
         model.save(tmp)
     with atomic_path(fold_dir / "saved_model") as tmp:
         model.export(str(tmp), verbose=False)
-    probs = predict_probs(model, train.images[va], config)
+    # Out-of-fold probabilities made exactly as predict.py makes them (the exported SavedModel, flip
+    # TTA, the same function), so that the threshold tuned on them fits the submission's.
+    probs = predict_probs(Ensemble([fold], [tf.saved_model.load(str(fold_dir / "saved_model"))], config.size),
+                          train.images[va], batch_size=config.batch_size, tta=True, progress=False)
     with atomic_path(fold_dir / "oof.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, ids=train.ids[va], probs=probs.astype(np.float16))
@@ -361,6 +447,7 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
         "fold": fold, "val_score": state["best_score"], "val_score_101": score,
         "best_phase": state["best_phase"], "best_epoch": state["best_epoch"],
         "phase_seconds": times, "phase_epochs": state.get("phase_epochs", {}),
+        "fold_seconds": time.monotonic() - fold_started,
         "stopped_by_budget": state.get("stopped_by_budget", []),
         "n_train": int(len(tr)), "n_val": int(len(va)),
     }
@@ -375,12 +462,6 @@ def _remove_checkpoint(checkpoint: Path) -> None:
     for name in ("last.keras", "best_weights.npz", "state.json"):
         (checkpoint / name).unlink(missing_ok=True)
     checkpoint.rmdir()
-
-
-def predict_probs(model, images: np.ndarray, config: Config) -> np.ndarray:
-    """Probabilities at 101x101 for uint8 tiles (no TTA; see salt_tf.predict for the ensemble)."""
-    logits = model.predict(pipeline.eval_dataset(images, None, config), verbose=0)
-    return pipeline.to_tile(1.0 / (1.0 + np.exp(-logits)))
 
 
 # --- the whole run --------------------------------------------------------------------------------
@@ -411,38 +492,119 @@ def check_config(config: Config) -> None:
         raise ValueError(f"--phase1-schedule {config.phase1_schedule!r}: must be one of {', '.join(SCHEDULES)}")
     if not 0.0 < config.phase1_share <= 1.0:
         raise ValueError(f"--phase1-share {config.phase1_share}: must be in (0, 1]")
+    if config.phase1_epochs < 0 or config.phase2_epochs < 0 or config.phase1_epochs + config.phase2_epochs == 0:
+        raise ValueError(f"--phase1-epochs {config.phase1_epochs} --phase2-epochs {config.phase2_epochs}: "
+                         "no epoch to train; give at least one epoch to one phase (and none negative)")
     if config.encoder_weights not in (None, "imagenet") and not Path(config.encoder_weights).is_file():
         raise ValueError(f"--encoder-weights {config.encoder_weights}: no such file")
 
 
+class WeightsError(ValueError):
+    """The encoder's pretrained weights are not available."""
+
+
+def check_weights(config: Config) -> None:
+    """Fetch the ImageNet weights (or find them in the Keras cache) before any folder is made."""
+    if config.encoder_weights != "imagenet":
+        return
+    from salt_tf.encoders import imagenet_weights_path
+
+    try:
+        imagenet_weights_path(config.encoder)
+    except FileNotFoundError as err:
+        raise WeightsError(
+            f"{err} To train without it: --encoder-weights PATH (a local copy of that file), "
+            f"--encoder-weights none (random initialisation), or a preset that trains from scratch "
+            f"(--preset {' / --preset '.join(sorted(PRESETS))})") from None
+
+
+def _differences(saved: Config, config: Config) -> list[str]:
+    """Settings that differ, the fold and the run folder aside (they name the process, not the run)."""
+    return [f"{f.name}: {getattr(saved, f.name)!r} in config.json, {getattr(config, f.name)!r} now"
+            for f in dataclasses.fields(Config) if f.name not in ("fold", "out")
+            and getattr(saved, f.name) != getattr(config, f.name)]
+
+
+def open_run_folder(out: Path, config: Config, fold_table: pd.DataFrame, ids, resume: bool = False) -> pd.DataFrame:
+    """Create the run folder with config.json and folds.csv in one rename, or join the one there.
+
+    Several ``--fold K`` processes may start at once: each prepares a complete folder beside ``out``
+    and renames it into place; the rename fails for all but the first (the target is no longer
+    empty), and the others compare their settings with the winner's and join. Returns the folds.
+    """
+    for _ in range(2):
+        if (out / "config.json").exists():
+            saved = Config.load(out / "config.json")
+            different = _differences(saved, config)
+            if different:
+                raise ValueError(f"{out / 'config.json'}: this run was made with other settings "
+                                 f"({'; '.join(different)}); use another --out")
+            if not resume:
+                if config.fold is None:
+                    raise FileExistsError(f"{out}: run folder exists and is not empty; use --resume to continue "
+                                          f"it, --fold K to add one fold, or another --out")
+                if (out / f"fold{config.fold}").exists():
+                    raise FileExistsError(f"{out / f'fold{config.fold}'}: this fold was already started; "
+                                          f"use --resume to continue it, or another --fold")
+            return folds_mod.read_folds(out / "folds.csv", ids=ids)
+        if resume:
+            raise FileNotFoundError(f"{out}: no run to resume here (no config.json)")
+        if out.exists() and any(out.iterdir()):
+            raise FileExistsError(f"{out}: folder exists and is not a run folder (no config.json); use another --out")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+        try:
+            config.save(tmp / "config.json")
+            folds_mod.write_folds(fold_table, tmp / "folds.csv")
+            try:
+                os.rename(tmp, out)  # atomic; replaces only a missing or empty folder
+                return fold_table
+            except OSError as err:
+                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    raise FileExistsError(f"{out}: could not create or join this run folder")
+
+
+def _budget_spent(out: Path, folds: list[int]) -> float:
+    """Seconds of the time budget the given folds used before (finished or checkpointed)."""
+    spent = 0.0
+    for fold in folds:
+        for path in (out / f"fold{fold}" / "result.json", out / f"fold{fold}" / "checkpoint" / "state.json"):
+            if path.exists():
+                spent += json.loads(path.read_text()).get("fold_seconds", 0.0)
+                break
+    return spent
+
+
 def run(config: Config, resume: bool = False, log=print) -> dict:
-    """Train the configured folds and write the run folder; return the report."""
+    """Train the configured folds and write the run folder; return the report.
+
+    Every setting, the weights and the data are checked before the run folder is created.
+    """
     check_config(config)
+    check_weights(config)
     out = Path(config.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S"))
-    if out.exists() and any(out.iterdir()) and not resume:
+    if resume and not (out / "config.json").exists():
+        raise FileNotFoundError(f"{out}: no run to resume here (no config.json)")
+    if not resume and out.exists() and any(out.iterdir()) and config.fold is None:
         raise FileExistsError(f"{out}: run folder exists and is not empty; use --resume to continue it or another --out")
     data_dir = Path(config.data) if config.data else synthetic_data_dir(log=log)
     train = load_train(data_dir)  # checks every file before any epoch
     config = dataclasses.replace(config, out=str(out), data=str(data_dir))
-    out.mkdir(parents=True, exist_ok=True)
-    if resume and (out / "config.json").exists():
-        saved = Config.load(out / "config.json")
-        if dataclasses.replace(saved, fold=config.fold) != dataclasses.replace(config, fold=saved.fold):
-            raise ValueError(f"{out / 'config.json'}: --resume needs the same settings as the interrupted run")
-    config.save(out / "config.json")
-    write_tile_stats(out, train.images)  # grey levels the model sees, for segment.py's amplitude mapping
-    folds_path = out / "folds.csv"
-    if folds_path.exists():
-        fold_table = folds_mod.read_folds(folds_path, ids=train.ids)
-    else:
-        fold_table = folds_mod.assign_folds(train.table, config.folds, config.seed, config.stratify)
-        folds_mod.write_folds(fold_table, folds_path)
+    fold_table = folds_mod.assign_folds(train.table, config.folds, config.seed, config.stratify)
+    fold_table = open_run_folder(out, config, fold_table, train.ids, resume=resume)
+    if not (out / "tile_stats.json").exists():
+        write_tile_stats(out, train.images)  # grey levels the model saw, for segment.py's amplitude mapping
 
     wanted = [config.fold] if config.fold is not None else list(range(config.folds))
     log(f"run {out}: {len(train.ids)} tiles from {data_dir}, folds {wanted} of {config.folds}, "
         f"encoder {config.encoder}, size {config.size}, seed {config.seed}")
-    # The budget starts now; a resumed run gets a fresh budget for what is left.
-    deadline = time.monotonic() + 60 * config.budget_min if config.budget_min else None
+    # The budget starts now; a resumed run gets what is left of it.
+    deadline = None
+    if config.budget_min:
+        deadline = time.monotonic() + 60 * config.budget_min - _budget_spent(out, wanted)
     # Keras' dtype policy is global: set it for the run only, so that models built after it in the
     # same process (tests, notebooks, benchmarks/real_data.py) are float32 again.
     policy = keras.mixed_precision.global_policy()
@@ -459,11 +621,20 @@ def run(config: Config, resume: bool = False, log=print) -> dict:
                 train_fold(config, train, fold_table, fold, out, log=log, deadline=fold_deadline)
     finally:
         keras.mixed_precision.set_global_policy(policy)
-    report = write_report(out, train)
+    # Other --fold processes may finish meanwhile: write again until the report has every finished
+    # fold (each writer re-reads after writing, so the last one to finish leaves them all).
+    while True:
+        report = write_report(out, train)
+        if report["folds_done"] == _finished_folds(out):
+            break
     log(f"cross-validation score {report['cv_score']:.4f} at threshold 0.5, {report['cv_score_tuned']:.4f} at the "
         f"tuned threshold {report['threshold']:.3f} and minimum salt area {report['min_area']} px "
         f"(out of fold, folds {report['folds_done']}); run folder {out}")
     return report
+
+
+def _finished_folds(out: Path) -> list[int]:
+    return [json.loads(p.read_text())["fold"] for p in sorted(out.glob("fold*/result.json"))]
 
 
 def write_report(out: Path, train) -> dict:

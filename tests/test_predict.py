@@ -393,3 +393,23 @@ def test_bad_input_raises_in_process(case, symmetric_run, tmp_path):
         predict_run(run_dir, images, tmp_path / "sub.csv", log=lambda s: None)
     assert not (tmp_path / "sub.csv").exists()
 
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "1"])
+def test_threshold_outside_a_probability_is_refused(value, symmetric_run, tmp_path, capsys):
+    images = write_images(tmp_path / "images")
+    code = CLI.main(["--run", str(symmetric_run), "--images", str(images), "--out", str(tmp_path / "sub.csv"),
+                     "--threshold", value])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: --threshold {float(value)}: must be a probability in [0, 1)"), err
+    assert not (tmp_path / "sub.csv").exists()
+
+
+def test_predict_uses_exactly_the_folds_of_the_report(tmp_path):
+    # A --fold process may have exported fold 1 after the report (and its threshold) covered fold 0.
+    run_dir = export_run(tmp_path / "run", [symmetric_model(SIZE, seed=0), symmetric_model(SIZE, seed=1)])
+    (run_dir / "report.json").write_text(json.dumps({"threshold": 0.5, "min_area": 0, "folds_done": [0]}))
+    assert load_ensemble(run_dir).folds == [0]
+    (run_dir / "report.json").write_text(json.dumps({"threshold": 0.5, "min_area": 0, "folds_done": [0, 2]}))
+    with pytest.raises(RunError, match=re.escape(f"lists fold models that are missing: {run_dir / 'fold2' / 'saved_model'}")):
+        load_ensemble(run_dir)

@@ -27,12 +27,20 @@ def train_cli(*args, cwd=ROOT):
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
+def start_cli(*args, cwd=ROOT):
+    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tiny_data, tmp_path_factory):
+    """Two --fold processes started at the same time into one run folder (the README's way)."""
     out = tmp_path_factory.mktemp("runs") / "run"
-    result = train_cli("--data", str(tiny_data), "--out", str(out), *TINY)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return out, result.stdout
+    processes = [start_cli("--data", str(tiny_data), "--out", str(out), *TINY, "--fold", str(k)) for k in (0, 1)]
+    outputs = [p.communicate(timeout=600) for p in processes]
+    for p, (stdout, stderr) in zip(processes, outputs):
+        assert p.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return out, outputs[0][0] + outputs[1][0]
 
 
 def test_end_to_end_writes_every_file(tiny_run, tiny_data):
@@ -65,8 +73,40 @@ def test_end_to_end_writes_every_file(tiny_run, tiny_data):
     assert stats["n_tiles"] == 40 and stats["median"] == float(np.median(load_train(tiny_data).images))
     # Progress: one summary line per epoch, a line per phase and fold, the final score and folder.
     assert stdout.count("fold 0 phase 1 epoch 1/1:") == 1 and "fold 1 phase 2 done" in stdout
-    assert f"cross-validation score {report['cv_score']:.4f}" in stdout and str(out) in stdout
-    assert not list(out.rglob("*.tmp"))
+    assert f"cross-validation score {report['cv_score']:.4f}" in stdout and "folds [0, 1]); run folder" in stdout
+    assert not list(out.rglob("*.tmp")) and not list(out.parent.glob(".*.tmp"))
+    # The fold processes joined one folder: one config (naming the fold of whichever came first).
+    assert json.loads((out / "config.json").read_text())["fold"] in (0, 1)
+
+
+def test_oof_probabilities_are_made_as_predict_makes_them(tiny_run, tiny_data):
+    # The threshold is tuned on these: flip TTA through the exported model, predict.py's function.
+    from salt_tf.predict import load_ensemble, predict_probs
+
+    out, _ = tiny_run
+    train = load_train(tiny_data)
+    ensemble = load_ensemble(out)
+    assert ensemble.folds == [0, 1]
+    ensemble.folds, ensemble.models = [0], ensemble.models[:1]
+    with np.load(out / "fold0" / "oof.npz") as oof:
+        images = train.images[pd.Index(train.ids).get_indexer(oof["ids"])]
+        expected = predict_probs(ensemble, images, tta=True, progress=False)
+        untta = predict_probs(ensemble, images, tta=False, progress=False)
+        saved = oof["probs"].astype(np.float32)
+    assert np.abs(saved - expected).max() < 2e-3  # float16 storage
+    assert np.abs(saved - untta).max() > 1e-2  # the test can tell TTA from none
+
+
+def test_a_fold_with_other_settings_is_refused_and_writes_nothing(tiny_run, tiny_data):
+    out, _ = tiny_run
+    before = sorted(p.name for p in out.iterdir())
+    result = train_cli("--data", str(tiny_data), "--out", str(out), *TINY, "--fold", "1", "--seed", "3")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    # The last line (TensorFlow's C++ start-up notes may come before it).
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "seed: 0 in config.json, 3 now" in result.stderr
+    result = train_cli("--data", str(tiny_data), "--out", str(out), *TINY, "--fold", "1")
+    assert result.returncode == 2 and "fold1: this fold was already started; use --resume" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == before
 
 
 class Interrupt(Exception):
@@ -217,8 +257,12 @@ def test_mixed_precision_run_leaves_the_global_policy_as_it_found_it(tiny_data, 
     config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=64, encoder="resnet18", encoder_weights=None,
                     batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0, mixed_precision=True)
     run(config, log=lambda line: None)
+    import tensorflow as tf
+
     model = keras.models.load_model(tmp_path / "r" / "fold0" / "model.keras")
-    assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in model.layers)  # trained in bfloat16
+    # float16 where a GPU is visible, bfloat16 on a CPU.
+    expected = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    assert any(layer.dtype_policy.name == expected for layer in model.layers)
     assert keras.mixed_precision.global_policy().name == "float32"  # and the process is float32 again
 
 
@@ -288,3 +332,174 @@ def test_progressive_resizing_under_a_budget(tiny_data, tmp_path):
     assert curve is not None and curve.shape[0] > 200 and curve.std() > 10  # a drawn picture
     text = (tmp_path / "r" / "report.md").read_text()
     assert "![learning curve](learning_curve.png)" in text and " at 32, " in text and " at 64 / " in text
+
+
+# --- resume = continue ----------------------------------------------------------------------------
+
+
+def _state(out: Path) -> dict:
+    path = out / "fold0" / "checkpoint" / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _kill_when(process, out: Path, phase: int, epochs_done: int) -> dict:
+    """SIGKILL ``process`` as soon as its checkpoint says ``epochs_done`` epochs of ``phase`` are
+    done, i.e. in the middle of the next epoch; return the checkpoint state it leaves."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + 300
+    while _state(out).get("phase_epochs", {}).get(str(phase), 0) < epochs_done:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the run did not get there in 5 minutes"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    return _state(out)
+
+
+def test_sigkill_in_each_phase_then_resume_with_out_alone_continues(tiny_data, tmp_path):
+    out = tmp_path / "r"
+    # Epochs of 20 batches (seconds each) so that the kill lands inside one; a budget far from
+    # running out, so phase 1's cosine follows the steps: lr = peak/2 (1 + cos(pi e / 3)) after epoch e.
+    first = start_cli("--data", str(tiny_data), "--out", str(out), "--size", "32", "--encoder", "resnet18",
+                      "--encoder-weights", "none", "--batch-size", "4", "--folds", "2", "--fold", "0",
+                      "--steps-per-epoch", "20", "--phase1-epochs", "3", "--phase1-lr", "0.02",
+                      "--phase2-epochs", "3", "--phase2-lr-patience", "1", "--budget-min", "30")
+    state = _kill_when(first, out, phase=1, epochs_done=1)
+    assert state["phase_epochs"] == {"1": 1}  # killed during phase 1's second epoch
+    assert state["resume"]["budget_steps"] == 20 and state["resume"]["budget_seconds"] > 0
+
+    second = start_cli("--resume", "--out", str(out))
+    state = _kill_when(second, out, phase=2, epochs_done=1)
+    assert state["phase_epochs"] == {"1": 3, "2": 1}  # killed during phase 2's second epoch
+    assert set(state["resume"]) >= {"early_stopping", "plateau"}
+
+    result = train_cli("--resume", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from" in result.stdout and "phase 2 epoch 1/3" not in result.stdout
+    history = pd.read_csv(out / "fold0" / "history.csv")
+    assert list(zip(history["phase"], history["epoch"])) == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+    phase1 = history[history["phase"] == 1]["learning_rate"].to_numpy()
+    expected = [0.01 * (1 + np.cos(np.pi * e / 3)) for e in (1, 2, 3)]
+    assert phase1 == pytest.approx(expected, abs=1e-6)
+    # Phase 2's plateau counter carried over the kill: the logged rate (before that epoch's
+    # plateau check) halves exactly when val_loss failed to improve for one epoch.
+    phase2 = history[history["phase"] == 2]
+    lr, best, rates = 1e-4, None, []
+    for val_loss in phase2["val_loss"]:
+        rates.append(lr)
+        if best is None or val_loss < best - 1e-4:
+            best = val_loss
+        else:
+            lr *= 0.5
+    assert phase2["learning_rate"].to_numpy() == pytest.approx(rates, rel=1e-5)
+    report = json.loads((out / "report.json").read_text())
+    fold = report["folds"][0]
+    assert report["folds_done"] == [0] and fold["phase_epochs"] == {"1": 3, "2": 3}
+    assert fold["phase_seconds"]["1"] > 0 and fold["phase_seconds"]["2"] > 0
+    assert fold["val_score"] == pytest.approx(history["val_score"].max())
+    assert not (out / "fold0" / "checkpoint").exists()
+
+
+def test_time_budget_continues_from_the_spent_time_and_steps():
+    import time
+
+    from salt_tf.train import TimeBudget
+
+    # 8 of 16 steps done before the interruption: the next rate continues the cosine from there.
+    budget = TimeBudget(time.monotonic() + 3600, val_batches=1, peak_lr=0.2, total_steps=16, steps_done=8)
+    _, rates = _tiny_fit(budget, epochs=1)
+    assert rates[0] == pytest.approx(0.1 * (1 + np.cos(np.pi * 9 / 16)), rel=1e-3)
+    assert rates[-1] == pytest.approx(0.0, abs=1e-6)
+    # 90 s of 100 spent: the time-based progress starts at 0.9, not 0.
+    now = time.monotonic()
+    budget = TimeBudget(now + 10, val_batches=1, horizon=(now - 90, now + 10))
+    assert budget.progress() == pytest.approx(0.9, abs=0.01)
+
+
+def test_early_stopping_and_plateau_counters_come_back():
+    from salt_tf.train import ResumableEarlyStopping, ResumableReduceLROnPlateau
+
+    # Best val_loss 0.0 and two flat epochs already counted: the next flat epoch halves the rate
+    # (patience 3) and the one after stops (Keras never stops at a fit's first epoch), where fresh
+    # callbacks would train four epochs before stopping.
+    stop = ResumableEarlyStopping("val_loss", patience=3, restore={"wait": 2, "best": 0.0, "best_epoch": 0})
+    plateau = ResumableReduceLROnPlateau("val_loss", patience=3, factor=0.5,
+                                         restore={"wait": 2, "best": 0.0, "cooldown_counter": 0})
+    history, rates = _tiny_fit_with([stop, plateau], epochs=5)
+    assert len(history.history["val_loss"]) == 2
+    assert stop.counters()["wait"] == 4 and plateau.counters()["best"] == 0.0
+    assert rates[0] == pytest.approx(0.1) and rates[-1] == pytest.approx(0.05)
+
+
+# --- failures write nothing -----------------------------------------------------------------------
+
+
+def _load_train_cli():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TRAIN_CLI = _load_train_cli()
+
+
+def _main(argv, capsys):
+    try:
+        code = TRAIN_CLI.main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+def test_missing_imagenet_weights_is_one_line_before_any_folder_or_data(tiny_data, tmp_path, capsys, monkeypatch):
+    from salt_tf import encoders
+
+    def offline(name):
+        raise FileNotFoundError(f"ImageNet weights for {name}: /k/models/x.h5 is missing and could not be downloaded")
+
+    monkeypatch.setattr(encoders, "imagenet_weights_path", offline)
+    loaded = []
+    monkeypatch.setattr("salt_tf.train.load_train", lambda *a: loaded.append(a))
+    code, err = _main(["--folds", "5", "--size", "128", "--out", tmp_path / "r"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: ImageNet weights for resnet34: /k/models/x.h5 is missing")
+    assert "--encoder-weights PATH" in err and "--encoder-weights none" in err and "--preset demo" in err
+    assert not (tmp_path / "r").exists() and not loaded
+
+
+@pytest.mark.parametrize("case", ["resume without --out", "resume of no run", "resume changing a flag",
+                                  "resume changing a preset", "no epochs", "all folds into a run",
+                                  "not a run folder", "weights file missing"])
+def test_cli_errors_are_one_line_exit_2_and_write_nothing(case, tiny_data, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    Config(data=str(tiny_data), out=str(run_dir), size=64, encoder="resnet18", encoder_weights=None,
+           folds=2, fold=0).save(run_dir / "config.json")
+    (run_dir / "folds.csv").write_text("id,fold\n")
+    before = sorted(p.name for p in run_dir.iterdir())
+    argv, message = {
+        "resume without --out": (["--resume"], "--resume needs --out RUN"),
+        "resume of no run": (["--resume", "--out", tmp_path / "nothing"], "nothing: no run to resume here (no config.json)"),
+        "resume changing a flag": (["--resume", "--out", run_dir, "--size", "32", "--encoder", "resnet18"],
+                                   "these flags change them: --size 32 (the run has 64)"),
+        "resume changing a preset": (["--resume", "--out", run_dir, "--preset", "demo"],
+                                     "--batch-size 8 (the run has 16)"),
+        "no epochs": (["--out", tmp_path / "new", "--phase1-epochs", "0", "--phase2-epochs", "0",
+                       "--encoder-weights", "none"], "no epoch to train"),
+        "all folds into a run": (["--data", tiny_data, "--out", run_dir, "--encoder-weights", "none"],
+                                 "run folder exists and is not empty"),
+        "not a run folder": (["--data", tiny_data, "--out", tmp_path, "--encoder-weights", "none", "--fold", "0"],
+                             "folder exists and is not a run folder (no config.json)"),
+        "weights file missing": (["--out", tmp_path / "new", "--encoder-weights", tmp_path / "w.h5"], "w.h5: no such file"),
+    }[case]
+    code, err = _main(argv, capsys)
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert err.strip().count("\n") == 0 or err.startswith("usage:")
+    assert sorted(p.name for p in run_dir.iterdir()) == before and not (tmp_path / "new").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
