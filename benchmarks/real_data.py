@@ -12,7 +12,7 @@ Everything runs through the project's own code paths:
    ``--budget-min`` (from the preset); the fold's validation split picks the best epoch and tunes
    the threshold. Every train.py flag works here too.
 3. ``salt_tf.predict.run`` predicts the held-out images with flip TTA and the tuned threshold and
-   minimum salt area, writing ``OUT/holdout_submission.csv`` and overlays.
+   minimum salt area, writing ``OUT/holdout_submission.csv`` and a grid of overlays (``OUT/overlays.png``).
 4. The submission is decoded again and scored against the held-out masks with the competition
    metric. ``OUT/holdout.json`` records the scores, the times, the seeds and the machine.
 """
@@ -106,7 +106,7 @@ def main() -> None:
     report = train.run(config, resume=(out / "run").exists())
     trained = time.perf_counter()
     prediction = predict.run(out / "run", holdout / "images", out / "holdout_submission.csv",
-                             overlays=out / "overlays", masks_dir=holdout / "masks")
+                             overlays=out / "overlays.png", masks_dir=holdout / "masks")
     predicted = time.perf_counter()
     score, ids, truth = score_submission(out / "holdout_submission.csv", holdout / "masks")
     if ids != list(prediction["ids"]) or sorted(ids) != list(held_ids):
