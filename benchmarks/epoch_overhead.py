@@ -1,0 +1,119 @@
+"""What an epoch costs beyond its training steps and one validation pass (issue 11).
+
+One process, the real training tiles through the real input pipeline (albumentations + tf.data),
+resnet18 + scSE at ``--size`` in bfloat16, SGD + BCE, ``fit()`` with validation as training runs it:
+
+- ``finite``: the datasets as they are (one pass each); Keras replaces the input iterators after
+  every pass, as salt_tf did before issue 11;
+- ``repeated``: both datasets ``.repeat()`` and fit() gets the steps of one pass (salt_tf now): one
+  input iterator for all the epochs of a fit();
+- ``bare``: ``train_on_batch`` on batches already in memory plus ``predict`` of the validation
+  tiles: the floor that the epochs are held against.
+
+Variants alternate (finite, repeated, finite, repeated) so that the host's drift hits both;
+printed per epoch: seconds, the first batch's seconds, and the ratio to the bare floor.
+
+    python benchmarks/epoch_overhead.py [--tiles 1024] [--epochs 4] [--size 64]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from salt_tf import machine, pipeline  # noqa: E402
+from salt_tf.config import Config  # noqa: E402
+from salt_tf.data import load_train, real_data_dir  # noqa: E402
+from salt_tf.losses import BCEWithLogits  # noqa: E402
+from salt_tf.model import build_unet  # noqa: E402
+
+
+class EpochTimes(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started, self.first = time.perf_counter(), None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first is None:
+            self.first = time.perf_counter() - self.started
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append((time.perf_counter() - self.started, self.first))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tgs", type=Path, default=real_data_dir())
+    parser.add_argument("--tiles", type=int, default=1024, help="training tiles (default: 1024)")
+    parser.add_argument("--val-tiles", type=int, default=256, help="validation tiles (default: 256)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per fit (default: 4)")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args()
+    print(f"command: python {' '.join(sys.argv)}")
+    print(*machine.describe(), sep="\n")
+    data = load_train(args.tgs)
+    tr = np.arange(args.tiles)
+    va = np.arange(args.tiles, args.tiles + args.val_tiles)
+    config = Config(size=args.size, batch_size=args.batch_size)
+    steps, val_steps = args.tiles // args.batch_size, -(-args.val_tiles // args.batch_size)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(0)
+    model = build_unet("resnet18", args.size)
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.9), BCEWithLogits())
+
+    def datasets(repeat: bool):
+        train = pipeline.train_dataset(data.images[tr], data.masks[tr], config, seed=0)
+        val = pipeline.eval_dataset(data.images[va], data.masks[va], config)
+        return (train.repeat(), val.repeat()) if repeat else (train, val)
+
+    # Warm up: trace the train and test steps once.
+    train, val = datasets(True)
+    model.fit(train, validation_data=val, epochs=1, steps_per_epoch=2, validation_steps=1, verbose=0)
+
+    batches = list(datasets(False)[0].take(steps).as_numpy_iterator())
+    val_x = pipeline.to_input(data.images[va], args.size)
+
+    def bare() -> float:
+        start = time.perf_counter()
+        for x, y in batches:
+            model.train_on_batch(x, y)
+        model.predict(val_x, batch_size=args.batch_size, verbose=0)
+        return time.perf_counter() - start
+
+    results = {"finite": [], "repeated": [], "bare": []}
+    for _ in range(2):
+        for variant in ("finite", "repeated"):
+            timer = EpochTimes()
+            train, val = datasets(variant == "repeated")
+            model.fit(train, validation_data=val, epochs=args.epochs, steps_per_epoch=steps,
+                      validation_steps=val_steps, callbacks=[timer], verbose=0)
+            results[variant] += timer.rows
+            results["bare"].append(bare())
+    floor = float(np.median(results["bare"]))
+    print(f"\n{args.tiles} training + {args.val_tiles} validation tiles, resnet18 + scSE {args.size}x{args.size} bfloat16, "
+          f"batch {args.batch_size}; bare steps + one validation pass: {floor:.1f} s (median of {len(results['bare'])})")
+    for variant in ("finite", "repeated"):
+        rows = results[variant]
+        # The first epoch of each fit() starts its iterators and (once) the autotuner; later ones are steady.
+        later = [r for i, r in enumerate(rows) if i % args.epochs]
+        print(f"{variant:>9}: epoch s {', '.join(f'{s:.1f}' for s, _ in rows)}")
+        print(f"{'':>9}  first batch s {', '.join(f'{f:.2f}' for _, f in rows)}")
+        print(f"{'':>9}  epochs 2..{args.epochs} of each fit: median {np.median([s for s, _ in later]):.1f} s = "
+              f"{np.median([s for s, _ in later]) / floor:.2f}x the bare floor; "
+              f"mean first batch {np.mean([f for _, f in later]):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
