@@ -4,9 +4,10 @@ One process, the real training tiles through the real input pipeline (albumentat
 resnet18 + scSE at ``--size`` in bfloat16, SGD + BCE, ``fit()`` with validation as training runs it:
 
 - ``finite``: the datasets as they are (one pass each); Keras replaces the input iterators after
-  every pass, as salt_tf did before issue 11;
-- ``repeated``: both datasets ``.repeat()`` and fit() gets the steps of one pass (salt_tf now): one
-  input iterator for all the epochs of a fit();
+  every pass, as salt_tf's training does;
+- ``repeated``: both datasets ``.repeat()`` and fit() gets the steps of one pass: one input
+  iterator for all the epochs of a fit() (tried as a cure for the stalled epochs; it only moved
+  them, see benchmarks/RESULTS.md);
 - ``bare``: ``train_on_batch`` on batches already in memory plus ``predict`` of the validation
   tiles: the floor that the epochs are held against.
 

@@ -111,7 +111,7 @@ class FoldTracker(keras.callbacks.Callback):
                "train_seconds": round(train_seconds, 2), "val_seconds": round(now - (self.test_started or now), 2),
                "ms_per_tile": round(1000 * train_seconds / max(1, self.batches * (self.batch_size or 1)), 2),
                "batches": self.batches, "first_batch_seconds": round(self.first_batch_seconds or 0.0, 2),
-               # From the last batch to validation (Keras used to replace the input iterator there).
+               # From the last batch to validation (Keras replaces the input iterator there).
                "after_last_batch_seconds": round((self.test_started or now) - (self.last_batch_end or now), 2),
                "learning_rate": self._learning_rate() if self.last_lr is None else self.last_lr}
         row.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
@@ -317,12 +317,10 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
     keras.utils.set_random_seed(config.seed * 1000 + fold)
     steps = config.steps_per_epoch or max(1, len(tr) // config.batch_size)
     val_batches = -(-len(va) // config.batch_size)
-    # Both datasets repeat, and fit() gets the steps of one pass: Keras then keeps one input
-    # iterator for all the epochs of a fit() instead of replacing it after each pass. Replacing it
-    # stalled the next epoch's first batch by 7-12 s in one epoch of two (real data, 2 cores; the
-    # first_batch_seconds column of history.csv), as deleting an iterator did in predict.py.
-    train_ds = pipeline.train_dataset(train.images[tr], train.masks[tr], config, seed=config.seed * 1000 + fold).repeat()
-    val_ds = pipeline.eval_dataset(train.images[va], train.masks[va], config).repeat()
+    train_ds = pipeline.train_dataset(train.images[tr], train.masks[tr], config, seed=config.seed * 1000 + fold)
+    val_ds = pipeline.eval_dataset(train.images[va], train.masks[va], config)
+    if config.steps_per_epoch:
+        train_ds = train_ds.repeat()
 
     checkpoint = fold_dir / "checkpoint"
     state = {}
@@ -342,7 +340,7 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
         if size not in train_sets:
             sized = pipeline.train_dataset(train.images[tr], train.masks[tr], dataclasses.replace(config, size=size),
                                            seed=config.seed * 1000 + fold)
-            train_sets[size] = sized.repeat()
+            train_sets[size] = sized.repeat() if config.steps_per_epoch else sized
         return train_sets[size]
 
     times = state.setdefault("phase_seconds", {})
@@ -404,7 +402,7 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
                     + (f" for {share:.0%} of the phase's time" if budget is not None and share < 1 else ""))
             model.fit(
                 train_set(size), validation_data=val_ds, epochs=last_epoch, initial_epoch=done,
-                steps_per_epoch=steps, validation_steps=val_batches, callbacks=callbacks, verbose=1, shuffle=False,
+                steps_per_epoch=steps, callbacks=callbacks, verbose=1, shuffle=False,
             )
             if budget is not None:
                 steps_done, val_seconds = steps_done + budget.steps, budget.val_seconds
