@@ -55,8 +55,9 @@ class FusedBatchNormalization(layers.BatchNormalization):
     tensor (float32 statistics inside), and TF's graph optimiser then fuses it with the ReLU that
     follows; its gradient is one op too. On this project's 2-core CPU that took the ResNet34 U-Net's
     non-convolution ops from 25-30% of the bfloat16 training step's op time to 15-19%, and the step
-    to 0.87x (benchmarks/unet_speed.py compares the two; benchmarks/RESULTS.md). The moving statistics follow Keras' rule, with
-    the biased batch variance, so a model trains, saves and loads exactly as with the Keras layer.
+    to 0.87x (benchmarks/unet_speed.py compares the two; benchmarks/RESULTS.md). The moving
+    statistics follow Keras' rule, with the biased batch variance, so a model trains, saves and
+    loads as with the Keras layer (the same numbers up to float round-off).
 
     The fused kernel covers what every layer of this project's model is: 4-D channels-last input,
     no mask, no renorm, TensorFlow backend. Anything else takes Keras' own code path.
