@@ -1,5 +1,6 @@
-"""Figures (matplotlib, Agg): a section with its salt outline, and a grid of tiles with their ids,
-predicted and true outlines and scores (predict.py --overlays). Written atomically."""
+"""Figures (matplotlib, Agg): a section with its salt outline, a grid of tiles with their ids,
+predicted and true outlines and scores (predict.py --overlays), and a run's learning curves
+(report.md). Written atomically."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,3 +67,32 @@ def tile_grid(path: str | Path, ids, images: np.ndarray, masks: np.ndarray, trut
     fig.suptitle(legend, fontsize=10)
     fig.tight_layout()
     _save(fig, Path(path), dpi)
+
+
+def learning_curves(path: str | Path, histories: dict) -> None:
+    """A run's learning curves (report.md): validation score (and training score, faint) per epoch
+    for each fold, from its history.csv table (None or empty: skipped), both phases in a row."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (fold, history) in enumerate(sorted(histories.items())):
+        if history is None or not len(history):
+            continue
+        colour = colours[i % len(colours)]
+        x = np.arange(1, len(history) + 1)
+        for phase, style in ((1, "-"), (2, "--")):
+            sel = (history["phase"] == phase).to_numpy()
+            if not sel.any():
+                continue
+            sizes = ""
+            if "size" in history and history.loc[sel, "size"].notna().any():
+                sizes = " at " + "/".join(f"{v:.0f}" for v in history.loc[sel, "size"].dropna().unique())
+            ax.plot(x[sel], history.loc[sel, "val_score"], style, marker="o", ms=3, color=colour,
+                    label=f"fold {fold} phase {phase}{sizes}")
+            if "score" in history:
+                ax.plot(x[sel], history.loc[sel, "score"], style, color=colour, alpha=0.3, lw=1)
+    ax.set_xlabel("epoch (both phases)")
+    ax.set_ylabel("competition score (validation; faint: training)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    _save(fig, Path(path), dpi=100)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from salt_tf import figures
 from salt_tf import folds as folds_mod
 from salt_tf import pipeline
 from salt_tf.atomic import atomic_path, write_text
@@ -667,7 +668,7 @@ def write_report(out: Path, train) -> dict:
     ]
     histories = {r["fold"]: _read_history(out / f"fold{r['fold']}" / "history.csv") for r in results}
     if any(h is not None and len(h) for h in histories.values()):
-        plot_learning_curves(histories, out / "learning_curve.png")
+        figures.learning_curves(out / "learning_curve.png", histories)
         lines += ["Validation score per epoch (phase 1 solid, phase 2 dashed, training score faint):", "",
                   "![learning curve](learning_curve.png)", ""]
     lines += [
@@ -704,38 +705,3 @@ def _ms_per_tile(history: pd.DataFrame | None) -> str:
         else:
             parts.append(f"{rows['ms_per_tile'].median():.1f}" if len(rows) else "-")
     return " / ".join(parts)
-
-
-def plot_learning_curves(histories: dict[int, pd.DataFrame | None], path: Path) -> None:
-    """One PNG: validation score (and training score) per epoch for each fold, both phases in a row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (fold, history) in enumerate(sorted(histories.items())):
-        if history is None or not len(history):
-            continue
-        colour = colours[i % len(colours)]
-        x = np.arange(1, len(history) + 1)
-        for phase, style in ((1, "-"), (2, "--")):
-            sel = (history["phase"] == phase).to_numpy()
-            if not sel.any():
-                continue
-            sizes = ""
-            if "size" in history and history.loc[sel, "size"].notna().any():
-                sizes = " at " + "/".join(f"{v:.0f}" for v in history.loc[sel, "size"].dropna().unique())
-            ax.plot(x[sel], history.loc[sel, "val_score"], style, marker="o", ms=3, color=colour,
-                    label=f"fold {fold} phase {phase}{sizes}")
-            if "score" in history:
-                ax.plot(x[sel], history.loc[sel, "score"], style, color=colour, alpha=0.3, lw=1)
-    ax.set_xlabel("epoch (both phases)")
-    ax.set_ylabel("competition score (validation; faint: training)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)

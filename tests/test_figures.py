@@ -45,3 +45,15 @@ def test_predict_overlays_score_each_tile_against_its_truth(tmp_path, monkeypatc
     masks[1] = 0  # tile 1 misses its salt entirely
     predict.write_overlays(tmp_path / "grid.png", ["a", "b"], np.zeros((2, 101, 101), np.uint8), masks, truth)
     assert list(seen["scores"]) == [1.0, 0.0]
+
+
+def test_learning_curves_draw_each_fold_and_skip_missing_histories(tmp_path):
+    import cv2
+    import pandas as pd
+
+    history = pd.DataFrame({"phase": [1, 1, 2], "epoch": [1, 2, 1], "size": [64, 128, 128],
+                            "val_score": [0.2, 0.5, 0.6], "score": [0.3, 0.5, 0.7]})
+    figures.learning_curves(tmp_path / "curve.png", {0: history, 1: None})
+    picture = cv2.imread(str(tmp_path / "curve.png"))
+    assert picture is not None and picture.shape[:2] == (450, 800) and picture.std() > 10
+    assert [p.name for p in tmp_path.iterdir()] == ["curve.png"]  # no temporary left behind
