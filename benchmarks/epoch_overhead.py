@@ -3,15 +3,14 @@
 One process, the real training tiles through the real input pipeline (albumentations + tf.data),
 resnet18 + scSE at ``--size`` in bfloat16, SGD + BCE, ``fit()`` with validation as training runs it:
 
-- ``finite``: the datasets as they are (one pass each); Keras replaces the input iterators after
-  every pass, as salt_tf's training does;
-- ``repeated``: both datasets ``.repeat()`` and fit() gets the steps of one pass: one input
-  iterator for all the epochs of a fit() (tried as a cure for the stalled epochs; it only moved
-  them, see benchmarks/RESULTS.md);
+- ``ours``: ``salt_tf.pipeline`` as it is: tf.data's autotuner off, fixed parallelism;
+- ``autotuned``: the same pipeline with tf.data's autotuner on (``AUTOTUNE`` parallelism and
+  prefetch), as salt_tf had it before: deleting an autotuned iterator, which Keras does at the
+  start of each epoch, waited 3-12 s for the autotuner's thread (see ``salt_tf/pipeline.py``);
 - ``bare``: ``train_on_batch`` on batches already in memory plus ``predict`` of the validation
   tiles: the floor that the epochs are held against.
 
-Variants alternate (finite, repeated, finite, repeated) so that the host's drift hits both;
+Variants alternate (ours, autotuned, ours, autotuned) so that the host's drift hits both;
 printed per epoch: seconds, the first batch's seconds, and the ratio to the bare floor.
 
     python benchmarks/epoch_overhead.py [--tiles 1024] [--epochs 4] [--size 64]
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from salt_tf import machine, pipeline  # noqa: E402
 from salt_tf.config import Config  # noqa: E402
@@ -74,14 +74,22 @@ def main() -> None:
     model = build_unet("resnet18", args.size)
     model.compile(keras.optimizers.SGD(0.01, momentum=0.9), BCEWithLogits())
 
-    def datasets(repeat: bool):
-        train = pipeline.train_dataset(data.images[tr], data.masks[tr], config, seed=0)
-        val = pipeline.eval_dataset(data.images[va], data.masks[va], config)
-        return (train.repeat(), val.repeat()) if repeat else (train, val)
+    def datasets(autotuned: bool):
+        if not autotuned:
+            return (pipeline.train_dataset(data.images[tr], data.masks[tr], config, seed=0),
+                    pipeline.eval_dataset(data.images[va], data.masks[va], config))
+        fixed = (pipeline.PARALLEL_CALLS, pipeline.PREFETCH, pipeline.without_autotune)
+        pipeline.PARALLEL_CALLS = pipeline.PREFETCH = tf.data.AUTOTUNE
+        pipeline.without_autotune = lambda dataset: dataset
+        try:
+            return (pipeline.train_dataset(data.images[tr], data.masks[tr], config, seed=0),
+                    pipeline.eval_dataset(data.images[va], data.masks[va], config))
+        finally:
+            pipeline.PARALLEL_CALLS, pipeline.PREFETCH, pipeline.without_autotune = fixed
 
     # Warm up: trace the train and test steps once.
-    train, val = datasets(True)
-    model.fit(train, validation_data=val, epochs=1, steps_per_epoch=2, validation_steps=1, verbose=0)
+    train, val = datasets(False)
+    model.fit(train.take(2), validation_data=val.take(1), epochs=1, verbose=0)
 
     batches = list(datasets(False)[0].take(steps).as_numpy_iterator())
     val_x = pipeline.to_input(data.images[va], args.size)
@@ -93,11 +101,11 @@ def main() -> None:
         model.predict(val_x, batch_size=args.batch_size, verbose=0)
         return time.perf_counter() - start
 
-    results = {"finite": [], "repeated": [], "bare": []}
+    results = {"ours": [], "autotuned": [], "bare": []}
     for _ in range(2):
-        for variant in ("finite", "repeated"):
+        for variant in ("ours", "autotuned"):
             timer = EpochTimes()
-            train, val = datasets(variant == "repeated")
+            train, val = datasets(variant == "autotuned")
             model.fit(train, validation_data=val, epochs=args.epochs, steps_per_epoch=steps,
                       validation_steps=val_steps, callbacks=[timer], verbose=0)
             results[variant] += timer.rows
@@ -105,14 +113,16 @@ def main() -> None:
     floor = float(np.median(results["bare"]))
     print(f"\n{args.tiles} training + {args.val_tiles} validation tiles, resnet18 + scSE {args.size}x{args.size} bfloat16, "
           f"batch {args.batch_size}; bare steps + one validation pass: {floor:.1f} s (median of {len(results['bare'])})")
-    for variant in ("finite", "repeated"):
+    for variant in ("ours", "autotuned"):
         rows = results[variant]
         # The first epoch of each fit() starts its iterators and (once) the autotuner; later ones are steady.
         later = [r for i, r in enumerate(rows) if i % args.epochs]
         print(f"{variant:>9}: epoch s {', '.join(f'{s:.1f}' for s, _ in rows)}")
         print(f"{'':>9}  first batch s {', '.join(f'{f:.2f}' for _, f in rows)}")
-        print(f"{'':>9}  epochs 2..{args.epochs} of each fit: median {np.median([s for s, _ in later]):.1f} s = "
-              f"{np.median([s for s, _ in later]) / floor:.2f}x the bare floor; "
+        seconds = [s for s, _ in later]
+        print(f"{'':>9}  epochs 2..{args.epochs} of each fit: median {np.median(seconds):.1f} s = "
+              f"{np.median(seconds) / floor:.2f}x the bare floor, mean {np.mean(seconds):.1f} s = "
+              f"{np.mean(seconds) / floor:.2f}x; "
               f"mean first batch {np.mean([f for _, f in later]):.2f} s")
 
 

@@ -6,6 +6,11 @@ import platform
 from pathlib import Path
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def describe() -> list[str]:
     """Two lines: processor, usable cores and load average; Python, TensorFlow and Keras versions."""
     import keras
@@ -17,7 +22,7 @@ def describe() -> list[str]:
         models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
                   if line.startswith("model name")]
         cpu = models[0] if models else cpu
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable_cores()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     gpus = len(tf.config.list_physical_devices("GPU"))
     return [

@@ -16,7 +16,26 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from salt_tf import machine
+
 TILE = 101
+
+# tf.data's autotuner is off, with fixed parallelism: deleting an autotuned iterator waits for the
+# autotuner's thread to wake from its sleep, and Keras deletes the training iterator at the start of
+# every epoch. On this 2-core CPU (TF 2.21) that held 3-12 s of every other epoch with the CPU idle
+# (a native stack of the stall: ``RootDataset::Iterator::~Iterator`` waiting in
+# ``UnboundedThreadPool::LogicalThreadWrapper``), 19% of the 64x64 epochs' time;
+# ``benchmarks/epoch_overhead.py`` compares the two. Augmenting a batch takes a few milliseconds
+# against a training step of hundreds, so one augmenting thread per core and two batches ahead
+# keep the step fed.
+PARALLEL_CALLS = machine.usable_cores()
+PREFETCH = 2
+
+
+def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def resize(images: np.ndarray, size: int, interpolation=cv2.INTER_LINEAR) -> np.ndarray:
@@ -99,11 +118,11 @@ def train_dataset(images: np.ndarray, masks: np.ndarray, config, seed: int) -> t
     seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True).map(
         lambda s: s % (2**31)
     )
-    return (
+    return without_autotune(
         tf.data.Dataset.zip(indices, seeds)
-        .map(tf_augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .map(tf_augment, num_parallel_calls=PARALLEL_CALLS, deterministic=True)
         .batch(config.batch_size, drop_remainder=n >= config.batch_size)
-        .prefetch(tf.data.AUTOTUNE)
+        .prefetch(PREFETCH)
     )
 
 
@@ -111,6 +130,6 @@ def eval_dataset(images: np.ndarray, masks: np.ndarray | None, config) -> tf.dat
     """The deterministic resize only, in order; masks (if given) resized nearest-neighbour."""
     x = to_input(images, config.size)
     if masks is None:
-        return tf.data.Dataset.from_tensor_slices(x).batch(config.batch_size).prefetch(2)
+        return without_autotune(tf.data.Dataset.from_tensor_slices(x).batch(config.batch_size).prefetch(PREFETCH))
     y = resize(masks, config.size, cv2.INTER_NEAREST).astype(np.float32)[..., None]
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(config.batch_size).prefetch(2)
+    return without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(config.batch_size).prefetch(PREFETCH))

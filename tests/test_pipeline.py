@@ -79,3 +79,13 @@ def test_eval_dataset_is_the_plain_resize_in_order():
     np.testing.assert_array_equal(x, to_input(images, 64))
     assert x.shape == y.shape == (5, 64, 64, 1)
     assert set(np.unique(y)) <= {0.0, 1.0}
+
+
+def test_datasets_run_without_the_autotuner():
+    """Deleting an autotuned iterator waits for the autotuner's thread, and Keras deletes the
+    training iterator every epoch (3-12 s stalls; salt_tf/pipeline.py): both datasets turn it off,
+    even when the images come without masks."""
+    images, masks = tiles(5)
+    for dataset in (train_dataset(images, masks, CONFIG, seed=0), eval_dataset(images, masks, CONFIG),
+                    eval_dataset(images, None, CONFIG)):
+        assert dataset.options().autotune.enabled is False

@@ -1,0 +1,92 @@
+"""Ways to spend a training budget, side by side on the real data (issue 11).
+
+Each variant is the ``cpu-60min`` preset with one setting changed, trained for ``--budget-min``
+minutes by ``benchmarks/real_data.py`` (same held-out split, same seed) and scored on the held-out
+tiles. The variants run one after another, never together; each has its own folder ``OUT/NAME``
+with its log, and a variant whose ``holdout.json`` exists is not run again, so an interrupted
+comparison goes on where it stopped. ``OUT/compare.md`` is rewritten after every variant.
+
+    python benchmarks/budget_compare.py --budget-min 15 --out runs/compare15 [--only baseline,resnet34]
+
+Run it on an otherwise idle machine: the variants are compared by what a fixed time buys.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pandas as pd  # noqa: E402
+
+from salt_tf.atomic import write_text  # noqa: E402
+
+# name -> the flags that differ from the preset (issue 11's list: phase split, size schedule,
+# ResNet18 vs ResNet34 at equal time, batch size, learning-rate schedule).
+VARIANTS: dict[str, list[str]] = {
+    "baseline": [],
+    "resnet34": ["--encoder", "resnet34"],
+    "phase1-share-0.45": ["--phase1-share", "0.45"],
+    "batch-32": ["--batch-size", "32"],
+    "warmup-share-0.75": ["--warmup-share", "0.75"],
+    "cosine": ["--phase1-schedule", "cosine"],
+}
+
+
+def summary(name: str, folder: Path) -> dict:
+    result = json.loads((folder / "holdout.json").read_text())
+    history = pd.read_csv(folder / "run" / "fold0" / "history.csv")
+    epochs = " + ".join(f"{n}@{size}" for size, n in history[history["phase"] == 1].groupby("size", sort=False).size().items())
+    val = history["val_seconds"].sum() / 60
+    return {
+        "variant": name, "flags": " ".join(VARIANTS[name]) or "(the preset)",
+        "held-out": f"{result['holdout_score']:.4f}", "held-out at 0.5": f"{result['holdout_score_threshold_0.5']:.4f}",
+        "best val": f"{result['val_score']:.4f}",
+        "phase 1 epochs": epochs, "phase 2 epochs": int((history["phase"] == 2).sum()),
+        "validation min": f"{val:.1f}", "train min": f"{result['train_minutes']:.1f}",
+    }
+
+
+def write_table(out: Path, rows: list[dict], command: str) -> None:
+    table = pd.DataFrame(rows)
+    lines = [f"`{command}`", "", "| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    write_text(out / "compare.md", "\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget-min", type=float, default=15.0, help="training minutes per variant (default: 15)")
+    parser.add_argument("--out", type=Path, required=True, help="folder of the comparison")
+    parser.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variants, in order "
+                        f"(default: all: {','.join(VARIANTS)})")
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    command = "python " + " ".join(sys.argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in names:
+        folder = args.out / name
+        if not (folder / "holdout.json").exists():
+            started = time.perf_counter()
+            cmd = [sys.executable, str(ROOT / "benchmarks" / "real_data.py"), "--preset", "cpu-60min",
+                   "--budget-min", str(args.budget_min), "--out", str(folder), *VARIANTS[name]]
+            print(f"{name}: {' '.join(cmd[1:])}", flush=True)
+            with open(args.out / f"{name}.log", "a") as log:
+                subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
+            print(f"{name}: {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+        rows.append(summary(name, folder))
+        print(json.dumps(rows[-1]), flush=True)
+        write_table(args.out, rows, command)
+
+
+if __name__ == "__main__":
+    main()
