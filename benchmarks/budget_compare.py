@@ -32,6 +32,7 @@ VARIANTS: dict[str, list[str]] = {
     "baseline": [],
     "resnet34": ["--encoder", "resnet34"],
     "phase1-share-0.45": ["--phase1-share", "0.45"],
+    "phase1-share-0.75": ["--phase1-share", "0.75"],
     "batch-32": ["--batch-size", "32"],
     "warmup-share-0.75": ["--warmup-share", "0.75"],
     "cosine": ["--phase1-schedule", "cosine"],
