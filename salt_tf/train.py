@@ -66,15 +66,19 @@ class FoldTracker(keras.callbacks.Callback):
     The row times the epoch's parts: training batches (``train_seconds``, and per training tile
     ``ms_per_tile``), the validation pass (``val_seconds``) and writing the checkpoints
     (``checkpoint_seconds``), and its first batch apart (``first_batch_seconds``: tracing the step
-    function, or waiting for the input pipeline); ``size`` is the input size the epoch trained at.
+    function, or waiting for the input pipeline); ``size`` is the input size the epoch trained and
+    validated at. The best weights are those of the best validation score at ``final_size`` (the
+    size the model is exported at); an epoch of a progressive-resizing warm-up, validated at its
+    smaller size, is best only until the first epoch at ``final_size``.
     """
 
     def __init__(self, fold_dir: Path, fold: int, phase: int, epochs: int, state: dict, log,
-                 batch_size: int | None = None, size: int | None = None, extra_state=None):
+                 batch_size: int | None = None, size: int | None = None, extra_state=None,
+                 final_size: int | None = None):
         super().__init__()
         self.fold_dir, self.fold, self.phase, self.epochs = fold_dir, fold, phase, epochs
         self.state, self.log = state, log
-        self.batch_size, self.size = batch_size, size
+        self.batch_size, self.size, self.final_size = batch_size, size, final_size
         # Called at each epoch's end for what else a resume needs (time spent, the budget's and the
         # plateau/early-stopping callbacks' counters), saved with the checkpoint.
         self.extra_state = extra_state
@@ -103,6 +107,16 @@ class FoldTracker(keras.callbacks.Callback):
     def on_test_begin(self, logs=None):
         self.test_started = time.perf_counter()
 
+    def _final(self, size) -> bool:
+        return size is None or self.final_size is None or size == self.final_size
+
+    def _ranks_above_best(self, score: float) -> bool:
+        """By (validated at the final size, score): scores at a smaller size are not comparable."""
+        held = self.state.get("best_score")
+        if held is None:
+            return True
+        return (self._final(self.size), score) > (self._final(self.state.get("best_size")), held)
+
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         now = time.perf_counter()
@@ -117,8 +131,9 @@ class FoldTracker(keras.callbacks.Callback):
                "learning_rate": self._learning_rate() if self.last_lr is None else self.last_lr}
         row.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
         score = logs.get("val_score", -1.0)
-        if score > self.state.get("best_score", -1.0):
-            self.state.update(best_score=float(score), best_phase=self.phase, best_epoch=epoch + 1)
+        if self._ranks_above_best(score):
+            self.state.update(best_score=float(score), best_phase=self.phase, best_epoch=epoch + 1,
+                              best_size=self.size or self.final_size)
             # Model weights only (no optimizer slots: phase 1 and 2 optimizers differ).
             with atomic_path(self.fold_dir / "checkpoint" / "best_weights.npz") as tmp:
                 with open(tmp, "wb") as f:
@@ -335,7 +350,7 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
         size = None if config.warmup_size else config.size
         model = build_unet(config.encoder, size, config.encoder_weights, config.scse, config.hypercolumn,
                            dropout=config.dropout)
-    train_sets = {config.size: train_ds}
+    train_sets, val_sets = {config.size: train_ds}, {config.size: val_ds}
 
     def train_set(size):
         if size not in train_sets:
@@ -343,6 +358,13 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
                                            seed=config.seed * 1000 + fold)
             train_sets[size] = sized.repeat() if config.steps_per_epoch else sized
         return train_sets[size]
+
+    def val_set(size):
+        # A warm-up stage validates at its own size: a quarter of the time at 64, and a score that
+        # says how the warm-up goes (the model at 64 read 0.16-0.34 at 128 while it trained to 0.68).
+        if size not in val_sets:
+            val_sets[size] = pipeline.eval_dataset(train.images[va], train.masks[va], dataclasses.replace(config, size=size))
+        return val_sets[size]
 
     times = state.setdefault("phase_seconds", {})
     # A resumed fold continues its clock: the budget it spent before the interruption (up to the
@@ -364,7 +386,7 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
         if deadline is not None and phase == 1 and config.phase2_epochs and 2 not in finished:
             phase_end = fold_started + config.phase1_share * (deadline - fold_started)
         steps_done = saved.get("budget_steps", done * steps)
-        val_seconds, budget, callbacks = None, None, []
+        val_seconds, val_size, budget, callbacks = None, config.size, None, []
         base_seconds = times.get(str(phase), 0.0)
         started = time.perf_counter()
 
@@ -381,7 +403,7 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
             return {**extra, "resume": resume}
 
         tracker = FoldTracker(fold_dir, fold, phase, epochs, state, log, batch_size=config.batch_size,
-                              extra_state=resume_state)
+                              extra_state=resume_state, final_size=config.size)
         stages = _stages(config, phase, epochs)
         for index, (size, last_epoch, share) in enumerate(stages):
             done = state.get("phase_epochs", {}).get(str(phase), 0)
@@ -391,6 +413,8 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
             callbacks = _phase_callbacks(config, phase, fold_dir, tracker, restore=saved)
             budget = None
             if phase_end is not None:
+                if val_seconds is not None:  # measured at the previous stage's size: scale by the pixels
+                    val_seconds *= (size / val_size) ** 2
                 budget = TimeBudget(
                     phase_start + share * (phase_end - phase_start), val_batches=val_batches,
                     peak_lr=config.phase1_lr if phase == 1 else None, schedule=config.phase1_schedule,
@@ -402,11 +426,11 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
                 log(f"fold {fold} phase {phase}: input {size}x{size} from epoch {done + 1}"
                     + (f" for {share:.0%} of the phase's time" if budget is not None and share < 1 else ""))
             model.fit(
-                train_set(size), validation_data=val_ds, epochs=last_epoch, initial_epoch=done,
+                train_set(size), validation_data=val_set(size), epochs=last_epoch, initial_epoch=done,
                 steps_per_epoch=steps, callbacks=callbacks, verbose=1, shuffle=False,
             )
             if budget is not None:
-                steps_done, val_seconds = steps_done + budget.steps, budget.val_seconds
+                steps_done, val_seconds, val_size = steps_done + budget.steps, budget.val_seconds, size
             if index + 1 < len(stages):  # saved now, so that a resume does not reopen this stage
                 state["stages_done"] = {**state.get("stages_done", {}), str(phase): index + 1}
                 state.update(resume_state())

@@ -6,7 +6,6 @@ uses hand-made "run folders" of tiny Keras models exported with ``model.export``
 training exports its folds: a flip-equivariant one (1x1 convs, then a 3x3 conv whose kernel is
 left-right symmetric) and a non-equivariant one (3x3 convs with asymmetric kernels).
 """
-import importlib.util
 import json
 import re
 import subprocess
@@ -28,20 +27,13 @@ from salt_tf.data import DataError
 from salt_tf.metrics import MIN_AREAS, best_threshold, competition_score, remove_small, tune_postprocessing
 from salt_tf.predict import RunError, load_ensemble, predict_probs
 from salt_tf.predict import run as predict_run
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32  # the hand-made models' input size: small, and any size works for them
 
 
-def load_cli():
-    """The top-level predict.py as a module: its main() runs in-process, no new interpreter per case."""
-    spec = importlib.util.spec_from_file_location("predict_cli", ROOT / "predict.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-CLI = load_cli()
+CLI = load_script("predict.py", "predict_cli")  # main() runs in-process, no new interpreter per case
 
 
 def tiles(n: int, seed: int) -> np.ndarray:

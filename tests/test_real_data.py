@@ -1,25 +1,14 @@
 """benchmarks/real_data.py's held-out split: disjoint from training, complete, loadable."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from salt_tf import synthetic
 from salt_tf.data import load_images, load_train
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("real_data", ROOT / "benchmarks" / "real_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from scripts import load_script
 
 
 def test_holdout_split_is_disjoint_complete_and_loadable(tmp_path):
-    real_data = load_script()
+    real_data = load_script("benchmarks/real_data.py", "real_data")
     data = synthetic.generate(tmp_path / "tgs", n_train=50, n_test=2, seed=3)
     pool, holdout, held = real_data.split_holdout(data, tmp_path / "split", fraction=0.2, seed=0)
     everything = load_train(data)

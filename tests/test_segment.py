@@ -1,7 +1,6 @@
 """segment.py and salt_tf/segment.py on the synthetic section and volume: outputs in the input's
 layout, SEG-Y geometry and headers kept, blending exact for a stand-in identity model, the run's
 ensemble through predict_probs, and every bad input refused with nothing written."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,11 +14,9 @@ from salt_tf.predict import load_ensemble, predict_probs
 from salt_tf.sections import SectionError
 from salt_tf.seisio import write_segy_volume
 from salt_tf.segment import run
+from scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("segment_cli", ROOT / "segment.py")
-CLI = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(CLI)
+CLI = load_script("segment.py", "segment_cli")
 
 
 def identity(windows):

@@ -12,6 +12,7 @@ from salt_tf import synthetic
 from salt_tf.config import Config
 from salt_tf.data import load_train
 from salt_tf.train import run
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "64", "--encoder", "resnet18", "--encoder-weights", "none", "--batch-size", "8",
@@ -304,12 +305,38 @@ def test_stages_split_phase_one_for_progressive_resizing():
     assert _stages(Config(size=128), 1, 10) == [(128, 10, 1.0)]
 
 
-def test_progressive_resizing_under_a_budget(tiny_data, tmp_path):
-    """Phase 1 starts at 32, goes on at 64 within its time; validation and the exported model are at
-    64; the report has the learning curve and the time per training tile."""
+def test_best_epoch_is_chosen_at_the_export_size(tmp_path):
+    """A warm-up epoch validated at its smaller size is best only until the first epoch at the
+    final size; among those, the score decides."""
+    from salt_tf.train import FoldTracker
+
+    state = {}
+    warm = FoldTracker(tmp_path, 0, 1, 10, state, print, size=64, final_size=128)
+    full = FoldTracker(tmp_path, 0, 1, 10, state, print, size=128, final_size=128)
+    assert warm._ranks_above_best(0.3)  # nothing held yet
+    state.update(best_score=0.7, best_size=64)
+    assert warm._ranks_above_best(0.75) and not warm._ranks_above_best(0.6)
+    assert full._ranks_above_best(0.2)
+    state.update(best_score=0.2, best_size=128)
+    assert not warm._ranks_above_best(0.9)
+    assert full._ranks_above_best(0.25) and not full._ranks_above_best(0.15)
+    del state["best_size"]  # a state written before sizes were recorded: its best was at the final size
+    assert not warm._ranks_above_best(0.9) and full._ranks_above_best(0.25)
+
+
+def test_progressive_resizing_under_a_budget(tiny_data, tmp_path, monkeypatch):
+    """Phase 1 starts at 32, goes on at 64 within its time; the warm-up validates at 32, the rest and
+    the exported model at 64, whose best epoch is kept; the report has the learning curve and the
+    time per training tile."""
     import cv2
     import tensorflow as tf
 
+    from salt_tf import pipeline
+
+    validated = []
+    eval_dataset = pipeline.eval_dataset
+    monkeypatch.setattr(pipeline, "eval_dataset",
+                        lambda images, masks, config: validated.append(config.size) or eval_dataset(images, masks, config))
     config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=64, encoder="resnet18", encoder_weights=None,
                     batch_size=8, phase1_epochs=500, phase2_epochs=500, phase2_patience=500, folds=2, fold=0,
                     budget_min=0.3, warmup_size=32, warmup_share=0.5, phase1_schedule="linear")
@@ -321,6 +348,9 @@ def test_progressive_resizing_under_a_budget(tiny_data, tmp_path):
     phase1 = history[history["phase"] == 1]
     assert list(phase1["size"]) == sorted(phase1["size"]) and set(phase1["size"]) == {32, 64}
     assert set(history[history["phase"] == 2]["size"]) == {64}
+    assert sorted(validated) == [32, 64]  # one validation set per size
+    best = history[(history["phase"] == fold["best_phase"]) & (history["epoch"] == fold["best_epoch"])]
+    assert list(best["size"]) == [64]
     assert list(history["epoch"][history["phase"] == 1]) == list(range(1, len(phase1) + 1))  # no epoch twice
     assert (history["ms_per_tile"] > 0).all() and (history["train_seconds"] <= history["seconds"]).all()
     # The learning rate decays over the whole phase, across the size change, to near 0 at its end
@@ -438,16 +468,7 @@ def test_early_stopping_and_plateau_counters_come_back():
 # --- failures write nothing -----------------------------------------------------------------------
 
 
-def _load_train_cli():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TRAIN_CLI = _load_train_cli()
+TRAIN_CLI = load_script("train.py", "train_cli")
 
 
 def _main(argv, capsys):
