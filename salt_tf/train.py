@@ -333,10 +333,6 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
     keras.utils.set_random_seed(config.seed * 1000 + fold)
     steps = config.steps_per_epoch or max(1, len(tr) // config.batch_size)
     val_batches = -(-len(va) // config.batch_size)
-    train_ds = pipeline.train_dataset(train.images[tr], train.masks[tr], config, seed=config.seed * 1000 + fold)
-    val_ds = pipeline.eval_dataset(train.images[va], train.masks[va], config)
-    if config.steps_per_epoch:
-        train_ds = train_ds.repeat()
 
     checkpoint = fold_dir / "checkpoint"
     state = {}
@@ -350,21 +346,18 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
         size = None if config.warmup_size else config.size
         model = build_unet(config.encoder, size, config.encoder_weights, config.scse, config.hypercolumn,
                            dropout=config.dropout)
-    train_sets, val_sets = {config.size: train_ds}, {config.size: val_ds}
+    sized_sets = {}  # input size -> (training, validation) datasets
 
-    def train_set(size):
-        if size not in train_sets:
-            sized = pipeline.train_dataset(train.images[tr], train.masks[tr], dataclasses.replace(config, size=size),
-                                           seed=config.seed * 1000 + fold)
-            train_sets[size] = sized.repeat() if config.steps_per_epoch else sized
-        return train_sets[size]
-
-    def val_set(size):
-        # A warm-up stage validates at its own size: a quarter of the time at 64, and a score that
-        # says how the warm-up goes (the model at 64 read 0.16-0.34 at 128 while it trained to 0.68).
-        if size not in val_sets:
-            val_sets[size] = pipeline.eval_dataset(train.images[va], train.masks[va], dataclasses.replace(config, size=size))
-        return val_sets[size]
+    def datasets(size):
+        """Training and validation data at one input size, built once. A warm-up stage validates at
+        its own size: a quarter of the time at 64, and a score that says how the warm-up goes (the
+        model at 64 read 0.16-0.34 at 128 while it trained to 0.68)."""
+        if size not in sized_sets:
+            sized = dataclasses.replace(config, size=size)
+            train_ds = pipeline.train_dataset(train.images[tr], train.masks[tr], sized, seed=config.seed * 1000 + fold)
+            sized_sets[size] = (train_ds.repeat() if config.steps_per_epoch else train_ds,
+                                pipeline.eval_dataset(train.images[va], train.masks[va], sized))
+        return sized_sets[size]
 
     times = state.setdefault("phase_seconds", {})
     # A resumed fold continues its clock: the budget it spent before the interruption (up to the
@@ -425,8 +418,9 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
             if len(stages) > 1:
                 log(f"fold {fold} phase {phase}: input {size}x{size} from epoch {done + 1}"
                     + (f" for {share:.0%} of the phase's time" if budget is not None and share < 1 else ""))
+            train_ds, val_ds = datasets(size)
             model.fit(
-                train_set(size), validation_data=val_set(size), epochs=last_epoch, initial_epoch=done,
+                train_ds, validation_data=val_ds, epochs=last_epoch, initial_epoch=done,
                 steps_per_epoch=steps, callbacks=callbacks, verbose=1, shuffle=False,
             )
             if budget is not None:
