@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main(argv=None) -> int:
     from salt_tf.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE
+    from salt_tf.segment import DEFAULT_MIN_BODY
 
     parser = argparse.ArgumentParser(description="Salt probability, mask and figures for a whole section or volume.")
     parser.add_argument("--run", required=True, help="run folder written by train.py (fold*/saved_model, report.json, tile_stats.json)")
@@ -28,6 +29,16 @@ def main(argv=None) -> int:
                         f"|grey level - median| (default: {DEFAULT_PERCENTILE:g})")
     parser.add_argument("--amp-clip", type=float, help="use this amplitude for that percentile instead of measuring it "
                         "(the same mapping for several files)")
+    parser.add_argument("--amp-centre", type=float, help="use this amplitude as the centre of the mapping instead of the "
+                        "input's median (with --amp-clip: exactly the same mapping for several files)")
+    parser.add_argument("--iline-byte", type=int, help="SEG-Y: trace header byte of the inline number (default: 189, "
+                        "SEG-Y rev 1; 9 and 5 are common in older files)")
+    parser.add_argument("--xline-byte", type=int, help="SEG-Y: trace header byte of the crossline number (default: 193; "
+                        "21 and 17 are common in older files)")
+    parser.add_argument("--min-body", type=int, default=DEFAULT_MIN_BODY,
+                        help=f"smallest salt body listed in bodies.npy/bodies.csv, in voxels (default: {DEFAULT_MIN_BODY})")
+    parser.add_argument("--no-uncertainty", dest="uncertainty", action="store_false",
+                        help="only the ensemble's mean probability: no member spread (uncertainty.npy is then 0)")
     parser.add_argument("--threshold", type=float, help="probability threshold (default: the run's tuned threshold)")
     parser.add_argument("--truth", help=".npy true mask in the input's layout: drawn in green on the figures")
     parser.add_argument("--figures", type=int, default=3, help="sections drawn as PNG figures (default: 3)")
@@ -36,13 +47,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from salt_tf.predict import RunError
-    from salt_tf.sections import SectionError
+    from salt_tf.errors import SectionError
     from salt_tf.segment import parse_lines, run
 
     try:
         run(args.run, args.input, args.out, direction=args.direction, lines=parse_lines(args.lines),
             stride=args.stride, batch_size=args.batch_size, tta=args.tta, threshold=args.threshold,
-            percentile=args.amp_percentile, clip=args.amp_clip, truth=args.truth, n_figures=args.figures)
+            percentile=args.amp_percentile, clip=args.amp_clip, centre=args.amp_centre, truth=args.truth,
+            n_figures=args.figures, min_body=args.min_body, iline_byte=args.iline_byte, xline_byte=args.xline_byte,
+            uncertainty=args.uncertainty)
     except (SectionError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

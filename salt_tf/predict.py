@@ -130,6 +130,44 @@ def predict_probs(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32, 
     return np.concatenate(out) if out else np.zeros((0, pipeline.TILE, pipeline.TILE), np.float32)
 
 
+def _member_step(ensemble: Ensemble, tta: bool):
+    """The traced forward pass that keeps the members apart: (folds x flips, B, S, S, 1)."""
+    key = ("members", tta)
+    if key not in ensemble.steps:
+        size = ensemble.size
+
+        @tf.function(input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)])
+        def step(x):
+            both = tf.concat([x, tf.reverse(x, axis=[2])], axis=0) if tta else x
+            members = []
+            for model in ensemble.models:
+                probs = tf.sigmoid(tf.cast(model.serve(both), tf.float32))
+                if tta:
+                    plain, mirrored = tf.split(probs, 2, axis=0)
+                    members += [plain, tf.reverse(mirrored, axis=[2])]
+                else:
+                    members.append(probs)
+            return tf.stack(members)
+
+        ensemble.steps[key] = step
+    return ensemble.steps[key]
+
+
+def predict_members(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32, tta: bool = True) -> np.ndarray:
+    """Each member's probabilities at 101x101, (folds x flips, N, 101, 101), for uint8 tiles
+    (N, 101, 101): their mean is ``predict_probs``, their spread the ensemble's uncertainty."""
+    step = _member_step(ensemble, tta)
+    out = []
+    for first in range(0, len(images), batch_size):
+        batch = images[first : first + batch_size]
+        members = step(tf.constant(pipeline.to_input(batch, ensemble.size))).numpy()
+        m, b = members.shape[:2]
+        out.append(pipeline.to_tile(members.reshape((m * b,) + members.shape[2:])).reshape(m, b, pipeline.TILE, pipeline.TILE))
+    if not out:
+        return np.zeros((len(ensemble.models) * (2 if tta else 1), 0, pipeline.TILE, pipeline.TILE), np.float32)
+    return np.concatenate(out, axis=1)
+
+
 def masks_from_probs(probs: np.ndarray, threshold: float, min_area: int) -> np.ndarray:
     return remove_small(probs > threshold, min_area).astype(np.uint8)
 

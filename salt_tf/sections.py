@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from salt_tf.atomic import write_text
+from salt_tf.errors import SectionError  # noqa: F401  (raised here; imported from here by older code)
 
 TILE = 101
 DEFAULT_STRIDE = 50  # about half a tile: every pixel is seen by ~4 windows, away from their edges
@@ -39,10 +40,6 @@ DEFAULT_TILE_STATS = {
 # The default percentile of the mapping: 95, because above it the real tiles saturate (2% of their
 # pixels sit at 0 or 255, so the 98th-99.5th percentiles all read 120 grey levels).
 DEFAULT_PERCENTILE = 95.0
-
-
-class SectionError(ValueError):
-    """An input section or volume that cannot be segmented, or an output that must not be written."""
 
 
 # --- the training tiles' grey levels, recorded by train.run -------------------------------------
@@ -137,22 +134,37 @@ def weight_window(tile: int = TILE, floor: float = 0.02) -> np.ndarray:
     return np.outer(w1, w1).astype(np.float32)
 
 
-def check_section(section: np.ndarray, name: str) -> None:
+def check_stride(stride: int) -> None:
+    if not 1 <= stride <= TILE:
+        raise SectionError(f"--stride {stride}: must be within 1..{TILE} so that windows cover the section")
+
+
+def check_side(size: int, what: str, name) -> None:
+    """A section must have MIN_SIDE samples and traces at least, to be padded to a tile."""
+    if size < MIN_SIDE:
+        raise SectionError(f"{name}: {size} {what} is too few; padding a section to a {TILE}x{TILE} "
+                           f"tile needs at least {MIN_SIDE}")
+
+
+def check_finite(values: np.ndarray, name, axes: tuple[str, ...] = ("sample", "trace")) -> None:
+    """Refuse NaN or infinite amplitudes, naming how many and where the first one is."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = ", ".join(f"{axis} {i}" for axis, i in zip(axes, np.argwhere(bad)[0]))
+        raise SectionError(f"{name}: NaN or infinite amplitudes ({int(bad.sum())} values, first at {first})")
+
+
+def check_section(section: np.ndarray, name) -> None:
     if section.ndim != 2:
         raise SectionError(f"{name}: expected a 2-D section, got shape {section.shape}")
-    if min(section.shape) < MIN_SIDE:
-        raise SectionError(f"{name}: section of {section.shape[0]} samples x {section.shape[1]} traces is "
-                           f"too small; padding it to a {TILE}x{TILE} tile needs at least {MIN_SIDE} of each")
-    if not np.isfinite(section).all():
-        bad = np.argwhere(~np.isfinite(section))[0]
-        raise SectionError(f"{name}: NaN or infinite amplitudes ({int((~np.isfinite(section)).sum())} values, "
-                           f"first at sample {bad[0]}, trace {bad[1]})")
+    check_side(section.shape[0], "samples", name)
+    check_side(section.shape[1], "traces", name)
+    check_finite(section, name)
 
 
 def windows(grey: np.ndarray, stride: int = DEFAULT_STRIDE) -> tuple[np.ndarray, tuple]:
     """All windows (N, 101, 101) of a uint8 section (H, W) and the layout to blend them back."""
-    if not 1 <= stride <= TILE:
-        raise SectionError(f"stride {stride}: must be within 1..{TILE} so that windows cover the section")
+    check_stride(stride)
     ys, top, bottom = starts(grey.shape[0], stride)
     xs, left, right = starts(grey.shape[1], stride)
     padded = np.pad(grey, ((top, bottom), (left, right)), mode="reflect")
@@ -162,41 +174,52 @@ def windows(grey: np.ndarray, stride: int = DEFAULT_STRIDE) -> tuple[np.ndarray,
 
 
 def blend(probs: np.ndarray, layout: tuple, weight: np.ndarray | None = None) -> np.ndarray:
-    """Weighted average of overlapping window probabilities, cropped back to the section."""
+    """Weighted average of overlapping window probabilities, cropped back to the section.
+
+    ``probs`` (N, 101, 101) gives (H, W); members' windows (M, N, 101, 101) give (M, H, W), each
+    member blended on its own."""
     shape, padded_shape, ys, xs, top, left = layout
     weight = weight_window() if weight is None else weight
-    acc = np.zeros(padded_shape, dtype=np.float64)
+    members = probs if probs.ndim == 4 else probs[None]
+    acc = np.zeros((len(members),) + padded_shape, dtype=np.float64)
     total = np.zeros(padded_shape, dtype=np.float64)
     k = 0
     for y in ys:
         for x in xs:
-            acc[y : y + TILE, x : x + TILE] += weight * probs[k]
+            acc[:, y : y + TILE, x : x + TILE] += weight * members[:, k]
             total[y : y + TILE, x : x + TILE] += weight
             k += 1
-    return (acc / total)[top : top + shape[0], left : left + shape[1]].astype(np.float32)
+    out = (acc / total)[:, top : top + shape[0], left : left + shape[1]].astype(np.float32)
+    return out if probs.ndim == 4 else out[0]
 
 
 Model = Callable[[np.ndarray], np.ndarray]
 
 
-def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAULT_STRIDE) -> list[np.ndarray]:
-    """Salt probability (H, W) of each uint8 section (H, W), blended over windows. The windows of
-    all the sections go to the model in one call, so that short lines still fill its batches."""
+def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAULT_STRIDE
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Salt probability and its uncertainty (each (H, W)) of each uint8 section (H, W).
+
+    ``model`` maps windows (N, 101, 101) to probabilities (N, 101, 101), or to its members'
+    probabilities (M, N, 101, 101) (the folds x flips of an ensemble). Each member is blended over
+    the windows; the probability is the members' mean, the uncertainty their standard deviation
+    (0 for a single member). The windows of all the sections go to the model in one call, so that
+    short lines still fill its batches."""
     cut = [windows(grey, stride) for grey in greys]
     tiles = np.concatenate([c[0] for c in cut])
     probs = np.asarray(model(tiles), dtype=np.float32)
-    if probs.shape != tiles.shape:
+    if probs.shape == tiles.shape:
+        probs = probs[None]
+    if probs.ndim != 4 or probs.shape[1:] != tiles.shape:
         raise ValueError(f"the model returned {probs.shape} for windows {tiles.shape}")
     ends = np.cumsum([len(c[0]) for c in cut])
-    return [blend(p, c[1]) for p, c in zip(np.split(probs, ends[:-1]), cut)]
+    out = []
+    for p, c in zip(np.split(probs, ends[:-1], axis=1), cut):
+        members = blend(p, c[1])
+        out.append((members.mean(axis=0), members.std(axis=0)))
+    return out
 
 
 def segment_section(grey: np.ndarray, model: Model, stride: int = DEFAULT_STRIDE) -> np.ndarray:
     """Salt probability (H, W) of a uint8 section (H, W) from a tile model, blended over windows."""
-    return segment_sections([grey], model, stride)[0]
-
-
-def tile_grid(grey: np.ndarray, model: Model) -> np.ndarray:
-    """Non-overlapping tiling, the baseline blending is measured against: 101x101 tiles side by side,
-    the last row and column reflection-padded, no weights."""
-    return segment_section(grey, model, stride=TILE)
+    return segment_sections([grey], model, stride)[0][0]

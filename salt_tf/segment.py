@@ -1,33 +1,47 @@
 """Segment a whole section or volume (SEG-Y, .npy, grayscale image) with a trained run.
 
-Lines stream through one at a time: read (seisio) -> amplitudes mapped to the training tiles'
-grey levels -> overlapping windows through the run's fold ensemble with flip TTA
-(``predict.predict_probs``, the function predict.py uses) -> blended probabilities (sections) ->
-float16 probability and uint8 mask, memory-mapped on disk. Everything goes into a temporary folder
-beside ``out`` that is renamed at the end; on any error nothing is left behind.
+Four steps, one function each: open and check the input (``open_input``); map its amplitudes onto
+the training tiles' grey levels (``map_amplitudes``); segment its lines into salt probability and
+uncertainty (``segment_lines``: overlapping windows through the run's fold ensemble with flip TTA,
+each member blended on its own); and write what interpreters take away (``write_outputs``). Lines
+stream through one at a time into memory-mapped files of a temporary folder beside ``out``, which
+is renamed at the end: on any error nothing is left behind.
 
-Outputs in ``out/``: ``probability.npy`` (float16) and ``mask.npy`` (uint8, probability > the run's
-tuned threshold) in the input's layout (the selected inlines only), ``probability.sgy`` for SEG-Y
-input (the input's geometry and headers, probabilities as IEEE-float samples), ``figures/*.png``
-(sections with the salt outline) and ``segment.json`` (settings, amplitude map, speed).
+Outputs in ``out/``, in the input's layout (the selected inlines only):
+- ``probability.npy`` (float16): the members' mean salt probability.
+- ``uncertainty.npy`` (float16): the members' standard deviation (folds x flips; with
+  ``--direction both`` the members of both passes pooled).
+- ``mask.npy`` (uint8): probability above the run's tuned threshold.
+- ``bodies.npy`` (int32) and ``bodies.csv``: salt bodies, connected in 3-D (2-D for a line), of at
+  least ``--min-body`` voxels, numbered from the largest; 0 elsewhere.
+- ``salt_surfaces.csv``: top and base of salt and the number of salt intervals of every trace with salt.
+- ``probability.sgy`` and ``uncertainty.sgy`` for SEG-Y input: the input's traces and headers.
+- ``figures/*.png`` and ``segment.json`` (settings, geometry, amplitude map, domain check, speed).
+Traces a SEG-Y lacks (dead corners, ragged edges) are no data: NaN in ``probability.npy`` and
+``uncertainty.npy``, 0 in ``mask.npy`` and ``bodies.npy``, left out of the statistics and tables.
 """
 from __future__ import annotations
 
+import csv
 import json
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from salt_tf import figures, sections
+from salt_tf import figures, interpret, sections
 from salt_tf.atomic import atomic_path
-from salt_tf.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE, SectionError, TILE
-from salt_tf.seisio import open_source, release, write_segy_like
+from salt_tf.errors import SectionError
+from salt_tf.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE, TILE
+from salt_tf.seisio import Source, open_source, release, write_segy_like
 
 DIRECTIONS = ("inline", "crossline", "both")
 SAMPLE_LINES = 16  # lines read to estimate the amplitude spread of a volume
 SAMPLE_VALUES = 1 << 16  # values kept per sampled line
+DEFAULT_MIN_BODY = 1000  # voxels; smaller connected salt is left out of bodies.npy
 
 
 class Progress:
@@ -47,6 +61,8 @@ class Progress:
                   end=end, file=sys.stderr, flush=True)
 
 
+# --- step 1: open and check the input -----------------------------------------------------------
+
 def parse_lines(text: str | None) -> tuple[int, int] | None:
     """'A:B' (inclusive inline numbers) or 'A' -> (A, B)."""
     if not text:
@@ -58,7 +74,25 @@ def parse_lines(text: str | None) -> tuple[int, int] | None:
         raise SectionError(f"--lines {text!r}: expected FIRST:LAST inline numbers, e.g. 100:200") from None
 
 
-def select_lines(src, lines: tuple[int, int] | None) -> np.ndarray:
+def check_options(out: Path, direction: str, stride: int, threshold, n_figures: int, min_body: int,
+                  batch_size: int) -> None:
+    """Every setting checked before any file is opened or written."""
+    if out.exists():
+        raise SectionError(f"{out}: output exists; refusing to overwrite it (remove it or choose another --out)")
+    parent = next(p for p in out.absolute().parents if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise SectionError(f"{out}: cannot create the output folder: {parent} is not a writable folder")
+    if direction not in DIRECTIONS:
+        raise SectionError(f"--direction {direction!r}: expected one of {', '.join(DIRECTIONS)}")
+    sections.check_stride(stride)
+    if threshold is not None and not 0.0 <= threshold < 1.0:
+        raise SectionError(f"--threshold {threshold}: must be a probability in [0, 1) (a voxel is salt above it)")
+    for value, flag, least in ((n_figures, "--figures", 0), (min_body, "--min-body", 1), (batch_size, "--batch-size", 1)):
+        if value < least:
+            raise SectionError(f"{flag} {value}: must be at least {least}")
+
+
+def select_lines(src: Source, lines: tuple[int, int] | None) -> np.ndarray:
     numbers = np.asarray(src.line_numbers)
     if lines is None:
         return np.arange(len(numbers))
@@ -72,40 +106,31 @@ def select_lines(src, lines: tuple[int, int] | None) -> np.ndarray:
     return chosen
 
 
-def sample_amplitudes(src, chosen: np.ndarray) -> np.ndarray:
-    """Amplitudes from up to SAMPLE_LINES evenly spaced lines, each thinned to SAMPLE_VALUES values."""
-    picks = chosen[np.unique(np.linspace(0, len(chosen) - 1, min(SAMPLE_LINES, len(chosen))).round().astype(int))]
-    parts = []
-    for k in picks:
-        line = src.line(k)
-        if not np.isfinite(line).all():
-            bad = np.argwhere(~np.isfinite(line))[0]
-            raise SectionError(f"{src.path}: NaN or infinite amplitudes (line {src.line_numbers[k]}, "
-                               f"trace {bad[0]}, sample {bad[1]})")
-        flat = line.ravel()
-        parts.append(flat[:: max(1, len(flat) // SAMPLE_VALUES)])
-    return np.concatenate(parts)
+@dataclass
+class Input:
+    src: Source
+    chosen: np.ndarray  # indices of the lines to segment
+    truth: np.ndarray | None  # the true mask in the (lines, traces, samples) view, if given
+
+    @property
+    def name(self) -> str:
+        return str(self.src.path)
+
+    def label(self, k: int) -> str:
+        return f"line {self.src.line_numbers[k]}"
 
 
-def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride: int = DEFAULT_STRIDE,
-        batch_size: int = 32, tta: bool = True, threshold: float | None = None,
-        percentile: float = DEFAULT_PERCENTILE, clip: float | None = None, truth=None, n_figures: int = 3,
-        model=None, progress: bool = True, log=print) -> dict:
-    """Segment ``input_path`` into the new folder ``out``; ``model`` replaces the run's ensemble
-    (any callable from uint8 windows (N, 101, 101) to probabilities, e.g. a stand-in in tests)."""
-    out = Path(out)
-    if out.exists():
-        raise SectionError(f"{out}: output exists; refusing to overwrite it (remove it or choose another --out)")
-    if direction not in DIRECTIONS:
-        raise SectionError(f"--direction {direction!r}: expected one of {', '.join(DIRECTIONS)}")
-    if not 1 <= stride <= TILE:
-        raise SectionError(f"--stride {stride}: must be within 1..{TILE} so that windows cover the section")
-    with open_source(input_path) as src:
-        name = src.path
+def open_input(input_path, direction: str, lines, truth, iline_byte=None, xline_byte=None) -> Input:
+    """Open the input on its geometry and refuse what cannot be segmented, before anything is written."""
+    src = open_source(input_path, iline_byte, xline_byte)
+    try:
         chosen = select_lines(src, lines)
-        n_traces, n_samples = src.shape[1], src.shape[2]
         if direction != "inline" and src.shape[0] == 1:
-            raise SectionError(f"{name}: --direction {direction} needs a 3-D volume; this input is one 2-D section")
+            raise SectionError(f"{src.path}: --direction {direction} needs a 3-D volume; this input is one 2-D section")
+        sections.check_side(src.shape[2], "samples", src.path)
+        sections.check_side(src.shape[1], "traces", src.path)
+        if direction != "inline":
+            sections.check_side(len(chosen), "inlines", src.path)
         known = None
         if truth is not None:
             try:
@@ -114,108 +139,322 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
                 raise SectionError(f"{truth}: cannot read the true mask ({err})") from None
             if known.shape != src.layout:
                 raise SectionError(f"{truth}: true mask of shape {known.shape}, expected the input's {src.layout}")
-        for size, what in ((n_samples, "samples"), (n_traces, "traces"), (len(chosen), "inlines")):
-            if size < sections.MIN_SIDE and (what != "inlines" or direction != "inline"):
-                raise SectionError(f"{name}: {size} {what} is too few; padding a section to a {TILE}x{TILE} "
-                                   f"tile needs at least {sections.MIN_SIDE}")
+            known = _cube(known, src.kind)
+    except BaseException:
+        src.close()
+        raise
+    return Input(src, chosen, known)
+
+
+def ensemble_model(run_dir, batch_size: int, tta: bool, uncertainty: bool):
+    """The run's fold ensemble as a window model: its members' probabilities (for the
+    uncertainty), or only their mean (``predict_probs``, the function predict.py uses)."""
+    from salt_tf.predict import load_ensemble, predict_members, predict_probs
+
+    ensemble = load_ensemble(run_dir)
+
+    def model(tiles):
+        if uncertainty:
+            return predict_members(ensemble, tiles, batch_size=batch_size, tta=tta)
+        return predict_probs(ensemble, tiles, batch_size=batch_size, tta=tta, progress=False)
+
+    return model, f"folds {ensemble.folds} at {ensemble.size}x{ensemble.size}{' with flip TTA' if tta else ''}"
+
+
+# --- step 2: amplitudes -> grey levels ----------------------------------------------------------
+
+def sample_amplitudes(inp: Input) -> np.ndarray:
+    """Live amplitudes of up to SAMPLE_LINES evenly spaced lines, each thinned to SAMPLE_VALUES values."""
+    src, chosen = inp.src, inp.chosen
+    picks = chosen[np.unique(np.linspace(0, len(chosen) - 1, min(SAMPLE_LINES, len(chosen))).round().astype(int))]
+    parts = []
+    for k in picks:
+        line, live = src.line(k), src.live(k)
+        sections.check_finite(np.where(live[:, None], line, 0.0), f"{inp.name} {inp.label(k)}", ("trace", "sample"))
+        flat = line[live].ravel()
+        parts.append(flat[:: max(1, len(flat) // SAMPLE_VALUES)])
+    return np.concatenate(parts)
+
+
+def map_amplitudes(inp: Input, stats: dict, percentile: float, clip=None, centre=None) -> sections.AmplitudeMap:
+    return sections.amplitude_map(sample_amplitudes(inp), stats, percentile, name=inp.name, clip=clip, centre=centre)
+
+
+# --- step 3: lines -> probability and uncertainty -----------------------------------------------
+
+class Volumes:
+    """The memory-mapped outputs in the temporary folder, in the input's layout and as
+    (lines, traces, samples) views."""
+
+    def __init__(self, folder: Path, inp: Input):
+        layout = inp.src.layout
+        shape = (len(inp.chosen),) + layout[1:] if len(layout) == 3 else layout
+        self.files = {name: np.lib.format.open_memmap(folder / f"{name}.npy", "w+", dtype, shape)
+                      for name, dtype in (("probability", np.float16), ("uncertainty", np.float16),
+                                          ("mask", np.uint8), ("bodies", np.int32))}
+        self.cubes = {name: _cube(f, inp.src.kind) for name, f in self.files.items()}
+
+    def __getitem__(self, name):
+        return self.cubes[name]
+
+    def release(self):
+        for f in self.files.values():
+            release(f)
+
+
+def _windows(length_a: int, length_b: int, stride: int) -> int:
+    return len(sections.starts(length_a, stride)[0]) * len(sections.starts(length_b, stride)[0])
+
+
+def count_windows(inp: Input, direction: str, stride: int) -> int:
+    n_lines, (n_traces, n_samples) = len(inp.chosen), inp.src.shape[1:]
+    total = n_lines * _windows(n_samples, n_traces, stride) if direction != "crossline" else 0
+    return total + (n_traces * _windows(n_samples, n_lines, stride) if direction != "inline" else 0)
+
+
+def _probabilities(group, amap, model, stride: int, bar: Progress) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(amplitudes (traces, samples), live (traces,), label) of a few lines -> their probability and
+    uncertainty (traces, samples), NaN at absent traces (filled with the neutral grey for the windows)."""
+    greys = []
+    for amplitudes, live, label in group:
+        filled = np.where(live[:, None], amplitudes, amap.centre)
+        sections.check_finite(filled, label, ("trace", "sample"))
+        greys.append(amap(filled.T))  # samples vertical, as in the tiles
+    results = sections.segment_sections(greys, model, stride)
+    bar.add(sum(_windows(*g.shape, stride) for g in greys))
+    out = []
+    for (prob, spread), (_, live, _) in zip(results, group):
+        prob, spread = prob.T, spread.T
+        prob[~live], spread[~live] = np.nan, np.nan
+        out.append((prob, spread))
+    return out
+
+
+def _groups(n_items: int, windows_each: int, batch_size: int):
+    """Consecutive groups of lines whose windows fill at least one batch: few lines in memory."""
+    size = max(1, -(-batch_size // windows_each))
+    return [range(i, min(i + size, n_items)) for i in range(0, n_items, size)]
+
+
+def segment_lines(inp: Input, model, amap, vol: Volumes, direction: str, stride: int, batch_size: int,
+                  bar: Progress) -> np.ndarray | None:
+    """Fill ``vol``'s probability and uncertainty; with ``both``, return the inline-versus-crossline
+    disagreement per line (mean |p_inline - p_crossline| over its live voxels)."""
+    src, chosen, name = inp.src, inp.chosen, inp.name
+    n_traces, n_samples = src.shape[1:]
+    prob, spread = vol["probability"], vol["uncertainty"]
+    if direction in ("inline", "both"):
+        for group in _groups(len(chosen), _windows(n_samples, n_traces, stride), batch_size):
+            got = _probabilities([(src.line(chosen[k]), src.live(chosen[k]), f"{name} {inp.label(chosen[k])}")
+                                  for k in group], amap, model, stride, bar)
+            for k, (p, u) in zip(group, got):
+                prob[k], spread[k] = p, u
+            vol.release()
+            src.release()
+    if direction == "inline":
+        return None
+    disagreement = interpret.Disagreement(len(chosen)) if direction == "both" else None
+    for group in _groups(n_traces, _windows(n_samples, len(chosen), stride), batch_size):
+        got = _probabilities([(src.xline(j, chosen), src.xlive(j, chosen), f"{name} crossline {src.trace_numbers[j]}")
+                              for j in group], amap, model, stride, bar)
+        for j, (p, u) in zip(group, got):
+            if disagreement is not None:
+                p_in, u_in = prob[:, j].astype(np.float32), spread[:, j].astype(np.float32)
+                disagreement.add(p_in, p, live=src.xlive(j, chosen))
+                mean = 0.5 * (p_in + p)  # both passes' members pooled: variance about the pooled mean
+                u = np.sqrt(np.maximum(0.5 * (u_in**2 + p_in**2 + u**2 + p**2) - mean**2, 0.0))
+                p = mean
+            prob[:, j], spread[:, j] = p, u
+        vol.release()
+        src.release()
+    return None if disagreement is None else disagreement.per_line()
+
+
+# --- step 4: what interpreters take away ---------------------------------------------------------
+
+SURFACE_COLUMNS = ("inline", "crossline", "cdp_x", "cdp_y", "top_sample", "base_sample", "top_z", "base_z", "intervals")
+BODY_COLUMNS = ("id", "voxels", "inline_min", "inline_max", "crossline_min", "crossline_max", "sample_min", "sample_max")
+
+
+class LineOutputs:
+    """The mask, surfaces, provisional bodies and domain statistics, one line at a time."""
+
+    def __init__(self, inp: Input, vol: Volumes, amap, cut: float, stats: dict, surfaces_csv):
+        self.inp, self.vol, self.amap, self.cut = inp, vol, amap, cut
+        self.bodies = interpret.BodyLabeller()
+        self.domain = interpret.DomainCheck(stats.get("histogram", interpret.DEFAULT_TRAINING_HISTOGRAM))
+        self.top = np.full((len(inp.chosen), inp.src.shape[1]), np.nan, np.float32)
+        self.writer = csv.writer(surfaces_csv)
+        self.writer.writerow(SURFACE_COLUMNS)
+        self.traces_with_salt = self.several_intervals = 0
+        self.seconds = {"mask_and_domain": 0.0, "surfaces": 0.0, "bodies": 0.0}
+
+    def add(self, i: int) -> None:
+        src, k = self.inp.src, self.inp.chosen[i]
+        clock = time.perf_counter()
+        prob, live = self.vol["probability"][i].astype(np.float32), src.live(k)
+        mask = (prob > self.cut) & live[:, None]
+        self.vol["mask"][i] = mask
+        grey = self.amap(np.where(live[:, None], src.line(k), self.amap.centre))
+        self.domain.add_line(grey, live, line_number=src.line_numbers[k])
+        self.domain.record(src.line_numbers[k], float(np.nanmean(prob)) if live.any() else float("nan"),
+                           float(np.nanmean(self.vol["uncertainty"][i].astype(np.float32))) if live.any() else float("nan"))
+        self.seconds["mask_and_domain"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        self._surfaces(i, k, mask)
+        self.seconds["surfaces"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        self.vol["bodies"][i] = self.bodies.add(mask)
+        self.seconds["bodies"] += time.perf_counter() - clock
+
+    def _surfaces(self, i: int, k: int, mask: np.ndarray) -> None:
+        src = self.inp.src
+        top, base, intervals = interpret.trace_surfaces(mask)
+        salty = np.flatnonzero(intervals > 0)
+        self.top[i, salty] = src.samples[top[salty]]
+        self.traces_with_salt += len(salty)
+        self.several_intervals += int(np.count_nonzero(intervals > 1))
+        x, y = src.coordinates(k)
+        inline = src.line_numbers[k] if src.kind != "segy-2d" else src.geometry.line_numbers[0]
+        for j in salty:
+            self.writer.writerow((int(inline), int(src.trace_numbers[j]), _number(x[j]), _number(y[j]), int(top[j]),
+                                  int(base[j]), _number(src.samples[top[j]]), _number(src.samples[base[j]]), int(intervals[j])))
+
+    def finish_bodies(self, min_body: int, bodies_csv) -> dict:
+        """Number the bodies (the second pass over the provisional labels), write their table and
+        return it (``interpret.BodyLabeller.finish``'s columns)."""
+        clock = time.perf_counter()
+        table = self.bodies.finish(min_body)
+        for i in range(len(self.inp.chosen)):
+            self.vol["bodies"][i] = self.bodies.relabel(self.vol["bodies"][i])
+            self.vol.release()
+        lines, traces = self.inp.src.line_numbers[self.inp.chosen], self.inp.src.trace_numbers
+        writer = csv.writer(bodies_csv)
+        writer.writerow(BODY_COLUMNS)
+        for row in zip(*(table[c] for c in interpret.BODY_COLUMNS)):
+            body, voxels, line_min, line_max, trace_min, trace_max, sample_min, sample_max = map(int, row)
+            writer.writerow((body, voxels, int(lines[line_min]), int(lines[line_max]), int(traces[trace_min]),
+                             int(traces[trace_max]), sample_min, sample_max))
+        self.seconds["bodies"] += time.perf_counter() - clock
+        return table
+
+
+def _number(value: float) -> str:
+    return "" if not np.isfinite(value) else f"{value:.10g}"
+
+
+def write_outputs(tmp: Path, inp: Input, vol: Volumes, amap, cut: float, stats: dict, min_body: int,
+                  n_figures: int, disagreement) -> dict:
+    """Mask, surfaces, bodies and domain check (streamed line by line), SEG-Y copies and figures;
+    returns their figures for segment.json."""
+    with open(tmp / "salt_surfaces.csv", "w", newline="") as surfaces_csv:
+        lines = LineOutputs(inp, vol, amap, cut, stats, surfaces_csv)
+        for i in range(len(inp.chosen)):
+            lines.add(i)
+            vol.release()
+            inp.src.release()
+    with open(tmp / "bodies.csv", "w", newline="") as bodies_csv:
+        table = lines.finish_bodies(min_body, bodies_csv)
+    clock = time.perf_counter()
+    if inp.src.kind.startswith("segy"):
+        chosen = inp.chosen if inp.src.kind == "segy-3d" else None
+        for name in ("probability", "uncertainty"):
+            write_segy_like(inp.src, tmp / f"{name}.sgy", vol[name], lines=chosen, mapped=vol.files[name])
+    segy_seconds = time.perf_counter() - clock
+    domain = lines.domain.summary()
+    _figures(tmp / "figures", inp, vol, amap, cut, n_figures, lines.top, domain, disagreement)
+    return {"domain_check": domain,
+            "surfaces": {"traces_with_salt": lines.traces_with_salt, "traces_with_several_intervals": lines.several_intervals},
+            "bodies": {"count": len(table["id"]), "min_voxels": min_body, "largest_voxels": [int(v) for v in table["voxels"][:20]]},
+            "seconds": dict(lines.seconds, segy=segy_seconds)}
+
+
+def _figures(folder: Path, inp: Input, vol: Volumes, amap, cut: float, n_figures: int, top, domain, disagreement) -> None:
+    src, chosen = inp.src, inp.chosen
+    picks = np.unique(np.linspace(0, len(chosen) - 1, min(n_figures, len(chosen))).round().astype(int)) if n_figures else []
+    for i in picks:
+        k = chosen[i]
+        label = f"inline_{src.line_numbers[k]}" if src.shape[0] > 1 else "section"
+        truth = None if inp.truth is None else np.asarray(inp.truth[k]).T
+        grey = amap(np.where(src.live(k)[:, None], src.line(k), amap.centre).T)
+        figures.section_figure(folder / f"{label}.png", grey, np.asarray(vol["mask"][i]).T, truth,
+                               title=f"{Path(inp.name).name} {label.replace('_', ' ')}: salt probability > {cut:.2f}",
+                               uncertainty=np.asarray(vol["uncertainty"][i], np.float32).T)
+    numbers = src.line_numbers[chosen]
+    figures.top_of_salt_map(folder / "top_of_salt.png", top, numbers, src.trace_numbers, src.z_unit,
+                            title=f"{Path(inp.name).name}: top of salt")
+    figures.domain_figure(folder / "domain_check.png", domain)
+    if disagreement is not None:
+        figures.disagreement_figure(folder / "disagreement.png", numbers, disagreement)
+
+
+# --- the whole run --------------------------------------------------------------------------------
+
+def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride: int = DEFAULT_STRIDE,
+        batch_size: int = 32, tta: bool = True, threshold: float | None = None,
+        percentile: float = DEFAULT_PERCENTILE, clip: float | None = None, centre: float | None = None,
+        truth=None, n_figures: int = 3, min_body: int = DEFAULT_MIN_BODY, iline_byte: int | None = None,
+        xline_byte: int | None = None, uncertainty: bool = True, model=None, progress: bool = True,
+        log=print, warn=None) -> dict:
+    """Segment ``input_path`` into the new folder ``out``; ``model`` replaces the run's ensemble
+    (any callable from uint8 windows (N, 101, 101) to probabilities (N, 101, 101) or its members'
+    (M, N, 101, 101), e.g. a stand-in in tests)."""
+    out = Path(out)
+    warn = warn or (lambda line: print(line, file=sys.stderr))
+    check_options(out, direction, stride, threshold, n_figures, min_body, batch_size)
+    inp = open_input(input_path, direction, lines, truth, iline_byte, xline_byte)
+    with inp.src as src:
         if model is None:
-            from salt_tf.predict import load_ensemble, predict_probs
-            ensemble = load_ensemble(run_dir)
-
-            def model(tiles):
-                return predict_probs(ensemble, tiles, batch_size=batch_size, tta=tta, progress=False)
-
-            what = f"folds {ensemble.folds} at {ensemble.size}x{ensemble.size}{' with flip TTA' if tta else ''}"
+            model, what = ensemble_model(run_dir, batch_size, tta, uncertainty)
         else:
             what = "a given model"
-        if run_dir:
-            from salt_tf.predict import postprocessing
-            cut = postprocessing(Path(run_dir), threshold)[0]
-        else:
-            cut = 0.5 if threshold is None else float(threshold)
+        from salt_tf.predict import postprocessing
+
+        cut = postprocessing(Path(run_dir), threshold)[0] if run_dir else (0.5 if threshold is None else float(threshold))
         stats = sections.read_tile_stats(run_dir, log) if run_dir else sections.DEFAULT_TILE_STATS
-        amap = sections.amplitude_map(sample_amplitudes(src, chosen), stats, percentile, name=str(name), clip=clip)
-
-        def count(length_a, length_b):
-            return len(sections.starts(length_a, stride)[0]) * len(sections.starts(length_b, stride)[0])
-
-        total = 0
-        if direction in ("inline", "both"):
-            total += len(chosen) * count(n_samples, n_traces)
-        if direction in ("crossline", "both"):
-            total += n_traces * count(n_samples, len(chosen))
+        amap = map_amplitudes(inp, stats, percentile, clip, centre)
+        total = count_windows(inp, direction, stride)
         spread = sections.training_spread(stats, percentile)
-        log(f"segmenting {name} ({src.kind}, {len(chosen)} line(s) x {n_traces} traces x {n_samples} samples, "
-            f"{direction}) with {what}: {total} windows of {TILE}x{TILE}, stride {stride}; amplitudes "
-            f"{amap.centre:g} +- {spread / amap.gain:g} ({percentile:g}th percentile) -> grey levels "
-            f"{amap.median:.0f} +- {spread:.0f}; threshold {cut:.3f}")
-
-        bar = Progress(total, progress)
-
-        def probabilities(group: list[tuple[np.ndarray, str]]) -> list[np.ndarray]:
-            """(traces, samples) amplitudes of a few lines -> their (traces, samples) probabilities."""
-            greys = []
-            for amplitudes, label in group:
-                section = amplitudes.T  # samples vertical, as in the tiles
-                sections.check_section(section, f"{name} {label}")
-                greys.append(amap(section))
-            probs = sections.segment_sections(greys, model, stride)
-            bar.add(sum(count(*g.shape) for g in greys))
-            return [p.T for p in probs]
-
-        def chunks(n_items: int, length_a: int, length_b: int):
-            """Consecutive groups of lines whose windows fill at least one batch: few lines in memory."""
-            size = max(1, -(-batch_size // count(length_a, length_b)))
-            return [range(i, min(i + size, n_items)) for i in range(0, n_items, size)]
-
-        file_shape = (len(chosen),) + src.layout[1:] if len(src.layout) == 3 else src.layout
-        started = time.perf_counter()
+        geometry = _geometry(src)
+        log(f"segmenting {inp.name} ({geometry['description']}, {direction}) with {what}: {total} windows of "
+            f"{TILE}x{TILE}, stride {stride}; amplitudes {amap.centre:g} +- {spread / amap.gain:g} "
+            f"({percentile:g}th percentile) -> grey levels {amap.median:.0f} +- {spread:.0f}; threshold {cut:.3f}")
         with atomic_path(out) as tmp:
             tmp.mkdir()
-            prob_file = np.lib.format.open_memmap(tmp / "probability.npy", "w+", np.float16, file_shape)
-            mask_file = np.lib.format.open_memmap(tmp / "mask.npy", "w+", np.uint8, file_shape)
-            probs, masks = (_cube(f, src.kind) for f in (prob_file, mask_file))
-            if direction in ("inline", "both"):
-                for group in chunks(len(chosen), n_samples, n_traces):
-                    got = probabilities([(src.line(chosen[k]), f"line {src.line_numbers[chosen[k]]}") for k in group])
-                    for k, p in zip(group, got):
-                        probs[k] = p
-                    release(prob_file)
-                    src.release()
-            if direction in ("crossline", "both"):
-                for group in chunks(n_traces, n_samples, len(chosen)):
-                    got = probabilities([(src.xline(j, chosen), f"crossline {j}") for j in group])
-                    for j, p in zip(group, got):
-                        probs[:, j] = p if direction == "crossline" else 0.5 * (probs[:, j].astype(np.float32) + p)
-                    release(prob_file)
-                    src.release()
+            vol = Volumes(tmp, inp)
+            started = time.perf_counter()
+            disagreement = segment_lines(inp, model, amap, vol, direction, stride, batch_size, Progress(total, progress))
             seconds = time.perf_counter() - started
-            for k in range(len(chosen)):
-                masks[k] = probs[k].astype(np.float32) > cut
-                release(mask_file)
-                release(prob_file)
-            if src.kind.startswith("segy"):
-                write_segy_like(src.path, tmp / "probability.sgy", probs,
-                                lines=chosen if src.kind == "segy-3d" else None, mapped=prob_file)
-            picks = np.unique(np.linspace(0, len(chosen) - 1, min(n_figures, len(chosen))).round().astype(int))
-            true_cube = _cube(known, src.kind) if known is not None else None
-            for k in picks if n_figures > 0 else []:
-                number = src.line_numbers[chosen[k]]
-                label = f"inline_{number}" if src.shape[0] > 1 else "section"
-                truth_k = None if true_cube is None else np.asarray(true_cube[chosen[k]]).T
-                figures.section_figure(tmp / "figures" / f"{label}.png", amap(src.line(chosen[k]).T),
-                                       np.asarray(masks[k]).T, truth_k,
-                                       title=f"{Path(name).name} {label.replace('_', ' ')}: salt probability > {cut:.2f}")
-            summary = {"input": str(name), "kind": src.kind, "direction": direction, "stride": stride,
-                       "lines": [int(src.line_numbers[k]) for k in chosen] if src.shape[0] > 1 else None,
+            made = write_outputs(tmp, inp, vol, amap, cut, stats, min_body, n_figures, disagreement)
+            summary = {"input": inp.name, "kind": src.kind, "geometry": geometry, "direction": direction, "stride": stride,
+                       "lines": [int(src.line_numbers[k]) for k in inp.chosen] if src.shape[0] > 1 else None,
                        "threshold": cut, "amplitude_map": {"centre": amap.centre, "gain": amap.gain,
                                                            "grey_median": amap.median, "percentile": percentile},
                        "tile_stats": stats.get("source"), "windows": total, "seconds": seconds,
-                       "windows_per_second": total / max(seconds, 1e-9)}
+                       "windows_per_second": total / max(seconds, 1e-9),
+                       "uncertainty": "standard deviation of the ensemble members' probabilities (folds x flips"
+                                      + (", both directions pooled)" if direction == "both" else ")"),
+                       "disagreement_per_line": None if disagreement is None else [float(v) for v in disagreement],
+                       **made}
             (tmp / "segment.json").write_text(json.dumps(summary, indent=1))
-            del prob_file, mask_file, probs, masks
-    log(f"wrote {out}: {total} windows in {seconds:.1f} s ({summary['windows_per_second']:.1f} windows/s)")
+            del vol
+    if summary["domain_check"]["warning"]:
+        warn(f"warning: {summary['domain_check']['warning']}")
+    log(f"wrote {out}: {total} windows in {seconds:.1f} s ({summary['windows_per_second']:.1f} windows/s); "
+        f"{made['surfaces']['traces_with_salt']} traces with salt, {made['bodies']['count']} bodies of {min_body}+ voxels")
     return summary
+
+
+def _geometry(src: Source) -> dict:
+    n_lines, n_traces, n_samples = src.shape
+    described = f"{src.kind}, {n_lines} line(s) x {n_traces} traces x {n_samples} samples"
+    info = {"lines": n_lines, "traces": n_traces, "samples": n_samples, "absent_traces": src.absent}
+    if src.kind.startswith("segy"):
+        info.update(iline_byte=src.geometry.bytes[0], xline_byte=src.geometry.bytes[1])
+        described += f", inline/crossline at bytes {src.geometry.bytes[0]}/{src.geometry.bytes[1]}"
+    if src.absent:
+        described += f", {src.absent} positions without a trace"
+    return dict(info, description=described)
 
 
 def _cube(array, kind: str):

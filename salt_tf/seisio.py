@@ -1,26 +1,126 @@
 """Seismic inputs and outputs for whole sections: SEG-Y (segyio), NumPy .npy, grayscale images.
 
 Every input is seen as a stack of lines (n_lines, n_traces, n_samples), segyio's cube layout: a 3-D
-SEG-Y volume has one line per inline; a 2-D line, a SEG-Y without regular geometry, a 2-D .npy
-(traces, samples) or an image (rows = samples, so its transpose) is one line. Lines are read one at a
-time (``f.iline[n]``, ``f.xline[n]``, a memory-mapped .npy), so a volume never has to fit in memory.
+SEG-Y volume has one line per inline; a 2-D line, a 2-D .npy (traces, samples) or an image (rows =
+samples, so its transpose) is one line. Lines are read one at a time, so a volume never has to fit
+in memory; what is kept per trace is its position (8 bytes) and its CDP coordinates.
 
-SEG-Y outputs copy the source's layout as segyio's docs do: ``segyio.tools.metadata(src)``, then
-``segyio.create``, copying the text, binary and trace headers before the samples.
+SEG-Y geometry comes from the trace headers, as surveys hold them (../shared/SEISMIC.md): each
+trace's inline and crossline numbers (bytes 189/193 unless told otherwise) place it on the
+inline x crossline grid, whatever the file's trace order (inline-sorted, crossline-sorted or none);
+grid positions no trace fills (dead corners, ragged edges) are absent: ``Source.live`` says which.
+A file is a 2-D line only when its headers say so: one inline number, or none at all. More than one
+inline number and no grid is refused, naming what other common byte positions would give.
+
+SEG-Y outputs hold exactly the input's traces (of the lines segmented), in its order, with its
+text, binary and trace headers copied byte for byte, and IEEE-float samples (format 5) whatever
+the input's sample format, so that probabilities are never narrowed into integers.
 """
 from __future__ import annotations
 
 import mmap
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import segyio
 
-from salt_tf.sections import SectionError
+from salt_tf.errors import SectionError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 SEGY_SUFFIXES = (".sgy", ".segy")
+
+# Inline/crossline byte positions (1-based, 4-byte integers): SEG-Y rev 1's (segyio's defaults),
+# then the commonest others in older and vendor files: field record/CDP and energy source/CDP trace.
+DEFAULT_BYTES = (189, 193)
+COMMON_BYTES = ((189, 193), (9, 21), (5, 17))
+CDP, CDP_X, CDP_Y, COORDINATE_SCALAR = 21, 181, 185, 71
+HEADER_BYTES = 240  # a trace header
+# A 3-D grid must hold traces at this share of its inline x crossline positions at least: real
+# outlines leave corners and edges empty, but numbers that are no grid (a 2-D line's shot and CDP
+# numbers, say) fill a vanishing share of the positions they span.
+MIN_FILL = 0.25
+SAMPLE_FORMAT_BYTE = 3225  # the binary header's sample format code (2 bytes)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where each trace of a SEG-Y sits: ``index[k, j]`` is the file's trace number of line k,
+    position j (-1: no trace there)."""
+    kind: str  # "3d" or "2d"
+    bytes: tuple[int, int]  # the inline and crossline byte positions read
+    line_numbers: np.ndarray  # inline numbers (one for a 2-D line: its number, 0 when it has none)
+    trace_numbers: np.ndarray  # crossline numbers (a 2-D line's CDP or trace numbers)
+    index: np.ndarray
+
+    @property
+    def absent(self) -> int:
+        return int(np.count_nonzero(self.index < 0))
+
+
+def _grid(inline: np.ndarray, xline: np.ndarray) -> np.ndarray | str:
+    """The (inlines, crosslines) trace index of a 3-D grid, or why these numbers give none."""
+    lines, li = np.unique(inline, return_inverse=True)
+    traces, xi = np.unique(xline, return_inverse=True)
+    if len(lines) < 2:
+        return "all zero" if not inline.any() else "one inline number"
+    flat = li * len(traces) + xi
+    cells, counts = np.unique(flat, return_counts=True)
+    if len(cells) < len(flat):
+        first = cells[np.argmax(counts > 1)]
+        return (f"{len(flat) - len(cells)} traces repeat a position (e.g. inline {lines[first // len(traces)]}, "
+                f"crossline {traces[first % len(traces)]})")
+    fill = len(flat) / (len(lines) * len(traces))
+    if fill < MIN_FILL:
+        return f"{len(flat)} traces fill only {fill:.1%} of the {len(lines)} x {len(traces)} positions their numbers span"
+    index = np.full(len(lines) * len(traces), -1, np.int64)
+    index[flat] = np.arange(len(flat))
+    return index.reshape(len(lines), len(traces))
+
+
+def _describe(f, pair: tuple[int, int]) -> str:
+    inline, xline = f.attributes(pair[0])[:], f.attributes(pair[1])[:]
+    grid = _grid(inline, xline)
+    if isinstance(grid, str):
+        return f"{pair[0]}/{pair[1]}: no grid ({grid})"
+    return (f"{pair[0]}/{pair[1]}: {grid.shape[0]} inlines x {grid.shape[1]} crosslines, "
+            f"{np.count_nonzero(grid >= 0) / grid.size:.0%} of positions filled")
+
+
+def survey_geometry(f, name, iline_byte: int | None = None, xline_byte: int | None = None) -> Geometry:
+    """The geometry of an open SEG-Y (segyio, ``ignore_geometry=True``) from its trace headers.
+
+    ``None`` bytes mean SEG-Y rev 1's 189/193, with a check that a file with no numbers there has
+    none at the other common positions either before it is taken as a 2-D line; bytes given
+    explicitly are taken at their word."""
+    explicit = iline_byte is not None or xline_byte is not None
+    pair = tuple(d if b is None else int(b) for b, d in zip((iline_byte, xline_byte), DEFAULT_BYTES))
+    for byte in pair:
+        if not 1 <= byte <= HEADER_BYTES - 3:
+            raise SectionError(f"header byte {byte}: must lie within 1..{HEADER_BYTES - 3}, the start of a "
+                               f"4-byte field in the {HEADER_BYTES}-byte trace header")
+    if pair[0] == pair[1]:
+        raise SectionError(f"--iline-byte and --xline-byte are both {pair[0]}: they must differ")
+    inline, xline = f.attributes(pair[0])[:], f.attributes(pair[1])[:]
+    grid = _grid(inline, xline)
+    others = [p for p in COMMON_BYTES if p != pair]
+    if not isinstance(grid, str):
+        return Geometry("3d", pair, np.unique(inline), np.unique(xline), grid)
+    if grid not in ("all zero", "one inline number"):
+        raise SectionError(f"{name}: inline/crossline numbers at bytes {pair[0]}/{pair[1]} give no grid: {grid}; "
+                           f"other byte positions give {'; '.join(_describe(f, p) for p in others)} "
+                           f"(choose with --iline-byte/--xline-byte)")
+    if grid == "all zero" and not explicit:
+        found = [d for d in (_describe(f, p) for p in others) if "no grid" not in d]
+        if found:
+            raise SectionError(f"{name}: no inline/crossline numbers at bytes {pair[0]}/{pair[1]}, but bytes "
+                               f"{'; '.join(found)}: give them with --iline-byte/--xline-byte (or give "
+                               f"--iline-byte {pair[0]} --xline-byte {pair[1]} to read it as one 2-D line)")
+    n = f.tracecount
+    numbers = next((v for v in (xline, f.attributes(CDP)[:]) if len(np.unique(v)) == n), np.arange(1, n + 1))
+    return Geometry("2d", pair, inline[:1].copy(), np.asarray(numbers), np.arange(n)[None])
 
 
 class Source:
@@ -31,12 +131,31 @@ class Source:
     shape: tuple[int, int, int]  # (lines, traces, samples)
     layout: tuple[int, ...]  # the input's own array shape; outputs and true masks use it
     line_numbers: np.ndarray  # inline numbers (SEG-Y 3-D) or line indices
+    trace_numbers: np.ndarray  # crossline numbers (SEG-Y 3-D), CDP numbers (2-D) or trace indices
+    samples: np.ndarray  # each sample's time or depth (SEG-Y: its delay and interval) or index
+    z_unit: str = "sample"
 
-    def line(self, k: int) -> np.ndarray:  # (traces, samples), float32
+    def line(self, k: int) -> np.ndarray:  # (traces, samples), float32; absent traces NaN
         raise NotImplementedError
 
     def xline(self, j: int, lines: np.ndarray) -> np.ndarray:  # (len(lines), samples), float32
         raise NotImplementedError
+
+    def live(self, k: int) -> np.ndarray:
+        """Which traces of line k hold data (bool, traces)."""
+        return np.ones(self.shape[1], bool)
+
+    def xlive(self, j: int, lines: np.ndarray) -> np.ndarray:
+        return np.ones(len(lines), bool)
+
+    @property
+    def absent(self) -> int:
+        return 0
+
+    def coordinates(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """CDP X and Y of the traces of line k (NaN where unknown)."""
+        nan = np.full(self.shape[1], np.nan)
+        return nan, nan.copy()
 
     def close(self) -> None:
         pass
@@ -58,6 +177,8 @@ class ArraySource(Source):
         self.path, self.kind, self.cube, self.layout, self.mapped = path, kind, cube, tuple(layout), mapped
         self.shape = tuple(int(n) for n in cube.shape)
         self.line_numbers = np.arange(self.shape[0])
+        self.trace_numbers = np.arange(self.shape[1])
+        self.samples = np.arange(self.shape[2])
 
     def line(self, k):
         return np.asarray(self.cube[k], dtype=np.float32)
@@ -70,51 +191,84 @@ class ArraySource(Source):
 
 
 class SegySource(Source):
-    def __init__(self, path: Path):
+    """A SEG-Y file on its header geometry: traces gathered by position, not by file order."""
+
+    def __init__(self, path: Path, iline_byte: int | None = None, xline_byte: int | None = None):
         self.path = path
         try:
-            self.f = segyio.open(str(path), "r", ignore_geometry=False)
-            self.kind = "segy-3d"
+            self.f = segyio.open(str(path), "r", ignore_geometry=True)
         except (RuntimeError, ValueError, OSError) as err:
-            try:  # no inline/crossline geometry: a 2-D line, or traces in no regular order
-                self.f = segyio.open(str(path), "r", ignore_geometry=True)
-            except (RuntimeError, ValueError, OSError):
-                raise SectionError(f"{path}: not a readable SEG-Y file ({err})") from None
-            self.kind = "segy-2d"
-        f = self.f
-        n_samples = len(f.samples)
-        if f.tracecount == 0 or n_samples == 0:
-            self.close()
+            raise SectionError(f"{path}: not a readable SEG-Y file ({err})") from None
+        try:
+            self._open(iline_byte, xline_byte)
+        except BaseException:
+            self.f.close()
+            raise
+
+    def _open(self, iline_byte, xline_byte):
+        f, path = self.f, self.path
+        if f.tracecount == 0 or len(f.samples) == 0:
             raise SectionError(f"{path}: SEG-Y holds no traces or no samples")
-        if self.kind == "segy-3d":
-            self.shape = (len(f.ilines), len(f.xlines), n_samples)
-            self.line_numbers = np.asarray(f.ilines)
-            self.layout = self.shape
-        else:
-            self.shape = (1, f.tracecount, n_samples)
-            self.layout = self.shape[1:]
-            self.line_numbers = np.arange(1)
+        self.geometry = g = survey_geometry(f, path, iline_byte, xline_byte)
+        self.kind = f"segy-{g.kind}"
+        self.shape = (len(g.line_numbers), len(g.trace_numbers), len(f.samples))
+        self.layout = self.shape if g.kind == "3d" else self.shape[1:]
+        self.line_numbers = g.line_numbers if g.kind == "3d" else np.arange(1)
+        self.trace_numbers = g.trace_numbers
+        self.samples = np.asarray(f.samples, dtype=np.float64)
+        self.z_unit = "ms or m (the file's sample interval and delay)"
+        scalar = f.attributes(COORDINATE_SCALAR)[:].astype(np.float64)
+        factor = np.where(scalar < 0, 1.0 / np.abs(np.where(scalar == 0, 1, scalar)), np.where(scalar == 0, 1.0, scalar))
+        self._xy = (f.attributes(CDP_X)[:] * factor, f.attributes(CDP_Y)[:] * factor)
+
+    @property
+    def absent(self):
+        return self.geometry.absent
+
+    def _read(self, index: np.ndarray) -> np.ndarray:
+        """Traces by file index (-1: absent, NaN), read in runs of consecutive traces."""
+        out = np.full((len(index), self.shape[2]), np.nan, np.float32)
+        where = np.flatnonzero(index >= 0)
+        order = np.argsort(index[where], kind="stable")
+        wanted = index[where][order]
+        cuts = np.flatnonzero(np.diff(wanted) != 1) + 1
+        for run in np.split(np.arange(len(wanted)), cuts):
+            if len(run):
+                first = int(wanted[run[0]])
+                out[where[order[run]]] = self.f.trace.raw[first : first + len(run)]
+        return out
 
     def line(self, k):
-        if self.kind == "segy-3d":
-            return np.asarray(self.f.iline[self.f.ilines[k]], dtype=np.float32)
-        return np.asarray(self.f.trace.raw[:], dtype=np.float32)
+        return self._read(self.geometry.index[k])
 
     def xline(self, j, lines):
-        return np.asarray(self.f.xline[self.f.xlines[j]], dtype=np.float32)[lines]
+        return self._read(self.geometry.index[lines, j])
+
+    def live(self, k):
+        return self.geometry.index[k] >= 0
+
+    def xlive(self, j, lines):
+        return self.geometry.index[lines, j] >= 0
+
+    def coordinates(self, k):
+        index = self.geometry.index[k]
+        x, y = (np.where(index >= 0, v[np.maximum(index, 0)], np.nan) for v in self._xy)
+        return x, y
 
     def close(self):
         self.f.close()
 
 
-def open_source(path: str | Path) -> Source:
+def open_source(path: str | Path, iline_byte: int | None = None, xline_byte: int | None = None) -> Source:
     """Open a SEG-Y, .npy or image for line-by-line reading; refuse what cannot be segmented."""
     path = Path(path)
     if not path.is_file():
         raise SectionError(f"{path}: input file not found")
     suffix = path.suffix.lower()
     if suffix in SEGY_SUFFIXES:
-        return SegySource(path)
+        return SegySource(path, iline_byte, xline_byte)
+    if iline_byte is not None or xline_byte is not None:
+        raise SectionError(f"{path}: --iline-byte/--xline-byte apply to SEG-Y input only")
     if suffix == ".npy":
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -158,72 +312,91 @@ def release(array) -> None:
     mapped.madvise(mmap.MADV_DONTNEED)
 
 
-def write_segy_like(src_path: str | Path, dst_path: str | Path, data, lines: np.ndarray | None = None,
-                    mapped=None) -> None:
-    """A SEG-Y with ``src_path``'s geometry and headers and ``data`` as IEEE-float samples.
+def write_segy_like(src: SegySource, dst_path: str | Path, data, lines: np.ndarray | None = None,
+                    mapped=None, chunk: int = 4096) -> None:
+    """A SEG-Y holding ``src``'s traces of the selected lines, in the file's order, with its
+    headers copied byte for byte and ``data`` as IEEE-float samples.
 
-    ``data[k, t]`` gives the samples of line k (k-th of ``lines``, the selected inline indices, all
-    by default), trace t, as ``Source.line`` ordered them; read one trace at a time, so a memmap
-    works (``mapped``: its memmap, whose pages are released every few thousand traces).
+    ``data[k, j]`` gives the samples of line k (k-th of ``lines``, indices into the source's lines,
+    all by default) at position j, as ``Source.line`` orders them; it is read ``chunk`` traces at a
+    time, so a memmap works (``mapped``: its memmap, whose pages are released after each chunk).
     """
-    with _open_segy(src_path) as src:
-        spec = segyio.tools.metadata(src)
-        spec.format = 5  # IEEE float: probabilities, whatever the input's sample format
-        if src.unstructured:
-            line_of, xline_of = np.zeros(src.tracecount, np.int64), np.arange(src.tracecount)
-        else:
-            # Each trace's line and crossline position, from its header (4 + 4 bytes a trace).
-            il_pos = {n: k for k, n in enumerate(src.ilines)}
-            xl_pos = {n: j for j, n in enumerate(src.xlines)}
-            chosen = np.arange(len(src.ilines)) if lines is None else np.asarray(lines)
-            out_line = np.full(len(src.ilines), -1)
-            out_line[chosen] = np.arange(len(chosen))
-            line_of = out_line[[il_pos[n] for n in src.attributes(segyio.TraceField.INLINE_3D)[:]]]
-            xline_of = np.array([xl_pos[n] for n in src.attributes(segyio.TraceField.CROSSLINE_3D)[:]])
-            spec.ilines = np.asarray(src.ilines)[chosen]
-        spec.tracecount = int(np.count_nonzero(line_of >= 0))
-        with segyio.create(str(dst_path), spec) as dst:
-            for i in range(1 + src.ext_headers):
-                dst.text[i] = src.text[i]
-            dst.bin = src.bin
-            dst.bin.update(format=5)
-            out_t = 0
-            for t in np.flatnonzero(line_of >= 0):
-                dst.header[out_t] = src.header[int(t)]
-                dst.trace[out_t] = np.asarray(data[line_of[t], xline_of[t]], dtype=np.float32)
-                out_t += 1
-                if out_t % 4096 == 0:
-                    release(mapped)
+    f, index = src.f, src.geometry.index
+    chosen = np.arange(index.shape[0]) if lines is None else np.asarray(lines)
+    out_line = np.full(index.shape[0], -1)
+    out_line[chosen] = np.arange(len(chosen))
+    line_of = np.empty(f.tracecount, np.int64)
+    position = np.empty(f.tracecount, np.int64)
+    k, j = np.nonzero(index >= 0)
+    line_of[index[k, j]], position[index[k, j]] = out_line[k], j
+    keep = np.flatnonzero(line_of >= 0)
 
-
-def _open_segy(path):
-    try:
-        return segyio.open(str(path), "r", ignore_geometry=False)
-    except (RuntimeError, ValueError):
-        return segyio.open(str(path), "r", ignore_geometry=True)
+    n_samples = len(f.samples)
+    offset = 3600 + 3200 * f.ext_headers
+    trace_bytes = HEADER_BYTES + n_samples * f.dtype.itemsize
+    if os.path.getsize(src.path) != offset + f.tracecount * trace_bytes:
+        raise SectionError(f"{src.path}: file size does not match {f.tracecount} traces of {n_samples} samples; "
+                           f"cannot copy its trace headers")
+    with open(src.path, "rb") as fin:
+        head = bytearray(fin.read(offset))
+    head[SAMPLE_FORMAT_BYTE - 1 : SAMPLE_FORMAT_BYTE + 1] = (5).to_bytes(2, "big")  # IEEE float
+    out_type = np.dtype([("header", f"V{HEADER_BYTES}"), ("samples", ">f4", (n_samples,))])
+    with open(dst_path, "wb") as fout:
+        fout.write(head)
+        fout.truncate(offset + len(keep) * out_type.itemsize)
+    source = np.memmap(src.path, np.dtype([("header", f"V{HEADER_BYTES}"), ("samples", f"V{trace_bytes - HEADER_BYTES}")]),
+                       mode="r", offset=offset, shape=(f.tracecount,))
+    target = np.memmap(dst_path, out_type, mode="r+", offset=offset, shape=(len(keep),))
+    for first in range(0, len(keep), chunk):
+        picked = keep[first : first + chunk]
+        target["header"][first : first + len(picked)] = source["header"][picked]
+        target["samples"][first : first + len(picked)] = np.asarray(data[line_of[picked], position[picked]], np.float32)
+        for array in (target, source, mapped):
+            release(array)
+    target.flush()
+    del target, source
 
 
 def write_segy_volume(path: str | Path, cube: np.ndarray, first_inline: int = 1, first_xline: int = 1,
-                      dt_us: int = 4000, spacing: float = 25.0) -> None:
-    """A post-stack 3-D SEG-Y (inline sorted) from a cube (inlines, crosslines, samples)."""
+                      dt_us: int = 4000, spacing: float = 25.0, iline_byte: int = 189, xline_byte: int = 193,
+                      order: str = "inline", sample_format: int = 5, live: np.ndarray | None = None,
+                      seed: int = 0) -> None:
+    """A post-stack 3-D SEG-Y from a cube (inlines, crosslines, samples), written as surveys come:
+    inline/crossline numbers at the given bytes, traces in ``order`` ("inline", "crossline" sorted
+    or "shuffled" with ``seed``), only the positions where ``live`` (bool (inlines, crosslines)) is
+    true, samples in ``sample_format`` (1 IBM float, 2/3/8 4-, 2-, 1-byte integers rounded, 5 IEEE).
+    CDP X/Y are stored in centimetres with coordinate scalar -100."""
     n_il, n_xl, n_samples = cube.shape
+    live = np.ones((n_il, n_xl), bool) if live is None else np.asarray(live, bool)
+    il, xl = np.nonzero(live)  # inline sorted
+    if order == "crossline":
+        sort = np.lexsort((il, xl))
+        il, xl = il[sort], xl[sort]
+    elif order == "shuffled":
+        sort = np.random.default_rng(seed).permutation(len(il))
+        il, xl = il[sort], xl[sort]
+    elif order != "inline":
+        raise ValueError(f"order {order!r}: expected inline, crossline or shuffled")
+    dtype = {1: np.float32, 2: np.int32, 3: np.int16, 5: np.float32, 8: np.int8}[sample_format]
     spec = segyio.spec()
-    spec.sorting = segyio.TraceSortingFormat.INLINE_SORTING
-    spec.format = 5
+    spec.format = sample_format
     spec.samples = np.arange(n_samples) * dt_us / 1000.0
-    spec.ilines = np.arange(first_inline, first_inline + n_il)
-    spec.xlines = np.arange(first_xline, first_xline + n_xl)
+    spec.tracecount = len(il)
     with segyio.create(str(path), spec) as f:
-        f.text[0] = segyio.tools.create_text_header({1: "salt_tf synthetic 3-D volume", 2: "post-stack, inline sorted"})
-        f.bin.update(hns=n_samples, hdt=dt_us, format=5)
-        t = 0
-        for i, il in enumerate(spec.ilines):
-            for j, xl in enumerate(spec.xlines):
-                f.header[t] = {segyio.su.iline: int(il), segyio.su.xline: int(xl), segyio.su.cdp: t + 1,
-                               segyio.su.cdpx: int(100000 + spacing * j), segyio.su.cdpy: int(200000 + spacing * i),
-                               segyio.su.ns: n_samples, segyio.su.dt: dt_us, segyio.su.tracl: t + 1}
-                f.trace[t] = np.asarray(cube[i, j], dtype=np.float32)
-                t += 1
+        f.text[0] = segyio.tools.create_text_header({1: "salt_tf synthetic 3-D volume",
+                                                     2: f"post-stack, {order} order, inline/crossline at bytes {iline_byte}/{xline_byte}"})
+        f.bin.update(hns=n_samples, hdt=dt_us, format=sample_format)
+        for t, (i, j) in enumerate(zip(il, xl)):
+            header = {segyio.su.cdp: int(i * n_xl + j + 1), segyio.su.tracl: t + 1, segyio.su.ns: n_samples,
+                      segyio.su.dt: dt_us, segyio.su.scalco: -100,
+                      segyio.su.cdpx: int(round(100 * (100000 + spacing * j))), segyio.su.cdpy: int(round(100 * (200000 + spacing * i)))}
+            header.update({iline_byte: int(first_inline + i), xline_byte: int(first_xline + j)})
+            f.header[t] = header
+            samples = np.asarray(cube[i, j], np.float64)
+            if np.dtype(dtype).kind == "i":
+                limits = np.iinfo(dtype)
+                samples = np.clip(np.rint(samples), limits.min, limits.max)
+            f.trace[t] = samples.astype(dtype)
 
 
 def write_segy_line(path: str | Path, section: np.ndarray, dt_us: int = 4000, spacing: float = 12.5) -> None:

@@ -122,5 +122,5 @@ def test_check_section_names_the_problem():
     bad[7, 9] = np.nan
     with pytest.raises(SectionError, match=r"x.sgy line 3: NaN or infinite amplitudes \(1 values, first at sample 7, trace 9\)"):
         sections.check_section(bad, "x.sgy line 3")
-    with pytest.raises(SectionError, match="too small"):
+    with pytest.raises(SectionError, match="thin.npy: 5 samples is too few"):
         sections.check_section(np.ones((5, 200)), "thin.npy")
