@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from salt_tf import interpret
 from salt_tf.atomic import write_text
 from salt_tf.errors import SectionError  # noqa: F401  (raised here; imported from here by older code)
 
@@ -45,12 +46,14 @@ DEFAULT_PERCENTILE = 95.0
 # --- the training tiles' grey levels, recorded by train.run -------------------------------------
 
 def tile_stats(images: np.ndarray) -> dict:
-    """Median grey level of the tiles and percentiles of |grey - median| over all their pixels."""
+    """Median grey level of the tiles, percentiles of |grey - median| over all their pixels, and
+their grey-level histogram (``interpret.tile_histogram``, for segment.py's domain check)."""
     grey = np.asarray(images, dtype=np.float32).ravel()
     median = float(np.median(grey))
     dev = np.percentile(np.abs(grey - median), ABS_PERCENTILES)
     return {"source": "training tiles", "n_tiles": int(len(images)), "median": median,
-            "abs_dev_percentiles": {str(float(q)): float(v) for q, v in zip(ABS_PERCENTILES, dev)}}
+            "abs_dev_percentiles": {str(float(q)): float(v) for q, v in zip(ABS_PERCENTILES, dev)},
+            "histogram": interpret.tile_histogram(images)}
 
 
 def write_tile_stats(run_dir: str | Path, images: np.ndarray) -> None:

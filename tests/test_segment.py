@@ -11,7 +11,7 @@ import segyio
 
 from salt_tf import sections, synthetic
 from salt_tf.predict import load_ensemble, predict_probs
-from salt_tf.sections import SectionError
+from salt_tf.errors import SectionError
 from salt_tf.seisio import write_segy_volume
 from salt_tf.segment import run
 from scripts import load_script
@@ -69,7 +69,8 @@ def test_segy_volume_keeps_its_geometry_and_headers(synth, tmp_path, direction):
         for t in range(f.tracecount):
             assert f.header[t] == src.header[t + 70]
         np.testing.assert_array_equal(segyio.tools.cube(f), probs)
-    assert sorted(p.name for p in (out / "figures").iterdir()) == ["inline_13.png", "inline_2.png", "inline_8.png"]
+    made = ["domain_check.png", "inline_13.png", "inline_2.png", "inline_8.png", "top_of_salt.png"]
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(made + ["disagreement.png"] * (direction == "both"))
 
 
 def test_section_smaller_than_a_tile_is_padded(tmp_path):
@@ -126,12 +127,12 @@ def bad_input(case, folder: Path, synth: Path):
         cube = np.load(synth / "volume.npy").copy()
         cube[3, 10, 20] = np.nan if case == "NaN" else np.inf
         write_segy_volume(folder / "v.sgy", cube)
-        return folder / "v.sgy", {}, "v.sgy: NaN or infinite amplitudes (line 4, trace 10, sample 20)"
+        return folder / "v.sgy", {}, "v.sgy line 4: NaN or infinite amplitudes (1 values, first at trace 10, sample 20)"
     if case == "NaN in a line the amplitude sample skips":  # found while streaming, inside the temporary
         cube = rng.normal(size=(20, 30, 40)).astype(np.float32)
         cube[7, 10, 20] = np.nan
         np.save(folder / "v.npy", cube)
-        return folder / "v.npy", {}, "v.npy line 7: NaN or infinite amplitudes (1 values, first at sample 20, trace 10)"
+        return folder / "v.npy", {}, "v.npy line 7: NaN or infinite amplitudes (1 values, first at trace 10, sample 20)"
     if case == "constant":
         np.save(folder / "zero.npy", np.zeros((200, 150), np.float32))
         return folder / "zero.npy", {}, "zero.npy: amplitudes are constant"
