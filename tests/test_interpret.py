@@ -1,0 +1,240 @@
+"""salt_tf/interpret.py: surfaces against a per-trace loop, streamed bodies against scipy's 3-D
+labelling, the domain check's warning rule, and the inline/crossline disagreement by hand."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import ndimage
+
+from salt_tf import interpret
+from salt_tf.interpret import BodyLabeller, DomainCheck, Disagreement, trace_surfaces
+
+# --- surfaces ---------------------------------------------------------------------------------------
+
+
+def surfaces_by_loop(mask):
+    top, base, intervals = [], [], []
+    for trace in mask.astype(bool):
+        salt = [i for i, v in enumerate(trace) if v]
+        top.append(salt[0] if salt else -1)
+        base.append(salt[-1] if salt else -1)
+        intervals.append(sum(1 for i, v in enumerate(trace) if v and (i == 0 or not trace[i - 1])))
+    return top, base, intervals
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 6), st.integers(1, 12)), elements=st.integers(0, 1)))
+def test_surfaces_match_a_per_trace_loop(mask):
+    got = trace_surfaces(mask)
+    assert all(g.dtype == np.int32 and g.shape == (mask.shape[0],) for g in got)
+    assert [list(g) for g in got] == [list(e) for e in surfaces_by_loop(mask)]
+
+
+def test_surfaces_flag_an_overhang():
+    mask = np.zeros((3, 10), bool)
+    mask[0, 2:5] = mask[0, 7:] = True  # salt, sediment below an overhang, salt again
+    mask[2, 4:6] = True
+    top, base, intervals = trace_surfaces(mask)
+    assert list(top) == [2, -1, 4] and list(base) == [9, -1, 5] and list(intervals) == [2, 0, 1]
+    with pytest.raises(ValueError, match="traces, samples"):
+        trace_surfaces(mask[0])
+
+
+# --- bodies -----------------------------------------------------------------------------------------
+
+SIX = ndimage.generate_binary_structure(3, 1)
+
+
+def stream_bodies(volume, min_voxels):
+    labeller = BodyLabeller()
+    provisional = [labeller.add(line) for line in volume]  # pass 1 (a memory-mapped file in segment)
+    table = labeller.finish(min_voxels)
+    return np.stack([labeller.relabel(p) for p in provisional]), table
+
+
+def expected_bodies(volume, min_voxels):
+    """scipy on the whole array: components by size, largest first, ties by scipy's (raster) order."""
+    ref, n = ndimage.label(volume, SIX)
+    sizes = np.bincount(ref.ravel(), minlength=n + 1)[1:]
+    order = sorted(range(1, n + 1), key=lambda k: (-sizes[k - 1], k))
+    kept = [k for k in order if sizes[k - 1] >= min_voxels]
+    lookup = np.zeros(n + 1, np.int32)
+    lookup[kept] = np.arange(1, len(kept) + 1)
+    boxes = ndimage.find_objects(ref)
+    rows = [(i + 1, sizes[k - 1], *(v for s in boxes[k - 1] for v in (s.start, s.stop - 1)))
+            for i, k in enumerate(kept)]
+    return lookup[ref], rows
+
+
+def check_bodies(volume, min_voxels=1):
+    labels, table = stream_bodies(volume, min_voxels)
+    want_labels, want_rows = expected_bodies(volume, min_voxels)
+    assert labels.dtype == np.int32
+    assert np.array_equal(labels, want_labels)
+    assert list(table) == list(interpret.BODY_COLUMNS)
+    assert [tuple(int(table[c][i]) for c in interpret.BODY_COLUMNS) for i in range(len(table["id"]))] == want_rows
+    return labels, table
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.bool_, st.tuples(st.integers(1, 5), st.integers(1, 8), st.integers(1, 8))),
+       st.integers(1, 6))
+def test_streamed_bodies_match_scipy_3d_labelling(volume, min_voxels):
+    check_bodies(volume, min_voxels)
+
+
+def test_bodies_on_a_dense_random_volume():
+    volume = np.random.default_rng(0).random((12, 30, 25)) < 0.45  # near percolation: long merges
+    labels, table = check_bodies(volume, min_voxels=4)
+    assert len(table["id"]) > 5 and table["voxels"][0] > 10 * table["voxels"][-1]
+
+
+def test_a_u_shape_merges_two_arms_lines_later():
+    # Two arms, separate in lines 0..4, joined by a bottom in line 5: one body, first met in line 0.
+    volume = np.zeros((7, 9, 6), bool)
+    volume[:6, 1, 2:4] = True
+    volume[:6, 7, 2:4] = True
+    volume[5, 1:8, 2:4] = True
+    volume[6, 4, 0] = True  # a one-voxel speck, dropped by min_voxels=2
+    labels, table = check_bodies(volume, min_voxels=2)
+    assert set(np.unique(labels)) == {0, 1}
+    assert [int(table[c][0]) for c in interpret.BODY_COLUMNS] == [1, 24 + 14 - 4, 0, 5, 1, 7, 2, 3]
+    # ... and the other way up (an arch): one body that splits, still one.
+    check_bodies(volume[::-1].copy(), min_voxels=1)
+
+
+def test_bodies_are_numbered_by_size_then_by_first_appearance():
+    volume = np.zeros((2, 10, 10), bool)
+    volume[1, 0, 0:3] = True  # 3 voxels, first in trace order but in the second line
+    volume[0, 5, 5:8] = True  # 3 voxels, in the first line: met first
+    volume[1, 8, 0:5] = True  # 5 voxels: the largest
+    _, table = check_bodies(volume)
+    assert list(table["voxels"]) == [5, 3, 3]
+    assert list(table["line_min"]) == [1, 0, 1]  # the tie goes to the body in the earlier line
+
+
+def test_one_line_is_plain_2d_labelling():
+    mask = np.random.default_rng(1).random((40, 30)) < 0.5
+    labeller = BodyLabeller()
+    provisional = labeller.add(mask)
+    table = labeller.finish(min_voxels=1)
+    ref, n = ndimage.label(mask)
+    assert len(table["id"]) == n and set(table["line_max"]) == {0}
+    assert np.array_equal(labeller.relabel(provisional) > 0, mask)
+    # the same partition as scipy's 2-D labels
+    pairs = {(a, b) for a, b in zip(ref[mask], labeller.relabel(provisional)[mask])}
+    assert len(pairs) == n
+
+
+def test_body_labeller_refuses_misuse():
+    labeller = BodyLabeller()
+    labeller.add(np.ones((3, 4)))
+    with pytest.raises(ValueError, match="previous lines"):
+        labeller.add(np.ones((3, 5)))
+    with pytest.raises(RuntimeError, match="before finish"):
+        labeller.relabel(np.zeros((3, 4), np.int32))
+    assert list(labeller.finish(13)["id"]) == []  # the only body has 12 voxels
+    assert labeller.relabel(np.ones((3, 4), np.int32)).max() == 0
+    with pytest.raises(RuntimeError, match="after finish"):
+        labeller.add(np.ones((3, 4)))
+    assert list(BodyLabeller().finish()["voxels"]) == []  # no lines at all
+
+
+# --- domain check -----------------------------------------------------------------------------------
+
+
+def grey_from_training(rng, shape):
+    """Grey levels drawn from the training histogram: a bin by its share, a level within it."""
+    shares = np.asarray(interpret.DEFAULT_TRAINING_HISTOGRAM) / sum(interpret.DEFAULT_TRAINING_HISTOGRAM)
+    bins = rng.choice(interpret.BINS, size=shape, p=shares)
+    return (bins * interpret.BIN_WIDTH + rng.integers(0, interpret.BIN_WIDTH, shape)).astype(np.uint8)
+
+
+def mapped(amplitudes, gain):
+    return np.clip(np.rint(120 + gain * amplitudes), 0, 255).astype(np.uint8)
+
+
+def test_default_histogram_is_the_real_training_tiles(tgs_dir):
+    paths = sorted((tgs_dir / "train" / "images").glob("*.png"))
+    assert len(paths) == 3200
+    tiles = np.stack([cv2.imread(str(p))[..., 0] for p in paths])
+    assert np.allclose(interpret.tile_histogram(tiles), interpret.DEFAULT_TRAINING_HISTOGRAM, atol=1e-5)
+    counts = interpret.grey_histogram(tiles)
+    assert abs(counts[0] / counts.sum() - 0.02107) < 1e-4 and abs(counts[255] / counts.sum() - 0.00043) < 1e-5
+
+
+def test_a_well_mapped_input_gives_no_warning():
+    rng = np.random.default_rng(0)
+    check = DomainCheck()
+    for k in range(5):
+        low, high = check.add_line(grey_from_training(rng, (200, 150)), line_number=100 + k)
+        assert low < 0.01 and high < 0.01
+        check.record(100 + k, mean_probability=0.3, mean_uncertainty=float("nan") if k == 0 else 0.05)
+    summary = check.summary()
+    assert json.loads(json.dumps(summary, allow_nan=False)) == summary  # strict JSON: no NaN
+    assert summary["warning"] is None and summary["distance"] < 0.02 and summary["samples"] == 5 * 200 * 150
+    assert summary["lines"]["line"] == [100, 101, 102, 103, 104]
+    assert summary["lines"]["mean_uncertainty"][:2] == [None, 0.05]
+    assert len(summary["input_histogram"]) == len(summary["training_histogram"]) == interpret.BINS
+
+
+def test_too_much_gain_warns_of_clipping():
+    rng = np.random.default_rng(1)
+    amplitudes = rng.laplace(0, 1, (4, 100, 80))
+    good, bad = DomainCheck(), DomainCheck()
+    for line in amplitudes:
+        good.add_line(mapped(line, 28))  # 95th percentile of |a| (3.0) -> 84 grey levels, as sections maps
+        bad.add_line(mapped(line, 280))  # ten times the gain
+    assert good.summary()["warning"] is None
+    warning = bad.summary()["warning"]
+    assert "clipped" in warning and "too high" in warning and "\n" not in warning
+    assert bad.summary()["clipped_low"] > 0.3
+
+
+def test_too_little_gain_warns_of_the_histogram_distance():
+    check = DomainCheck()
+    check.add_line(mapped(np.random.default_rng(2).laplace(0, 1, (100, 80)), 28 * 0.1))
+    summary = check.summary()
+    assert summary["clipped_low"] == summary["clipped_high"] == 0.0 and summary["distance"] > 0.6
+    assert "histogram" in summary["warning"] and "too low" in summary["warning"]
+
+
+def test_dead_traces_are_left_out():
+    rng = np.random.default_rng(3)
+    grey = grey_from_training(rng, (100, 60))
+    grey[:40] = 0  # no data: zero amplitude would be clipped if counted
+    live = np.arange(100) >= 40
+    check = DomainCheck()
+    assert check.add_line(grey, live)[0] < 0.01
+    assert check.summary()["warning"] is None and check.summary()["samples"] == 60 * 60
+    assert DomainCheck().add_line(grey)[0] > 0.4
+    with pytest.raises(ValueError, match="live mask"):
+        check.add_line(grey, live[:-1])
+
+
+def test_a_training_histogram_from_tile_stats_is_accepted():
+    tiles = grey_from_training(np.random.default_rng(4), (50, 101, 101))
+    recorded = json.loads(json.dumps(interpret.tile_histogram(tiles)))
+    assert len(recorded) == interpret.BINS and abs(sum(recorded) - 1) < 1e-4
+    check = DomainCheck(recorded)
+    check.add_line(tiles[0])
+    assert check.summary()["distance"] < 0.05 and check.summary()["warning"] is None
+
+
+# --- inline versus crossline ----------------------------------------------------------------------
+
+
+def test_disagreement_per_inline_by_hand():
+    d = Disagreement(3)
+    inline = np.array([[0.0, 1.0], [0.5, 0.5], [0.2, 0.2]])
+    d.add(inline, np.array([[0.0, 0.0], [0.5, 0.5], [0.4, 0.0]]))  # crossline 0: |diff| rows 1, 0, 0.4
+    d.add(inline, np.array([[1.0, 1.0], [0.0, 0.0], [9.0, 9.0]]), live=np.array([True, True, False]))
+    got = d.per_line()
+    assert np.allclose(got, [(1 + 1) / 4, (0 + 1.0) / 4, 0.4 / 2])
+    assert np.isnan(Disagreement(2).per_line()).all()
+    with pytest.raises(ValueError, match="3 lines"):
+        d.add(np.zeros((2, 2)), np.zeros((2, 2)))
