@@ -286,9 +286,9 @@ class DomainCheck:
         if not reasons:
             return None
         if max(low, high) > self.clip_limit:
-            hint = "the amplitude gain looks too high or the input has spikes: try a higher --amp-percentile or --amp-clip"
+            hint = "the amplitude gain looks too high, or the input has spikes"
         elif _spread(self.counts) < _spread(self.training):
-            hint = "the amplitude gain looks too low: try a lower --amp-percentile or a smaller --amp-clip"
+            hint = "the amplitude gain looks too low"
         else:
             hint = "its amplitudes are distributed unlike the training tiles'"
         return f"input unlike the training tiles: {'; '.join(reasons)}; {hint}; treat the results with caution"

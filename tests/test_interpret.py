@@ -26,7 +26,7 @@ def surfaces_by_loop(mask):
     return top, base, intervals
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(arrays(np.uint8, st.tuples(st.integers(1, 6), st.integers(1, 12)), elements=st.integers(0, 1)))
 def test_surfaces_match_a_per_trace_loop(mask):
     got = trace_surfaces(mask)
