@@ -78,9 +78,10 @@ class BodyLabeller:
         self._parent[self._count + 1 : self._count + n + 1] = np.arange(self._count + 1, self._count + n + 1)
         if self._previous is not None:
             touching = (self._previous > 0) & (labels > 0)
-            pairs = np.unique(np.stack([self._previous[touching], labels[touching]], axis=1), axis=0)
-            for a, b in pairs:
-                self._union(int(a), int(b))
+            # each (previous id, id) pair once, packed into one int64 so that unique sorts a flat array
+            pairs = np.unique(self._previous[touching].astype(np.int64) << 32 | labels[touching])
+            for a, b in zip((pairs >> 32).tolist(), (pairs & 0xFFFFFFFF).tolist()):
+                self._union(a, b)
         self._count += n
         self._previous = labels
         self._lines += 1
