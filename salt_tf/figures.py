@@ -135,7 +135,8 @@ def top_of_salt_map(path: str | Path, top: np.ndarray, line_numbers, trace_numbe
         fig, ax = plt.subplots(figsize=(min(16.0, 4.0 + len(traces) / 80), 4.5))
         ax.plot(traces, top[0], color="tab:red", lw=1.5, label="top of salt")
         if base is not None:
-            ax.plot(traces, np.asarray(base, dtype=np.float64).reshape(-1), color="tab:blue", lw=1.5, label="base of salt")
+            ax.plot(traces, np.asarray(base, dtype=np.float64).reshape(-1), color="tab:blue", lw=1.5,
+                    label="base of salt")
         ax.invert_yaxis()
         ax.set_xlabel("trace")
         ax.set_ylabel(unit)

@@ -330,7 +330,8 @@ class Disagreement:
         a = np.asarray(inline_probs, dtype=np.float32)
         b = np.asarray(crossline_probs, dtype=np.float32)
         if a.shape != b.shape or a.ndim != 2 or a.shape[0] != len(self.sums):
-            raise ValueError(f"expected two (lines, samples) arrays with {len(self.sums)} lines, got {a.shape} and {b.shape}")
+            raise ValueError(f"expected two (lines, samples) arrays with {len(self.sums)} lines, "
+                             f"got {a.shape} and {b.shape}")
         diff = np.abs(a - b).sum(axis=1, dtype=np.float64)
         live = np.ones(len(self.sums), bool) if live is None else np.asarray(live, dtype=bool)
         self.sums[live] += diff[live]
