@@ -41,7 +41,8 @@ def section_figure(path: str | Path, grey: np.ndarray, mask: np.ndarray, truth: 
     else:
         if np.shape(uncertainty) != grey.shape:
             raise ValueError(f"uncertainty of shape {np.shape(uncertainty)} for a section of shape {grey.shape}")
-        fig, (ax, below) = plt.subplots(2, 1, figsize=(size[0] + 0.8, 2 * size[1] - 0.5), sharex=True, sharey=True)
+        fig, (ax, below) = plt.subplots(2, 1, figsize=(size[0] + 0.8, 2 * size[1] - 0.5), sharex=True, sharey=True,
+                                       layout="constrained")
     ax.imshow(grey, cmap="gray", vmin=0, vmax=255, aspect="auto", interpolation="nearest")
     if truth is not None:
         _outline(ax, truth, TRUE, 1.2)
@@ -59,7 +60,7 @@ def section_figure(path: str | Path, grey: np.ndarray, mask: np.ndarray, truth: 
         below.set_ylabel("sample")
         below.set_title("uncertainty (spread of the ensemble), cyan: predicted salt", fontsize=10)
         # one colour bar column beside both panels keeps their widths, and so their traces, aligned
-        fig.colorbar(image, ax=[ax, below], fraction=0.03, pad=0.02).set_label("uncertainty")
+        fig.colorbar(image, ax=[ax, below], fraction=0.03, pad=0.01).set_label("uncertainty")
         _save(fig, Path(path), dpi)
         return
     ax.set_xlabel("trace")
@@ -134,15 +135,17 @@ def top_of_salt_map(path: str | Path, top: np.ndarray, line_numbers, trace_numbe
         fig, ax = plt.subplots(figsize=(min(16.0, 4.0 + len(traces) / 80), 4.5))
         ax.plot(traces, top[0], color="tab:red", lw=1.5, label="top of salt")
         if base is not None:
-            ax.plot(traces, np.asarray(base, dtype=np.float64).reshape(-1), color="tab:blue", lw=1.5, label="base of salt")
+            ax.plot(traces, np.asarray(base, dtype=np.float64).reshape(-1), color="tab:blue", lw=1.5,
+                    label="base of salt")
         ax.invert_yaxis()
         ax.set_xlabel("trace")
         ax.set_ylabel(unit)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        ax.set_title(title or "top of salt", fontsize=10)
+        ax.set_title(title or ("top and base of salt" if base is not None else "top of salt"), fontsize=10)
     else:
-        fig, ax = plt.subplots(figsize=(min(14.0, 3.0 + len(traces) / 60), min(10.0, 2.0 + len(lines) / 60)))
+        fig, ax = plt.subplots(figsize=(min(14.0, max(7.0, 3.0 + len(traces) / 60)),
+                                        min(10.0, max(5.0, 2.0 + len(lines) / 60))))
         step_x = (traces[-1] - traces[0]) / max(len(traces) - 1, 1) or 1
         step_y = (lines[-1] - lines[0]) / max(len(lines) - 1, 1) or 1
         extent = (traces[0] - step_x / 2, traces[-1] + step_x / 2, lines[0] - step_y / 2, lines[-1] + step_y / 2)
@@ -152,7 +155,9 @@ def top_of_salt_map(path: str | Path, top: np.ndarray, line_numbers, trace_numbe
         ax.set_xlabel("crossline")
         ax.set_ylabel("inline")
         ax.set_title((title + "\n" if title else "") + "top of salt (blank: no salt or no data)", fontsize=10)
-        fig.colorbar(image, ax=ax).set_label(f"top of salt ({unit})")
+        bar = fig.colorbar(image, ax=ax)
+        bar.set_label(f"top of salt ({unit})")
+        bar.ax.invert_yaxis()  # deeper down, as on a section
     fig.tight_layout()
     _save(fig, Path(path), dpi)
 

@@ -26,7 +26,7 @@ def surfaces_by_loop(mask):
     return top, base, intervals
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(arrays(np.uint8, st.tuples(st.integers(1, 6), st.integers(1, 12)), elements=st.integers(0, 1)))
 def test_surfaces_match_a_per_trace_loop(mask):
     got = trace_surfaces(mask)
@@ -238,3 +238,17 @@ def test_disagreement_per_inline_by_hand():
     assert np.isnan(Disagreement(2).per_line()).all()
     with pytest.raises(ValueError, match="3 lines"):
         d.add(np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+def test_the_synthetic_volume_passes_and_ten_times_its_gain_warns():
+    from salt_tf import sections, synthetic
+
+    amplitudes, _ = synthetic.make_volume(np.random.default_rng(0), 4, 80, 120)
+    amap = sections.amplitude_map(amplitudes, sections.DEFAULT_TILE_STATS)
+    loud = sections.AmplitudeMap(amap.centre, 10 * amap.gain, amap.median)
+    good, bad = DomainCheck(), DomainCheck()
+    for line in amplitudes:
+        good.add_line(amap(line))
+        bad.add_line(loud(line))
+    assert good.summary()["warning"] is None and good.summary()["distance"] < 0.35
+    assert "clipped" in bad.summary()["warning"]
