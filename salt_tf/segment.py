@@ -260,10 +260,12 @@ def segment_lines(inp: Input, model, amap, vol: Volumes, direction: str, stride:
         for j, (p, u) in zip(group, got):
             if disagreement is not None:
                 p_in, u_in = prob[:, j].astype(np.float32), spread[:, j].astype(np.float32)
+                p = p.astype(prob.dtype).astype(np.float32)  # rounded as the inline pass was stored
                 disagreement.add(p_in, p, live=src.xlive(j, chosen))
-                mean = 0.5 * (p_in + p)  # both passes' members pooled: variance about the pooled mean
-                u = np.sqrt(np.maximum(0.5 * (u_in**2 + p_in**2 + u**2 + p**2) - mean**2, 0.0))
-                p = mean
+                # Both passes' members pooled: the mean of the two variances plus the variance of
+                # the two means (written so, it does not cancel where the members agree).
+                u = np.sqrt(0.5 * (u_in**2 + u**2) + 0.25 * (p_in - p) ** 2)
+                p = 0.5 * (p_in + p)
             prob[:, j], spread[:, j] = p, u
         vol.release()
         src.release()

@@ -125,7 +125,7 @@ def test_the_identity_model_gives_the_truths_surfaces_intervals_and_bodies_exact
         expected[labels == k] = body
     np.testing.assert_array_equal(np.load(out / "bodies.npy"), expected)
     table = list(csv.DictReader(open(out / "bodies.csv")))
-    assert [int(r["voxels"]) for r in table] == [int(sizes[k - 1]) for k in kept] and len(table) == 2
+    assert [int(r["voxels"]) for r in table] == [int(sizes[k - 1]) for k in kept] and len(table) == 3
     for r, k in zip(table, kept):
         where = np.argwhere(labels == k)
         lo, hi = where.min(0), where.max(0)
