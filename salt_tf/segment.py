@@ -258,18 +258,25 @@ def segment_lines(inp: Input, model, amap, vol: Volumes, direction: str, stride:
         got = _probabilities([(src.xline(j, chosen), src.xlive(j, chosen), f"{name} crossline {src.trace_numbers[j]}")
                               for j in group], amap, model, stride, bar)
         for j, (p, u) in zip(group, got):
-            if disagreement is not None:
-                p_in, u_in = prob[:, j].astype(np.float32), spread[:, j].astype(np.float32)
-                p = p.astype(prob.dtype).astype(np.float32)  # rounded as the inline pass was stored
-                disagreement.add(p_in, p, live=src.xlive(j, chosen))
-                # Both passes' members pooled: the mean of the two variances plus the variance of
-                # the two means (written so, it does not cancel where the members agree).
-                u = np.sqrt(0.5 * (u_in**2 + u**2) + 0.25 * (p_in - p) ** 2)
-                p = 0.5 * (p_in + p)
-            prob[:, j], spread[:, j] = p, u
+            merge_crossline(vol, j, p, u, src.xlive(j, chosen), disagreement)
         vol.release()
         src.release()
     return None if disagreement is None else disagreement.per_line()
+
+
+def merge_crossline(vol: Volumes, j: int, p: np.ndarray, u: np.ndarray, live: np.ndarray, disagreement) -> None:
+    """Store the crossline pass's probability and uncertainty (float32 (lines, samples)) of crossline
+    j; with ``disagreement`` (direction both), pooled with the inline pass already stored there."""
+    prob, spread = vol["probability"], vol["uncertainty"]
+    if disagreement is not None:
+        p_in, u_in = prob[:, j].astype(np.float32), spread[:, j].astype(np.float32)
+        p = p.astype(prob.dtype).astype(np.float32)  # rounded as the inline pass was stored
+        disagreement.add(p_in, p, live=live)
+        # Both passes' members pooled: the mean of the two variances plus the variance of
+        # the two means (written so, it does not cancel where the members agree).
+        u = np.sqrt(0.5 * (u_in**2 + u**2) + 0.25 * (p_in - p) ** 2)
+        p = 0.5 * (p_in + p)
+    prob[:, j], spread[:, j] = p, u
 
 
 # --- step 4: what interpreters take away ---------------------------------------------------------
@@ -397,16 +404,21 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
         percentile: float = DEFAULT_PERCENTILE, clip: float | None = None, centre: float | None = None,
         truth=None, n_figures: int = 3, min_body: int = DEFAULT_MIN_BODY, iline_byte: int | None = None,
         xline_byte: int | None = None, uncertainty: bool = True, model=None, progress: bool = True,
-        log=print, warn=None) -> dict:
+        log=print, warn=None, cluster=None) -> dict:
     """Segment ``input_path`` into the new folder ``out``; ``model`` replaces the run's ensemble
     (any callable from uint8 windows (N, 101, 101) to probabilities (N, 101, 101) or its members'
-    (M, N, 101, 101), e.g. a stand-in in tests)."""
+    (M, N, 101, 101), e.g. a stand-in in tests). ``cluster`` (a ``salt_tf.distributed.Cluster``)
+    segments the lines on a Dask cluster instead of in this process."""
     out = Path(out)
     warn = warn or (lambda line: print(line, file=sys.stderr))
     check_options(out, direction, stride, threshold, n_figures, min_body, batch_size)
+    if cluster is not None:
+        cluster.check(out, run_dir, model)
     inp = open_input(input_path, direction, lines, truth, iline_byte, xline_byte)
     with inp.src as src:
-        if model is None:
+        if cluster is not None:  # the workers load the ensemble, once each
+            what = cluster.describe(run_dir, model, tta)
+        elif model is None:
             model, what = ensemble_model(run_dir, batch_size, tta, uncertainty)
         else:
             what = "a given model"
@@ -425,7 +437,11 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             tmp.mkdir()
             vol = Volumes(tmp, inp)
             started = time.perf_counter()
-            disagreement = segment_lines(inp, model, amap, vol, direction, stride, batch_size, Progress(total, progress))
+            if cluster is None:
+                disagreement = segment_lines(inp, model, amap, vol, direction, stride, batch_size, Progress(total, progress))
+            else:
+                disagreement = cluster.segment_lines(inp, run_dir, model, amap, vol, direction, stride, batch_size,
+                                                     tta, uncertainty, progress, log)
             seconds = time.perf_counter() - started
             made = write_outputs(tmp, inp, vol, amap, cut, stats, min_body, n_figures, disagreement)
             summary = {"input": inp.name, "kind": src.kind, "geometry": geometry, "direction": direction, "stride": stride,
@@ -437,9 +453,11 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
                        "uncertainty": "standard deviation of the ensemble members' probabilities (folds x flips"
                                       + (", both directions pooled)" if direction == "both" else ")"),
                        "disagreement_per_line": None if disagreement is None else [float(v) for v in disagreement],
-                       **made}
+                       **made, **({"cluster": cluster.report} if cluster is not None else {})}
             (tmp / "segment.json").write_text(json.dumps(summary, indent=1))
             del vol
+    if cluster is not None:
+        cluster.finish(log)  # the outputs are in place: the store is no longer needed
     if summary["domain_check"]["warning"]:
         warn(f"warning: {summary['domain_check']['warning']}")
     log(f"wrote {out}: {total} windows in {seconds:.1f} s ({summary['windows_per_second']:.1f} windows/s); "
