@@ -44,18 +44,34 @@ def main(argv=None) -> int:
     parser.add_argument("--figures", type=int, default=3, help="sections drawn as PNG figures (default: 3)")
     parser.add_argument("--no-tta", dest="tta", action="store_false", help="switch off horizontal-flip TTA")
     parser.add_argument("--batch-size", type=int, default=32, help="windows per batch (default: 32)")
+    dask = parser.add_argument_group("distributed (Dask): lines segmented by worker processes into a Zarr store, "
+                                     "the outputs assembled at the end")
+    dask.add_argument("--workers", type=int, help="start a local Dask cluster of this many worker processes (one thread each)")
+    dask.add_argument("--scheduler", help="use the running Dask cluster at this address (e.g. tcp://10.0.0.5:8786); "
+                      "its workers must share the file system with the input and the store")
+    dask.add_argument("--store", help="Zarr store of the finished lines (default: OUT.zarr beside --out); kept after a "
+                      "crash, so that the same command run again computes only the lines it lacks")
+    dask.add_argument("--keep-store", action="store_true", help="keep the store after success (default: removed)")
+    dask.add_argument("--task-lines", type=int, help="lines per task (crosslines in the crossline pass; default: "
+                      "about 256 windows' worth)")
     args = parser.parse_args(argv)
 
     from salt_tf.predict import RunError
     from salt_tf.errors import SectionError
     from salt_tf.segment import parse_lines, run
 
+    cluster = None
+    if any(v not in (None, False) for v in (args.workers, args.scheduler, args.store, args.keep_store, args.task_lines)):
+        from salt_tf.distributed import Cluster  # imported only for a distributed run
+
+        cluster = Cluster(workers=args.workers, scheduler=args.scheduler, store=args.store,
+                          keep_store=args.keep_store, task_lines=args.task_lines)
     try:
         run(args.run, args.input, args.out, direction=args.direction, lines=parse_lines(args.lines),
             stride=args.stride, batch_size=args.batch_size, tta=args.tta, threshold=args.threshold,
             percentile=args.amp_percentile, clip=args.amp_clip, centre=args.amp_centre, truth=args.truth,
             n_figures=args.figures, min_body=args.min_body, iline_byte=args.iline_byte, xline_byte=args.xline_byte,
-            uncertainty=args.uncertainty)
+            uncertainty=args.uncertainty, cluster=cluster)
     except (SectionError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
