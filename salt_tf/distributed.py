@@ -68,10 +68,12 @@ class Job:
 _cache_lock = threading.Lock()
 _models: dict = {}
 _sources: dict = {}
+loads = 0  # ensembles this worker process has loaded (once per run, whatever its number of tasks)
 
 
 def _model(job: Job):
     """The run's ensemble, loaded the first time a task of this worker needs it."""
+    global loads
     if job.ensemble is None:
         return job.model
     with _cache_lock:
@@ -80,6 +82,7 @@ def _model(job: Job):
 
             _models.clear()  # one run's ensemble per worker at a time
             _models[job.ensemble] = ensemble_model(*job.ensemble)[0]
+            loads += 1
         return _models[job.ensemble]
 
 
@@ -179,17 +182,18 @@ def _describe_difference(found: dict, wanted: dict) -> str:
     return "; ".join(f"{k} {json.dumps(found.get(k))} there, {json.dumps(wanted.get(k))} here" for k in keys)
 
 
-def open_store(path: Path, settings: dict, shape: tuple[int, int, int], per_task: dict) -> bool:
-    """Reuse the store at ``path`` if its settings match, else refuse; create it (complete, by a
-    rename) if there is none. Returns whether it existed."""
+def check_store(path: Path, settings: dict) -> None:
+    """Refuse a store made from other settings than this run's."""
+    found = _read_settings(path)
+    if found != settings:
+        raise SectionError(f"{path}: store made with other settings ({_describe_difference(found, settings)}); "
+                           f"rerun with the settings it was made with, remove it, or give another --store")
+
+
+def create_store(path: Path, settings: dict, shape: tuple[int, int, int], per_task: dict) -> None:
+    """The empty store, complete with its arrays and settings (written aside, then renamed)."""
     import zarr
 
-    if path.exists():
-        found = _read_settings(path)
-        if found != settings:
-            raise SectionError(f"{path}: store made with other settings ({_describe_difference(found, settings)}); "
-                               f"rerun with the settings it was made with, remove it, or give another --store")
-        return True
     with atomic_path(path) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         n_lines, n_traces, n_samples = shape
@@ -200,7 +204,6 @@ def open_store(path: Path, settings: dict, shape: tuple[int, int, int], per_task
                 group.create_array(name, shape=shape, chunks=chunks, dtype="float16", fill_value=np.nan)
         (tmp / "done").mkdir()
         (tmp / "settings.json").write_text(json.dumps(settings, indent=1))
-    return False
 
 
 def _read_settings(path: Path) -> dict:
@@ -316,7 +319,9 @@ class Cluster:
         shape = (len(inp.chosen), *src.shape[1:])
         per_task, tasks = plan(*shape, direction, stride, batch_size, self.task_lines)
         settings = _settings(inp, run_dir, model, amap, direction, stride, tta, uncertainty, per_task)
-        reused = open_store(self.path, settings, shape, per_task)
+        reused = self.path.exists()
+        if reused:
+            check_store(self.path, settings)
         done = done_tasks(self.path, tasks) if reused else set()
         todo = [t for t in tasks if (t.direction, t.index) not in done]
         chunk_mb = {d: 2 * n * np.prod(shape) / shape[0 if d == "inline" else 1] / 1e6 for d, n in per_task.items()}
@@ -330,10 +335,13 @@ class Cluster:
         self.report = {"workers": self.workers, "scheduler": self.scheduler, "store": str(self.path),
                        "task_lines": per_task, "tasks": len(tasks), "tasks_reused": len(done), "tasks_computed": 0}
         if todo:
-            self._compute(job, todo, progress, log)
+            self._compute(job, todo, progress, log, None if reused else (settings, shape, per_task))
         return self._assemble(inp, vol, direction, tasks)
 
-    def _compute(self, job: Job, todo: list[Task], progress: bool, log) -> None:
+    def _compute(self, job: Job, todo: list[Task], progress: bool, log, create: tuple | None) -> None:
+        """Run the tasks, creating the store first (``create``: its settings, shape and task lines)
+        unless it exists. On failure the store is removed if it holds no finished chunk or the
+        failure is an input error; otherwise kept for a rerun."""
         import dask
         from dask.distributed import Client, KilledWorker, LocalCluster, as_completed
 
@@ -351,8 +359,11 @@ class Cluster:
                 client = Client(self.scheduler, timeout=CONNECT_SECONDS)
             except (OSError, TimeoutError, ValueError) as err:
                 raise SectionError(f"--scheduler {self.scheduler}: cannot connect ({err})") from None
-        running = set()
+        running, created, finished, input_error = set(), False, False, False
         try:
+            if create is not None:
+                create_store(self.path, *create)
+                created = True
             self._check_workers(client, job)
             if "dashboard" in client.scheduler_info().get("services", {}):
                 log(f"dashboard: {client.dashboard_link}"
@@ -362,23 +373,25 @@ class Cluster:
                        for t in todo}
             bar = Progress(sum(t.windows for t in todo), progress)
             seconds = 0.0
-            for future in as_completed(running):
-                result = future.result()  # the task's exception, if any, is raised here
-                # Its chunk is in the store: forget the result, so that a worker lost later does not
-                # make the scheduler compute it again.
-                running.discard(future)
-                future.release()
-                bar.add(result["windows"])
-                seconds += result["seconds"]
-                self.report["tasks_computed"] += 1
+            try:
+                for future in as_completed(running):
+                    result = future.result()  # the task's exception, if any, is raised here
+                    # Its chunk is in the store: forget the result, so that a worker lost later does
+                    # not make the scheduler compute it again.
+                    running.discard(future)
+                    future.release()
+                    bar.add(result["windows"])
+                    seconds += result["seconds"]
+                    self.report["tasks_computed"] += 1
+            except (SectionError, RunError):
+                input_error = True  # found by a task: a rerun would meet it again
+                raise
             self.report.update(windows_computed=sum(t.windows for t in todo), task_seconds=seconds)
+            finished = True
         except KilledWorker as err:
             allowed = dask.config.get("distributed.scheduler.allowed-failures")
             raise SectionError(f"{self.path}: a worker died more than {allowed} times while running a task ({err}); "
                                f"the finished chunks are kept: rerun the same command to compute the rest") from None
-        except (SectionError, RunError):
-            shutil.rmtree(self.path, ignore_errors=True)  # an input error: a rerun would meet it again
-            raise
         except ImportError as err:
             raise SectionError(f"the workers cannot import what a task needs ({err}): install salt_tf's requirements "
                                f"there and put salt_tf on their PYTHONPATH") from None
@@ -390,6 +403,8 @@ class Cluster:
             client.close()
             if cluster is not None:
                 cluster.close()
+            if not finished and (input_error or (created and not any((self.path / "done").iterdir()))):
+                shutil.rmtree(self.path, ignore_errors=True)
 
     def _check_workers(self, client, job: Job) -> None:
         """Workers share the file system with the input and the store, or the run cannot work."""

@@ -1,8 +1,9 @@
 """Stand-in window models for tests/test_distributed.py, in a module of their own so that Dask's
 worker processes import it by name (cloudpickle sends instances of an importable module's classes
-by reference; the spawned workers inherit the test process's sys.path, which holds tests/). Each
-maps uint8 windows to windows / 255, as test_segment's identity does, and keeps its count of calls
-in a file, since the workers share only the file system with the test."""
+by reference; the spawned workers inherit the test process's sys.path, which holds tests/). Each is
+an ensemble of two members, 0.9 and 1.1 times windows / 255 (so the probability is test_segment's
+identity and the uncertainty is not zero), and keeps its count of calls in a file, since the
+workers share only the file system with the test."""
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ def _append(path: Path, text: str) -> int:
 
 
 class Counting:
-    """The identity stand-in; writes the number of windows of each call to ``folder/calls``."""
+    """The two-member stand-in; writes the number of windows of each call to ``folder/calls``."""
 
     def __init__(self, folder):
         self.folder = Path(folder)
@@ -34,7 +35,8 @@ class Counting:
 
     def __call__(self, windows):
         self.count = _append(self.folder / "calls", f"{len(windows)}\n")
-        return windows.astype(np.float32) / 255.0
+        p = windows.astype(np.float32) / 255.0
+        return np.stack([0.9 * p, 1.1 * p])
 
 
 class KillOnce(Counting):
