@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     from salt_tf.segment import parse_lines, run
 
     cluster = None
-    if any(v not in (None, False) for v in (args.workers, args.scheduler, args.store, args.keep_store, args.task_lines)):
+    if args.keep_store or any(v is not None for v in (args.workers, args.scheduler, args.store, args.task_lines)):
         from salt_tf.distributed import Cluster  # imported only for a distributed run
 
         cluster = Cluster(workers=args.workers, scheduler=args.scheduler, store=args.store,

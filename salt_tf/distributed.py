@@ -44,6 +44,7 @@ from salt_tf.errors import SectionError
 STORE_FORMAT = "salt_tf segment store 1"
 TASK_WINDOWS = 256  # windows per task by default: ~20 s of a 5-fold ensemble with TTA on 2 cores
 CONNECT_SECONDS = 30  # waiting for an existing scheduler and its first worker
+DRAIN_SECONDS = 300  # after a failure, waiting for tasks that a cluster of the user's cannot stop
 PASSES = {"inline": ("inline",), "crossline": ("crossline",), "both": ("inline", "crossline")}
 
 
@@ -142,6 +143,13 @@ def segment_task(job: Job, direction: str, index: int, first: int, stop: int) ->
               "seconds": time.perf_counter() - clock, "pid": os.getpid()}
     write_text(_marker(Path(job.store), direction, index), json.dumps(result))
     return result
+
+
+def running_tasks(token: str, dask_worker=None) -> int:
+    """This run's tasks still running on a worker, cancelled or not (Dask cannot stop a running
+    task); run on every worker by ``Client.run``."""
+    return sum(1 for key, ts in dask_worker.state.tasks.items()
+               if token in str(key) and ts.state in ("executing", "long-running", "cancelled", "resumed"))
 
 
 def _marker(store: Path, direction: str, index: int) -> Path:
@@ -254,6 +262,22 @@ def _need_dask():
                            f"pip install -r requirements.txt") from None
 
 
+def _drain(client, token: str, log) -> None:
+    """Wait until no task of this run runs on the cluster any more (at most DRAIN_SECONDS)."""
+    deadline, said = time.monotonic() + DRAIN_SECONDS, False
+    while time.monotonic() < deadline:
+        try:
+            busy = sum(client.run(running_tasks, token).values())
+        except (OSError, AttributeError):
+            return  # the cluster is gone, or its workers keep no such state
+        if not busy:
+            return
+        if not said:
+            log(f"waiting for {busy} task(s) still running on the cluster")
+            said = True
+        time.sleep(0.2)
+
+
 def _has_bokeh() -> bool:
     try:
         import bokeh  # noqa: F401
@@ -360,6 +384,7 @@ class Cluster:
             except (OSError, TimeoutError, ValueError) as err:
                 raise SectionError(f"--scheduler {self.scheduler}: cannot connect ({err})") from None
         running, created, finished, input_error = set(), False, False, False
+        token = f"{os.getpid()}-{time.time_ns()}"  # in every task key of this run
         try:
             if create is not None:
                 create_store(self.path, *create)
@@ -369,7 +394,7 @@ class Cluster:
                 log(f"dashboard: {client.dashboard_link}"
                     + ("" if self.scheduler or _has_bokeh() else " (its pages need bokeh: pip install bokeh)"))
             running = {client.submit(segment_task, job, t.direction, t.index, t.first, t.stop, pure=False,
-                                     key=f"segment-{t.direction}-{t.index}-{os.getpid()}-{time.time_ns()}")
+                                     key=f"segment-{token}-{t.direction}-{t.index}")
                        for t in todo}
             bar = Progress(sum(t.windows for t in todo), progress)
             seconds = 0.0
@@ -400,9 +425,11 @@ class Cluster:
                                f"rerun the same command to compute the rest") from None
         finally:
             client.cancel(list(running))
+            if not finished and cluster is None:
+                _drain(client, token, log)  # their chunks land before the store is judged
             client.close()
             if cluster is not None:
-                cluster.close()
+                cluster.close()  # ends the local workers, and their tasks with them
             if not finished and (input_error or (created and not any((self.path / "done").iterdir()))):
                 shutil.rmtree(self.path, ignore_errors=True)
 

@@ -132,8 +132,8 @@ def test_the_command_loads_the_runs_ensemble_once_per_worker(synth, scheduler, t
     assert CLI.main(common + ["--out", str(tmp_path / "single")]) == 0
     assert CLI.main(common + ["--out", str(tmp_path / "dask"), "--scheduler", scheduler, "--task-lines", "1",
                               "--keep-store"]) == 0
-    err = capsys.readouterr().err
-    assert "dashboard: http://" in err and "kept the store" in err
+    said = capsys.readouterr().out
+    assert "dashboard: http://" in said and "kept the store" in said
     for name in ("probability.npy", "uncertainty.npy"):  # TF in other processes: the same up to float16 rounding
         a, b = (np.load(tmp_path / d / name).astype(np.float32) for d in ("single", "dask"))
         np.testing.assert_allclose(a, b, atol=2e-3)
