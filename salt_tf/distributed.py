@@ -374,7 +374,9 @@ class Cluster:
 
         cluster = None
         if self.workers:
-            threads = max(1, (os.cpu_count() or 1) // self.workers)
+            from salt_tf.machine import usable_cores
+
+            threads = max(1, usable_cores() // self.workers)  # TensorFlow's threads, so that workers do not oversubscribe
             cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                                    env={"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1"})
             client = Client(cluster)
