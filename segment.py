@@ -52,8 +52,8 @@ def main(argv=None) -> int:
     dask.add_argument("--store", help="Zarr store of the finished lines (default: OUT.zarr beside --out); kept after a "
                       "crash, so that the same command run again computes only the lines it lacks")
     dask.add_argument("--keep-store", action="store_true", help="keep the store after success (default: removed)")
-    dask.add_argument("--task-lines", type=int, help="lines per task (crosslines in the crossline pass; default: "
-                      "about 256 windows' worth)")
+    dask.add_argument("--task-lines", type=int, help="lines per task (crosslines in the crossline pass; default: up to "
+                      "256 windows' worth, fewer to make 16 tasks a pass)")
     args = parser.parse_args(argv)
 
     from salt_tf.predict import RunError

@@ -42,7 +42,8 @@ from salt_tf.atomic import atomic_path, write_text
 from salt_tf.errors import SectionError
 
 STORE_FORMAT = "salt_tf segment store 1"
-TASK_WINDOWS = 256  # windows per task by default: ~20 s of a 5-fold ensemble with TTA on 2 cores
+TASK_WINDOWS = 256  # windows per task at most by default: ~20 s of a 5-fold ensemble with TTA on 2 cores
+MIN_TASKS = 16  # tasks per pass at least by default, where the lines allow: work for a few workers
 CONNECT_SECONDS = 30  # waiting for an existing scheduler and its first worker
 DRAIN_SECONDS = 300  # after a failure, waiting for tasks that a cluster of the user's cannot stop
 PASSES = {"inline": ("inline",), "crossline": ("crossline",), "both": ("inline", "crossline")}
@@ -170,7 +171,9 @@ class Task:
 def plan(n_lines: int, n_traces: int, n_samples: int, direction: str, stride: int, batch_size: int,
          task_lines: int | None = None) -> tuple[dict, list[Task]]:
     """Lines per task of each pass, and the tasks. By default a task is a whole number of
-    segment_lines' groups (lines whose windows fill a batch) holding about TASK_WINDOWS windows."""
+    segment_lines' groups (lines whose windows fill a batch) holding about TASK_WINDOWS windows, or
+    fewer so as to make MIN_TASKS tasks. The plan depends on the volume only, not on the cluster, so
+    that a rerun on another cluster finds the same chunks."""
     from salt_tf.segment import _windows
 
     per_task, tasks = {}, []
@@ -178,7 +181,7 @@ def plan(n_lines: int, n_traces: int, n_samples: int, direction: str, stride: in
         items, each = (n_lines, _windows(n_samples, n_traces, stride)) if d == "inline" else \
             (n_traces, _windows(n_samples, n_lines, stride))
         group = max(1, -(-batch_size // each))
-        size = task_lines or group * max(1, round(TASK_WINDOWS / (group * each)))
+        size = task_lines or group * max(1, min(round(TASK_WINDOWS / (group * each)), -(-items // (MIN_TASKS * group))))
         per_task[d] = size = min(size, items)
         tasks += [Task(d, i, first, min(first + size, items), each * (min(first + size, items) - first))
                   for i, first in enumerate(range(0, items, size))]
@@ -248,9 +251,18 @@ def _settings(inp, run_dir, model, amap, direction: str, stride: int, tta: bool,
             "header_bytes": list(src.geometry.bytes) if src.kind.startswith("segy") else None,
             "shape": [len(inp.chosen), *src.shape[1:]], "lines": [int(numbers[0]), int(numbers[-1])],
             "run": str(Path(run_dir).resolve()) if model is None else "a given model",
+            "run_models": _run_models(Path(run_dir)) if model is None else None,
             "direction": direction, "stride": stride, "tta": tta, "uncertainty": uncertainty,
             "amplitude_map": {"centre": amap.centre, "gain": amap.gain, "median": amap.median},
             "task_lines": per_task}
+
+
+def _run_models(run_dir: Path) -> dict:
+    """The run's exported fold models and when each was written, and the folds its report covers:
+    a fold added or retrained since the store was made must not mix with its chunks."""
+    models = {p.parent.parent.name: p.stat().st_mtime_ns for p in sorted(run_dir.glob("fold*/saved_model/saved_model.pb"))}
+    report = run_dir / "report.json"
+    return {"models": models, "folds_done": json.loads(report.read_text()).get("folds_done") if report.exists() else None}
 
 
 def _need_dask():
