@@ -122,8 +122,8 @@ def main(argv=None) -> None:
                   model)
 
         print("\n".join(machine.describe()))
-        what = "identity model" if args.identity else (str(run_dir) if args.run else
-                                                        f"random-init {args.encoder} {args.size}x{args.size}, {args.folds} folds, flip TTA")
+        what = "identity model" if args.identity else str(run_dir) if args.run else \
+            f"random-init {args.encoder} {args.size}x{args.size}, {args.folds} folds, flip TTA"
         print(f"{what}; batch {args.batch_size}; volume {args.lines} x {args.xlines} x {args.samples} SEG-Y, "
               f"direction {args.direction}: {n} windows (stride 50); medians of {args.rounds} round(s)")
         single = statistics.median(x["wall"] for x in results[None])

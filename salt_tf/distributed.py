@@ -361,11 +361,11 @@ class Cluster:
         done = done_tasks(self.path, tasks) if reused else set()
         todo = [t for t in tasks if (t.direction, t.index) not in done]
         chunk_mb = {d: 2 * n * np.prod(shape) / shape[0 if d == "inline" else 1] / 1e6 for d, n in per_task.items()}
-        log(f"store {self.path}: {len(tasks)} tasks of " + ", ".join(f"{n} {d}s ({chunk_mb[d]:.2f} MB per chunk of each array)"
-                                                                     for d, n in per_task.items())
-            + (f"; {len(done)} done before, reused" if reused else ""))
-        job = Job(str(Path(src.path).resolve()), inp.name, *(src.geometry.bytes if src.kind.startswith("segy") else (None, None)),
-                  np.asarray(inp.chosen), amap, stride, batch_size, str(self.path.resolve()),
+        sizes = ", ".join(f"{n} {d}s ({chunk_mb[d]:.2f} MB per chunk of each array)" for d, n in per_task.items())
+        log(f"store {self.path}: {len(tasks)} tasks of {sizes}" + (f"; {len(done)} done before, reused" if reused else ""))
+        header_bytes = src.geometry.bytes if src.kind.startswith("segy") else (None, None)
+        job = Job(str(Path(src.path).resolve()), inp.name, *header_bytes, np.asarray(inp.chosen), amap, stride,
+                  batch_size, str(self.path.resolve()),
                   (str(Path(run_dir).resolve()), batch_size, tta, uncertainty) if model is None else None,
                   model)
         self.report = {"workers": self.workers, "scheduler": self.scheduler, "store": str(self.path),
