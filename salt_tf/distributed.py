@@ -29,6 +29,7 @@ it is kept.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -389,7 +390,10 @@ class Cluster:
             from salt_tf.machine import usable_cores
 
             threads = max(1, usable_cores() // self.workers)  # TensorFlow's threads, so that workers do not oversubscribe
+            # Dask's own warnings (a worker restarted, one slow to exit at the end) stay out of the
+            # command's output: a lost task is run again, and what cannot be is an error line.
             cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                   silence_logs=logging.ERROR,
                                    env={"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1"})
             client = Client(cluster)
         else:
