@@ -18,9 +18,7 @@ Target: the longer volume within 10% of the shorter.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,9 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
 
 
 def peak_rss_mb() -> float:
@@ -64,7 +60,7 @@ def make_run(run_dir: Path, encoder: str, size: int, folds: int) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _bench.parser(__doc__, rounds=3, batch_size=32)
     parser.add_argument("--run", help="a trained run folder (default: random-init U-Nets, see --folds/--encoder/--size)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--encoder", default="resnet34")
@@ -72,18 +68,17 @@ def main(argv=None) -> None:
     parser.add_argument("--lines", type=int, default=8, help="inlines of the volume (default: 8; memory: and twice as many)")
     parser.add_argument("--xlines", type=int, default=200, help="crosslines (traces per inline) (default: 200)")
     parser.add_argument("--samples", type=int, default=200, help="samples per trace (default: 200)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both timings (default: 3)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory runs")
     args = parser.parse_args(argv)
 
     import numpy as np
 
-    from salt_tf import machine, sections, synthetic
+    from salt_tf import sections, synthetic
     from salt_tf.predict import load_ensemble, predict_probs
     from salt_tf.segment import run as segment_run
     from salt_tf.seisio import write_segy_volume
 
+    _bench.header()
     with tempfile.TemporaryDirectory(prefix="section_speed.") as tmp:
         tmp = Path(tmp)
         run_dir = Path(args.run) if args.run else tmp / "run"
@@ -114,15 +109,12 @@ def main(argv=None) -> None:
             model(windows)
             return time.perf_counter() - wall, time.process_time() - cpu, len(windows)
 
-        section, tiles = [], []
-        for _ in range(args.rounds):
-            section.append(section_path())
-            tiles.append(tiles_path())
+        runs = _bench.interleave({"section": section_path, "tiles": tiles_path}, args.rounds)
+        section, tiles = runs["section"], runs["tiles"]
         n = tiles[0][2]
         assert section[0][2] == n, (section[0][2], n)
         s_wall, s_cpu = (statistics.median(r[i] for r in section) for i in (0, 1))
         t_wall, t_cpu = (statistics.median(r[i] for r in tiles) for i in (0, 1))
-        print("\n".join(machine.describe()))
         print(f"run: {run_dir if args.run else f'random-init {args.encoder} {args.size}x{args.size}, {args.folds} folds'}, "
               f"flip TTA, batch {args.batch_size}; volume {args.lines} x {args.xlines} x {args.samples}: {n} windows "
               f"(stride {sections.DEFAULT_STRIDE}); medians of {args.rounds} rounds")
