@@ -399,7 +399,7 @@ def write_outputs(tmp: Path, inp: Input, vol: Volumes, amap, cut: float, stats: 
             "surfaces": {"traces_with_salt": lines.traces_with_salt, "traces_with_several_intervals": lines.several_intervals},
             "against_truth": lines.truth_summary(),
             "bodies": {"count": len(table["id"]), "min_voxels": min_body, "largest_voxels": [int(v) for v in table["voxels"][:20]]},
-            "seconds": dict(lines.seconds, segy=segy_seconds)}
+            "output_seconds": dict(lines.seconds, segy=segy_seconds)}
 
 
 def _figures(folder: Path, inp: Input, vol: Volumes, amap, cut: float, n_figures: int, top, domain, disagreement) -> None:
