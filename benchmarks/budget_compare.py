@@ -12,19 +12,16 @@ Run it on an otherwise idle machine: the variants are compared by what a fixed t
 """
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from salt_tf.atomic import write_text  # noqa: E402
+from salt_tf.atomic import write_text
 
 # name -> the flags that differ from the preset (issue 11's list: phase split, size schedule,
 # ResNet18 vs ResNet34 at equal time, batch size, learning-rate schedule).
@@ -61,7 +58,7 @@ def write_table(out: Path, rows: list[dict], command: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _bench.parser(__doc__)
     parser.add_argument("--budget-min", type=float, default=15.0, help="training minutes per variant (default: 15)")
     parser.add_argument("--out", type=Path, required=True, help="folder of the comparison")
     parser.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variants, in order "
@@ -78,7 +75,7 @@ def main() -> None:
         folder = args.out / name
         if not (folder / "holdout.json").exists():
             started = time.perf_counter()
-            cmd = [sys.executable, str(ROOT / "benchmarks" / "real_data.py"), "--preset", "cpu-60min",
+            cmd = [sys.executable, str(_bench.ROOT / "benchmarks" / "real_data.py"), "--preset", "cpu-60min",
                    "--budget-min", str(args.budget_min), "--out", str(folder), *VARIANTS[name]]
             print(f"{name}: {' '.join(cmd[1:])}", flush=True)
             with open(args.out / f"{name}.log", "a") as log:

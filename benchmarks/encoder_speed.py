@@ -8,6 +8,7 @@ machine hits all encoders alike; ratios are taken round by round (median reporte
 the fastest rounds.
 
     python benchmarks/encoder_speed.py                    # 128x128, batch 16, 10 rounds
+    python benchmarks/encoder_speed.py --rounds 2 --encoders resnet18 --size 64 --batch-size 2   # seconds
     python benchmarks/encoder_speed.py --rounds 20 --encoders resnet18,resnet34,resnext50
 
 Encoder names: anything `salt_tf.encoders.build_encoder` knows, plus `<name>_sm` for sm's own
@@ -15,18 +16,14 @@ backbone (for ResNeXts: the Lambda/slice grouped convs).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
+import keras
+import numpy as np
+import tensorflow as tf
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from salt_tf import encoders, machine  # noqa: E402
+from salt_tf import encoders, layers
 
 
 def build(name: str, size: int) -> keras.Model:
@@ -57,18 +54,16 @@ def make_step(encoder: keras.Model, seed: int):
     return step
 
 
-def machine_info() -> list[str]:
-    grouped = ("TF grouped Conv2D (oneDNN/cuDNN)" if encoders._tf_grouped_conv_trains()
+def grouped_conv_path() -> str:
+    grouped = ("TF grouped Conv2D (oneDNN/cuDNN)" if layers._tf_grouped_conv_trains()
                else "one conv per group (no TF grouped-conv gradients)")
-    return [*machine.describe(), f"GroupedConv2D path: {grouped}"]
+    return f"GroupedConv2D path: {grouped}"
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _bench.parser(__doc__, rounds=10, batch_size=16)
     parser.add_argument("--encoders", default="resnet34,resnext50,resnext50_sm")
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=10, help="timed rounds (one step each)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per encoder")
     parser.add_argument("--baseline", default="resnet34")
     args = parser.parse_args(argv)
@@ -76,13 +71,12 @@ def main(argv=None) -> None:
     if args.baseline not in names:
         parser.error(f"--baseline {args.baseline} is not among --encoders {args.encoders}")
 
-    print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
-    print(*machine_info(), sep="\n")
-    print(f"input {args.size}x{args.size}x3, batch {args.batch}, {args.rounds} interleaved rounds "
+    _bench.header(grouped_conv_path())
+    print(f"input {args.size}x{args.size}x3, batch {args.batch_size}, {args.rounds} interleaved rounds "
           f"after {args.warmup} warm-up steps; tf.function without XLA; SGD", flush=True)
 
     images = tf.constant(np.random.default_rng(0).uniform(
-        0, 255, (args.batch, args.size, args.size, 3)).astype("float32"))
+        0, 255, (args.batch_size, args.size, args.size, 3)).astype("float32"))
     steps = {}
     for name in names:
         start = time.perf_counter()
@@ -95,12 +89,9 @@ def main(argv=None) -> None:
               f"params, build {built:.1f}s, build+trace+warm-up "
               f"{time.perf_counter() - start:.1f}s", flush=True)
 
-    times = {name: [] for name in names}
-    for _ in range(args.rounds):
-        for name in names:
-            start = time.perf_counter()
-            steps[name](images).numpy()
-            times[name].append(time.perf_counter() - start)
+    times = _bench.interleave(
+        {name: _bench.seconds(lambda step=steps[name]: step(images).numpy()) for name in names},
+        args.rounds)
 
     # Per-round ratios cancel load that drifts between rounds; the ratio of the fastest rounds
     # is what a quiet machine would show.
@@ -109,9 +100,10 @@ def main(argv=None) -> None:
           f"{'ratio (median of rounds)':>26}{'ratio of mins':>15}")
     for name in names:
         t = np.asarray(times[name])
-        print(f"{name:<16}{1000 * np.median(t):>9.0f}{1000 * np.median(t) / args.batch:>10.1f}"
+        print(f"{name:<16}{1000 * np.median(t):>9.0f}{1000 * np.median(t) / args.batch_size:>10.1f}"
               f"{1000 * t.min():>13.0f}{np.median(t / base):>25.2f}x{t.min() / base.min():>14.2f}x")
     print(f"(ratios are to {args.baseline}; ms/step and ms/image are medians over rounds)")
+
 
 if __name__ == "__main__":
     main()

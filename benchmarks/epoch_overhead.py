@@ -13,28 +13,22 @@ resnet18 + scSE at ``--size`` in bfloat16, SGD + BCE, ``fit()`` with validation 
 Variants alternate (ours, autotuned, ours, autotuned) so that the host's drift hits both;
 printed per epoch: seconds, the first batch's seconds, and the ratio to the bare floor.
 
-    python benchmarks/epoch_overhead.py [--tiles 1024] [--epochs 4] [--size 64]
+    python benchmarks/epoch_overhead.py [--tiles 1024] [--epochs 4] [--size 64] [--rounds 2]
 """
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
+import keras
+import numpy as np
+import tensorflow as tf
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from salt_tf import machine, pipeline  # noqa: E402
-from salt_tf.config import Config  # noqa: E402
-from salt_tf.data import load_train, real_data_dir  # noqa: E402
-from salt_tf.losses import BCEWithLogits  # noqa: E402
-from salt_tf.model import build_unet  # noqa: E402
+from salt_tf import pipeline
+from salt_tf.config import Config
+from salt_tf.data import load_train
+from salt_tf.losses import BCEWithLogits
+from salt_tf.model import build_unet
 
 
 class EpochTimes(keras.callbacks.Callback):
@@ -54,16 +48,13 @@ class EpochTimes(keras.callbacks.Callback):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tgs", type=Path, default=real_data_dir())
+    parser = _bench.parser(__doc__, rounds=2, batch_size=16, tgs=True)
     parser.add_argument("--tiles", type=int, default=1024, help="training tiles (default: 1024)")
     parser.add_argument("--val-tiles", type=int, default=256, help="validation tiles (default: 256)")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per fit (default: 4)")
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
-    print(f"command: python {' '.join(sys.argv)}")
-    print(*machine.describe(), sep="\n")
+    _bench.header()
     data = load_train(args.tgs)
     tr = np.arange(args.tiles)
     va = np.arange(args.tiles, args.tiles + args.val_tiles)
@@ -101,15 +92,21 @@ def main() -> None:
         model.predict(val_x, batch_size=args.batch_size, verbose=0)
         return time.perf_counter() - start
 
-    results = {"ours": [], "autotuned": [], "bare": []}
-    for _ in range(2):
-        for variant in ("ours", "autotuned"):
+    def epochs(autotuned: bool):
+        def fit() -> list[tuple[float, float]]:
             timer = EpochTimes()
-            train, val = datasets(variant == "autotuned")
+            train, val = datasets(autotuned)
             model.fit(train, validation_data=val, epochs=args.epochs, steps_per_epoch=steps,
                       validation_steps=val_steps, callbacks=[timer], verbose=0)
-            results[variant] += timer.rows
-            results["bare"].append(bare())
+            return timer.rows
+
+        return fit
+
+    # The bare floor is measured after each variant, so that it drifts with them.
+    fits = _bench.interleave([("ours", epochs(False)), ("bare", bare),
+                              ("autotuned", epochs(True)), ("bare", bare)], args.rounds)
+    results = {"ours": sum(fits["ours"], []), "autotuned": sum(fits["autotuned"], []),
+               "bare": fits["bare"]}
     floor = float(np.median(results["bare"]))
     print(f"\n{args.tiles} training + {args.val_tiles} validation tiles, resnet18 + scSE {args.size}x{args.size} bfloat16, "
           f"batch {args.batch_size}; bare steps + one validation pass: {floor:.1f} s (median of {len(results['bare'])})")

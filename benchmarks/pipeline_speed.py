@@ -6,31 +6,22 @@ Measures, in one process on the real tiles (../shared/tgs, or SALT_TF_TGS_DIR):
   3. fit() on the real pipeline against fit() on the same batches held in memory.
 Targets (issue 4): (1) >= 3x (2), and (3) within 10%.
 
-    python benchmarks/pipeline_speed.py [--encoder resnet34] [--size 128] [--batch-size 16] [--steps 20]
+    python benchmarks/pipeline_speed.py [--encoder resnet34] [--size 128] [--batch-size 16] [--steps 20] [--rounds 3]
 """
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
+import keras
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from salt_tf import machine  # noqa: E402
-from salt_tf.config import Config  # noqa: E402
-from salt_tf.data import load_train, real_data_dir  # noqa: E402
-from salt_tf.losses import BCEWithLogits  # noqa: E402
-from salt_tf.model import build_unet  # noqa: E402
-from salt_tf.pipeline import train_dataset  # noqa: E402
-
-import keras  # noqa: E402
+from salt_tf.config import Config
+from salt_tf.data import load_train
+from salt_tf.losses import BCEWithLogits
+from salt_tf.model import build_unet
+from salt_tf.pipeline import train_dataset
 
 
 def pipeline_rate(dataset, batches: int) -> float:
@@ -50,17 +41,13 @@ def fit_rate(model, dataset, steps: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _bench.parser(__doc__, rounds=3, batch_size=16, tgs=True)
     parser.add_argument("--encoder", default="resnet34")
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=20, help="training steps per timed fit")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of each fit")
     args = parser.parse_args()
-    data_dir = real_data_dir()
-    print(f"command: python {' '.join(sys.argv)}")
-    print(*machine.describe(), sep="\n")
-    train = load_train(data_dir)
+    _bench.header()
+    train = load_train(args.tgs)
     config = Config(size=args.size, batch_size=args.batch_size)
     dataset = train_dataset(train.images, train.masks, config, seed=0)
 
@@ -79,10 +66,9 @@ def main() -> None:
     model = build_unet(args.encoder, args.size)
     model.compile(keras.optimizers.SGD(0.01, momentum=0.9), BCEWithLogits())
     model._bench_batch = args.batch_size
-    memory_rates, real_rates = [], []
-    for _ in range(args.repeats):  # interleaved, so that load from others hits both alike
-        memory_rates.append(fit_rate(model, in_memory, args.steps))
-        real_rates.append(fit_rate(model, real, args.steps))
+    rates = _bench.interleave({"memory": lambda: fit_rate(model, in_memory, args.steps),
+                               "real": lambda: fit_rate(model, real, args.steps)}, args.rounds)
+    memory_rates, real_rates = rates["memory"], rates["real"]
     model_rate, real_rate = np.median(memory_rates), np.median(real_rates)
     print(f"fit() on in-memory batches: {model_rate:8.1f} tiles/s  (runs: {', '.join(f'{r:.1f}' for r in memory_rates)})")
     print(f"fit() on the real pipeline: {real_rate:8.1f} tiles/s  (runs: {', '.join(f'{r:.1f}' for r in real_rates)})")

@@ -16,33 +16,29 @@ The target is end-to-end >= 85% of bare. Random weights cost the same per pass a
 
     python benchmarks/predict_speed.py                 # the 1,000 test tiles (slow on a small CPU)
     python benchmarks/predict_speed.py --tiles 200     # the first 200 test tiles, a quick check
+    python benchmarks/predict_speed.py --tiles 16 --folds 1 --encoder resnet18 --size 64   # seconds
 
-The data folder is ../shared/tgs beside the project root; SALT_TF_TGS_DIR overrides it.
+The data folder is ../shared/tgs beside the project root; SALT_TF_TGS_DIR or --tgs overrides it.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from salt_tf import machine, pipeline  # noqa: E402
-from salt_tf import predict as predict_mod  # noqa: E402
-from salt_tf.config import Config  # noqa: E402
-from salt_tf.data import _folder_ids, load_images, real_data_dir  # noqa: E402
-from salt_tf.model import build_unet  # noqa: E402
+from salt_tf import pipeline
+from salt_tf import predict as predict_mod
+from salt_tf.config import Config
+from salt_tf.data import _folder_ids, load_images
+from salt_tf.model import build_unet
 
 
 def make_run(run_dir: Path, encoder: str, size: int, folds: int) -> list[keras.Model]:
@@ -59,24 +55,19 @@ def make_run(run_dir: Path, encoder: str, size: int, folds: int) -> list[keras.M
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _bench.parser(__doc__, rounds=1, batch_size=32, tgs=True)
     parser.add_argument("--tiles", type=int, help="predict only the first N test tiles (default: all)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--encoder", default="resnet34")
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=32, help="tiles per batch, both ways (default: 32)")
-    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of both timings (default: 1)")
     args = parser.parse_args(argv)
 
-    data = real_data_dir()
-    images_dir = data / "test" / "images"
+    images_dir = args.tgs / "test" / "images"
     if not images_dir.is_dir():
-        parser.error(f"{images_dir}: folder not found; set SALT_TF_TGS_DIR to the TGS data folder")
+        parser.error(f"{images_dir}: folder not found; set SALT_TF_TGS_DIR or --tgs to the TGS data folder")
 
-    print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
-    print(*machine.describe(), sep="\n")
-    print(f"tf threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
-          f"inter-op {tf.config.threading.get_inter_op_parallelism_threads() or 'default'}")
+    _bench.header(f"tf threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
+                  f"inter-op {tf.config.threading.get_inter_op_parallelism_threads() or 'default'}")
 
     with tempfile.TemporaryDirectory(prefix="predict_speed.") as tmp:
         tmp = Path(tmp)
@@ -123,16 +114,12 @@ def main(argv=None) -> None:
         for model in models:
             model.predict(x[: args.batch_size], verbose=0)
 
-        results = {"end-to-end": [], "bare": []}
-        for r in range(args.rounds):
-            order = [("end-to-end", end_to_end), ("bare", bare)]
-            if r % 2:
-                order.reverse()
-            for name, timed in order:
-                result = timed()
-                results[name].append(result)
-                print(f"  round {r + 1} {name}: {result['seconds']:.1f} s, {n / result['seconds']:.2f} tiles/s, "
-                      f"{result['cpu']:.0f} CPU s; load average {os.getloadavg()[0]:.2f}", flush=True)
+        def show(r: int, name: str, result: dict) -> None:
+            print(f"  round {r + 1} {name}: {result['seconds']:.1f} s, {n / result['seconds']:.2f} tiles/s, "
+                  f"{result['cpu']:.0f} CPU s; load average {os.getloadavg()[0]:.2f}", flush=True)
+
+        results = _bench.interleave({"end-to-end": end_to_end, "bare": bare}, args.rounds,
+                                    alternate=True, after=show)
 
     def median(name, key):
         return float(np.median([r[key] for r in results[name]]))

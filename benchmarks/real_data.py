@@ -18,28 +18,22 @@ Everything runs through the project's own code paths:
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from salt_tf import config as config_mod  # noqa: E402
-from salt_tf import folds as folds_mod  # noqa: E402
-from salt_tf import machine  # noqa: E402
-from salt_tf import rle  # noqa: E402
-from salt_tf.atomic import write_text  # noqa: E402
-from salt_tf.data import load_train, read_mask, real_data_dir  # noqa: E402
-from salt_tf.metrics import competition_score  # noqa: E402
+from salt_tf import config as config_mod
+from salt_tf import folds as folds_mod
+from salt_tf import machine, rle
+from salt_tf.atomic import write_text
+from salt_tf.data import load_train, read_mask
+from salt_tf.metrics import competition_score
 
 
 def split_holdout(tgs: Path, out: Path, fraction: float, seed: int) -> tuple[Path, Path, np.ndarray]:
@@ -80,9 +74,7 @@ def score_submission(path: Path, masks_dir: Path) -> tuple[float, list[str], np.
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tgs", type=Path, default=real_data_dir(), help="real data set in Kaggle's layout "
-                        "(default: $SALT_TF_TGS_DIR or ../shared/tgs)")
+    parser = _bench.parser(__doc__, tgs=True)  # + every train.py flag, --batch-size and --out among them
     parser.add_argument("--holdout", type=float, default=0.2, help="fraction of tiles held out from training (default: 0.2)")
     parser.add_argument("--holdout-seed", type=int, default=0, help="seed of the held-out split (default: 0)")
     config_mod.add_arguments(parser)
@@ -99,6 +91,7 @@ def main() -> None:
 
     from salt_tf import predict, train  # after argument parsing: importing TensorFlow takes seconds
 
+    _bench.header()
     started = time.perf_counter()
     pool, holdout, held_ids = split_holdout(tgs, out / "data", fraction, holdout_seed)
     print(f"held out {len(held_ids)} of the tiles in {tgs} (seed {holdout_seed}); training pool in {pool}")

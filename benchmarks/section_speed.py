@@ -1,12 +1,14 @@
-"""Whole-section inference: windows/s through segment.py's path against predict.py's tiles/s, and
-peak memory for a volume and one twice as long.
+"""Whole-section inference: windows/s through segment.py's path against predict.py's tiles/s, the
+cost of the uncertainty and of each output, and peak memory for a volume and one twice as long.
 
 Speed, in one process, interleaved round by round (medians; CPU time too, as it moves less than wall
-time on a shared machine): a synthetic 3-D volume (.npy) goes through ``salt_tf.segment.run`` (read
-each line, map amplitudes, cut windows, predict, blend, write probability/mask/figures), and the same
-number of windows, cut from that volume beforehand, goes through ``salt_tf.predict.predict_probs``
-alone. Both use one loaded ensemble, warmed up first, so neither pays for tracing. Target: the
-section path >= 90% of predict_probs' tiles/s.
+time on a shared machine): a synthetic 3-D SEG-Y volume goes through ``salt_tf.segment.run`` (read
+each line, map amplitudes, cut windows, predict every member, blend, then mask, surfaces, bodies,
+domain check, the two SEG-Y copies and figures), once with the uncertainty (members kept apart, the
+default) and once without (``predict_probs``' mean only); the same number of windows, cut from that
+volume beforehand, goes through ``salt_tf.predict.predict_probs`` alone. All use one loaded
+ensemble, warmed up first, so none pays for tracing. Target: the section path >= 90% of
+predict_probs' tiles/s. The run's own timings (``segment.json``) give each output's share.
 
 Memory: ``segment.run`` with the run's ensemble in a fresh interpreter on a SEG-Y volume of
 ``--lines`` inlines and on one of twice as many, reading the peak resident set (VmHWM) at the end.
@@ -18,9 +20,8 @@ Target: the longer volume within 10% of the shorter.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,9 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
 
 
 def peak_rss_mb() -> float:
@@ -64,7 +63,7 @@ def make_run(run_dir: Path, encoder: str, size: int, folds: int) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _bench.parser(__doc__, rounds=3, batch_size=32)
     parser.add_argument("--run", help="a trained run folder (default: random-init U-Nets, see --folds/--encoder/--size)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--encoder", default="resnet34")
@@ -72,66 +71,77 @@ def main(argv=None) -> None:
     parser.add_argument("--lines", type=int, default=8, help="inlines of the volume (default: 8; memory: and twice as many)")
     parser.add_argument("--xlines", type=int, default=200, help="crosslines (traces per inline) (default: 200)")
     parser.add_argument("--samples", type=int, default=200, help="samples per trace (default: 200)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both timings (default: 3)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory runs")
     args = parser.parse_args(argv)
 
     import numpy as np
 
-    from salt_tf import machine, sections, synthetic
-    from salt_tf.predict import load_ensemble, predict_probs
+    from salt_tf import sections, synthetic
+    from salt_tf.predict import load_ensemble, predict_members, predict_probs
     from salt_tf.segment import run as segment_run
     from salt_tf.seisio import write_segy_volume
 
+    _bench.header()
     with tempfile.TemporaryDirectory(prefix="section_speed.") as tmp:
         tmp = Path(tmp)
         run_dir = Path(args.run) if args.run else tmp / "run"
         if not args.run:
             make_run(run_dir, args.encoder, args.size, args.folds)
         cube, _ = synthetic.make_volume(np.random.default_rng(0), 2 * args.lines, args.xlines, args.samples)
-        np.save(tmp / "volume.npy", cube[: args.lines])
+        write_segy_volume(tmp / "volume.sgy", cube[: args.lines])
         ensemble = load_ensemble(run_dir)
 
-        def model(tiles):
+        def mean_model(tiles):
             return predict_probs(ensemble, tiles, batch_size=args.batch_size, progress=False)
+
+        def members_model(tiles):
+            return predict_members(ensemble, tiles, batch_size=args.batch_size)
 
         # The same windows the section path cuts, for predict_probs alone.
         stats = sections.read_tile_stats(run_dir, log=lambda line: None)
         amap = sections.amplitude_map(cube[: args.lines], stats)
         windows = np.concatenate([sections.windows(amap(line.T))[0] for line in cube[: args.lines]])
-        model(windows[: args.batch_size])  # trace and warm up once, for both
+        mean_model(windows[: args.batch_size])  # trace and warm up once, for all
+        members_model(windows[: args.batch_size])
+        parts = []
 
-        def section_path() -> tuple[float, float, int]:
+        def section_path(model) -> tuple[float, float, int]:
             out = tmp / f"seg{time.perf_counter_ns()}"
             wall, cpu = time.perf_counter(), time.process_time()
-            summary = segment_run(run_dir, tmp / "volume.npy", out, batch_size=args.batch_size, model=model,
-                                  n_figures=1, progress=False, log=lambda line: None)
-            return time.perf_counter() - wall, time.process_time() - cpu, summary["windows"]
+            summary = segment_run(run_dir, tmp / "volume.sgy", out, batch_size=args.batch_size, model=model,
+                                  n_figures=1, progress=False, log=lambda line: None, warn=lambda line: None)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            parts.append(dict(summary["output_seconds"], windows=summary["seconds"], total=wall))
+            shutil.rmtree(out)
+            return wall, cpu, summary["windows"]
 
         def tiles_path() -> tuple[float, float, int]:
             wall, cpu = time.perf_counter(), time.process_time()
-            model(windows)
+            mean_model(windows)
             return time.perf_counter() - wall, time.process_time() - cpu, len(windows)
 
-        section, tiles = [], []
-        for _ in range(args.rounds):
-            section.append(section_path())
-            tiles.append(tiles_path())
+        runs = _bench.interleave({"section": lambda: section_path(members_model), "tiles": tiles_path,
+                                  "section, no uncertainty": lambda: section_path(mean_model)}, args.rounds)
+        tiles = runs["tiles"]
         n = tiles[0][2]
-        assert section[0][2] == n, (section[0][2], n)
-        s_wall, s_cpu = (statistics.median(r[i] for r in section) for i in (0, 1))
         t_wall, t_cpu = (statistics.median(r[i] for r in tiles) for i in (0, 1))
-        print("\n".join(machine.describe()))
         print(f"run: {run_dir if args.run else f'random-init {args.encoder} {args.size}x{args.size}, {args.folds} folds'}, "
-              f"flip TTA, batch {args.batch_size}; volume {args.lines} x {args.xlines} x {args.samples}: {n} windows "
-              f"(stride {sections.DEFAULT_STRIDE}); medians of {args.rounds} rounds")
-        print(f"section path (segment.run, whole command minus loading the models): {n / s_wall:.1f} windows/s "
-              f"wall, {n / s_cpu:.1f} per CPU-s")
-        print(f"predict_probs on the same windows:                      {n / t_wall:.1f} tiles/s wall, "
-              f"{n / t_cpu:.1f} per CPU-s")
-        print(f"section / tiles: {100 * t_wall / s_wall:.1f}% by wall clock, {100 * t_cpu / s_cpu:.1f}% by CPU time "
-              f"(target >= 90%)")
+              f"flip TTA, batch {args.batch_size}; SEG-Y volume {args.lines} x {args.xlines} x {args.samples}: {n} windows "
+              f"(stride {sections.DEFAULT_STRIDE}); medians of {args.rounds} interleaved rounds")
+        print(f"predict_probs on the same windows: {n / t_wall:.1f} tiles/s wall, {n / t_cpu:.1f} per CPU-s")
+        walls = {}
+        for name in ("section", "section, no uncertainty"):
+            assert runs[name][0][2] == n, (runs[name][0][2], n)
+            walls[name], cpu = (statistics.median(r[i] for r in runs[name]) for i in (0, 1))
+            print(f"{name} (segment.run, the whole command minus loading the models): {n / walls[name]:.1f} windows/s "
+                  f"wall, {n / cpu:.1f} per CPU-s; {100 * t_wall / walls[name]:.1f}% of predict_probs by wall clock, "
+                  f"{100 * t_cpu / cpu:.1f}% by CPU time (target >= 90%)")
+        print(f"uncertainty (the members kept apart and blended one by one): the run takes "
+              f"{walls['section'] / walls['section, no uncertainty']:.3f}x the time without it")
+        with_members = parts[0::2]  # section, then section without uncertainty, round by round
+        share = {k: statistics.median(p[k] / p["total"] for p in with_members) for k in with_members[0] if k != "total"}
+        print("share of the run (with uncertainty): " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in share.items())
+              + f", figures and the rest {100 * (1 - sum(share.values())):.1f}%")
 
         if args.memory:
             peaks = {}

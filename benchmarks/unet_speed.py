@@ -14,22 +14,13 @@ forward + backward (the usual estimate: the backward pass costs two forward pass
 """
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-import time
-from pathlib import Path
+import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
+import keras
+import numpy as np
+import tensorflow as tf
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from salt_tf import machine  # noqa: E402
-from salt_tf.losses import BCEWithLogits  # noqa: E402
-from salt_tf.model import build_unet  # noqa: E402
+from salt_tf.losses import BCEWithLogits
+from salt_tf.model import build_unet
 
 # (encoder, scSE, size, policy, fused batch norm)
 VARIANTS = {
@@ -70,14 +61,11 @@ def name_of(variant) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser = _bench.parser(__doc__, rounds=5, batch_size=16)
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per round and variant")
-    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--variants", choices=sorted(VARIANTS), default="all")
     args = parser.parse_args()
-    print(f"command: python {' '.join(sys.argv)}")
-    print(*machine.describe(), sep="\n")
+    _bench.header()
     rng = np.random.default_rng(0)
     models, batches, flops = {}, {}, {}
     for variant in VARIANTS[args.variants]:
@@ -94,14 +82,17 @@ def main() -> None:
         model.train_on_batch(*batches[size])
         flops[variant] = forward_flops(model, size)
         models[variant] = model
-    times = {variant: [] for variant in models}
-    for _ in range(args.rounds):
-        for variant, model in models.items():
-            batch = batches[variant[2]]
-            start = time.perf_counter()
+    def steps(model, batch):
+        def run() -> float:
             for _ in range(args.steps):
                 model.train_on_batch(*batch)
-            times[variant].append((time.perf_counter() - start) / args.steps / args.batch_size * 1000)
+        return run
+
+    # ms per training tile, by variant and round
+    seconds = _bench.interleave(
+        [(variant, _bench.seconds(steps(model, batches[variant[2]]))) for variant, model in models.items()],
+        args.rounds)
+    times = {variant: [s / args.steps / args.batch_size * 1000 for s in values] for variant, values in seconds.items()}
     print(f"\nbatch {args.batch_size}, {args.rounds} rounds x {args.steps} steps per variant")
     print(f"{'variant':<36}{'ms/tile':>9}  {'rounds':<40}{'vs first of its precision':>26}{'GFLOP fwd':>11}{'GFLOP/s':>9}")
     first = {}

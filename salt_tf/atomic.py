@@ -1,4 +1,5 @@
-"""Write files so that a reader never sees half of one: write a temporary sibling, then rename."""
+"""Write files and folders so that a reader never sees half of one: build a temporary sibling,
+then rename it into place."""
 from __future__ import annotations
 
 import contextlib
@@ -38,3 +39,41 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def building(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty folder to fill beside ``path``; on success it is renamed to ``path``.
+
+    ``path`` must not exist or be an empty folder (FileExistsError otherwise, before anything is
+    built, and again if someone fills it meanwhile): a finished folder is never replaced. On an
+    exception nothing is left behind, so ``path`` is either complete or as it was.
+    """
+    path = Path(path).absolute()
+    check_free(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # mkdtemp gives a unique private (0700) folder; the result is built in an ordinary folder
+    # inside it, so the renamed folder has the usual permissions.
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        built = staging / "set"
+        built.mkdir()
+        yield built
+        try:
+            # rename() replaces an empty folder but fails on a non-empty one, which covers a
+            # folder that someone filled while this was building.
+            built.rename(path)
+        except OSError as err:
+            raise FileExistsError(f"{path}: could not move the finished folder into place "
+                                  f"({err.strerror}); refusing to overwrite it") from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_free(path: Path) -> None:
+    """Raise FileExistsError unless ``path`` is missing or an empty folder."""
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path}: exists and is not a folder; choose another output path")
+    if path.is_dir() and any(path.iterdir()):
+        raise FileExistsError(f"{path}: folder exists and is not empty; refusing to overwrite it "
+                              f"(remove it or choose another output path)")

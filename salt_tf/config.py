@@ -52,8 +52,9 @@ class Config:
 
     # Progressive resizing: phase 1 begins at `warmup_size` (e.g. 64, a quarter of the pixels of
     # 128) for `warmup_share` of its epochs (of its time under a budget), then goes on at `size`.
-    # Validation always runs at `size`. The U-Net is fully convolutional: one model, one set of
-    # weights for both sizes.
+    # A warm-up stage validates at its own size; the best model is chosen among the epochs
+    # validated at `size`, and exported at `size`. The U-Net is fully convolutional: one model, one
+    # set of weights for both sizes.
     warmup_size: int | None = None
     warmup_share: float = 0.5
 
@@ -68,8 +69,9 @@ class Config:
 
     # Wall-clock budget for training all requested folds (validation included). Each fold gets an
     # equal share of what is left when it starts; phase 1 gets `phase1_share` of the fold's time and
-    # its cosine decay then runs over whichever ends first, that time or phase1_epochs. Each phase
-    # stops cleanly (after a validation pass) when its time is up; the best model is kept.
+    # its learning-rate decay (linear or cosine) then runs over whichever ends first, that time or
+    # phase1_epochs. Each phase stops cleanly (after a validation pass) when its time is up; the
+    # best model is kept.
     budget_min: float | None = None
     phase1_share: float = 0.7
 
@@ -136,7 +138,7 @@ HELP = {
     "folds": "number of cross-validation folds",
     "fold": "train only this fold (0-based), e.g. one fold per GPU or machine",
     "stratify": "stratify folds by 'depth' (as the original) or 'coverage'",
-    "encoder": "encoder backbone: resnet18, resnet34, resnext50",
+    "encoder": "encoder backbone: resnet18, resnet34, resnet50, resnet101, resnet152, resnext50, resnext101",
     "encoder_weights": "'imagenet' (downloaded by segmentation-models), a local weights file, "
     "or 'none' for random initialisation",
     "size": "model input size (multiple of 32); 101x101 tiles are resized to it",

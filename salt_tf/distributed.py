@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -291,6 +292,13 @@ def _drain(client, token: str, log) -> None:
         time.sleep(0.2)
 
 
+def _input_error(err: BaseException) -> bool:
+    """A SectionError, or a RunError (salt_tf.predict's: imported with TensorFlow, so only where a
+    run's ensemble was loaded, as it is here when a worker's RunError reached this process)."""
+    predict = sys.modules.get("salt_tf.predict")
+    return isinstance(err, SectionError) or (predict is not None and isinstance(err, predict.RunError))
+
+
 def _has_bokeh() -> bool:
     try:
         import bokeh  # noqa: F401
@@ -382,7 +390,6 @@ class Cluster:
         import dask
         from dask.distributed import Client, KilledWorker, LocalCluster, as_completed
 
-        from salt_tf.predict import RunError
         from salt_tf.segment import Progress
 
         cluster = None
@@ -426,8 +433,8 @@ class Cluster:
                     bar.add(result["windows"])
                     seconds += result["seconds"]
                     self.report["tasks_computed"] += 1
-            except (SectionError, RunError):
-                input_error = True  # found by a task: a rerun would meet it again
+            except ValueError as err:
+                input_error = _input_error(err)  # found by a task: a rerun would meet it again
                 raise
             self.report.update(windows_computed=sum(t.windows for t in todo), task_seconds=seconds)
             finished = True

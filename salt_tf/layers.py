@@ -1,6 +1,9 @@
-"""Custom Keras layers of the decoder. Each is registered and has get_config, so saved models load
-back without custom-object plumbing."""
+"""Custom Keras layers: scSE (decoder), a fused batch norm and the grouped convolution
+(encoders). Each is registered and has get_config, so saved models load back without
+custom-object plumbing."""
 from __future__ import annotations
+
+import functools
 
 import keras
 from keras import layers, ops
@@ -95,3 +98,157 @@ class FusedBatchNormalization(layers.BatchNormalization):
             epsilon=self.epsilon, data_format="NHWC", is_training=False)
         return outputs
 
+
+@functools.cache
+def _tf_grouped_conv_trains(dtype: str = "float32") -> bool:
+    """Whether TensorFlow's own grouped Conv2D has gradients (for `dtype`) on the default device.
+
+    It has with oneDNN (TF's default on x86 Linux) and cuDNN; the plain Eigen CPU kernels raise
+    "Gradients for grouped convolutions are not supported on CPU" (e.g. TF_ENABLE_ONEDNN_OPTS=0).
+    """
+    import tensorflow as tf
+
+    # The two gradient kernels are called directly: a GradientTape opened under init_scope records
+    # nothing, so a taped probe would always report True.
+    with tf.init_scope():  # run eagerly even if first asked while a tf.function is tracing
+        x, kernel = tf.ones((1, 3, 3, 4), dtype), tf.ones((3, 3, 2, 4), dtype)
+        upstream = tf.ones((1, 1, 1, 4), dtype)
+        strides = [1, 1, 1, 1]
+        try:
+            tf.raw_ops.Conv2DBackpropInput(input_sizes=x.shape, filter=kernel,
+                                           out_backprop=upstream, strides=strides, padding="VALID")
+            tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=kernel.shape,
+                                            out_backprop=upstream, strides=strides,
+                                            padding="VALID")
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+                tf.errors.NotFoundError):
+            return False
+    return True
+
+
+class _PerGroupInitializer:
+    """Draw each group's (kh, kw, cin/G, cout/G) block separately, as sm's 32 Conv2D layers do:
+    fan-in and fan-out are then those of one group, not a G times too large fan-out."""
+
+    def __init__(self, initializer, groups: int):
+        self.initializer = keras.initializers.get(initializer)
+        self.groups = groups
+
+    def __call__(self, shape, dtype=None):
+        *window, cin, cout = shape
+        block = (*window, cin, cout // self.groups)
+        config = self.initializer.get_config()
+        seed = config.get("seed")
+        blocks = []
+        for g in range(self.groups):
+            # A fresh instance per group: Keras 3 initializers repeat their values when called
+            # twice. An int seed is offset per group so a seeded layer stays reproducible.
+            if isinstance(seed, int):
+                config["seed"] = seed + g
+            blocks.append(type(self.initializer).from_config(config)(block, dtype=dtype))
+        return keras.ops.concatenate(blocks, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="salt_tf")
+class GroupedConv2D(keras.layers.Layer):
+    """2D convolution in `groups` independent channel groups (ResNeXt's cardinality).
+
+    The kernel has shape (kh, kw, in_channels // groups, filters); output channels
+    [g * filters // groups, (g + 1) * filters // groups) see only input group g. That is the layout
+    of `keras.layers.Conv2D(groups=...)` and of sm's 32 per-group kernels concatenated on the
+    last axis, so weights move between the three unchanged.
+
+    Why not `keras.layers.Conv2D(groups=...)`: Keras' TF backend runs every grouped conv in its
+    own XLA cluster (TF's Eigen CPU kernels lack grouped gradients), and XLA's CPU grouped conv is
+    ~250x slower here than TF's oneDNN grouped kernel. So `call` uses that TF kernel directly when
+    it has gradients (`_tf_grouped_conv_trains`), else one conv per group (sm's construction, ~5x
+    slower); other Keras backends get `keras.ops.conv`, which handles groups natively. Measured
+    alternatives (depthwise conv + sum, patches + batched matmul, block-diagonal dense kernels)
+    were all slower; see benchmarks/encoder_speed.py for the whole-encoder comparison.
+    Caveat: under `jit_compile=True` on a CPU the TF kernel becomes XLA's slow grouped conv again
+    (Keras leaves jit_compile off on CPU-only machines by default).
+    """
+
+    def __init__(self, filters: int, kernel_size, groups: int, strides=1, padding: str = "valid",
+                 use_bias: bool = False, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if filters % groups:
+            raise ValueError(f"{self.name}: filters={filters} is not divisible by groups={groups}")
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{self.name}: padding must be 'valid' or 'same', got {padding!r}")
+        self.filters = filters
+        self.kernel_size = _pair(kernel_size)
+        self.groups = groups
+        self.strides = _pair(strides)
+        self.padding = padding
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None or channels % self.groups:
+            raise ValueError(f"{self.name}: input channels ({channels}) must be known and "
+                             f"divisible by groups={self.groups}")
+        self.kernel = self.add_weight(
+            name="kernel", shape=(*self.kernel_size, channels // self.groups, self.filters),
+            initializer=_PerGroupInitializer(self.kernel_initializer, self.groups))
+        self.bias = (self.add_weight(name="bias", shape=(self.filters,),
+                                     initializer=self.bias_initializer)
+                     if self.use_bias else None)
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
+
+    def call(self, inputs):
+        if keras.backend.backend() != "tensorflow":
+            outputs = keras.ops.conv(inputs, self.kernel, self.strides, self.padding)
+        elif _tf_grouped_conv_trains(keras.backend.standardize_dtype(inputs.dtype)):
+            import tensorflow as tf
+
+            # Not keras.ops.conv: it would wrap this op in a (slow on CPU) XLA cluster.
+            outputs = tf.nn.conv2d(inputs, keras.ops.cast(self.kernel, inputs.dtype),
+                                   self.strides, self.padding.upper())
+        else:
+            outputs = self._call_per_group(inputs)
+        if self.use_bias:
+            outputs = keras.ops.add(outputs, keras.ops.cast(self.bias, outputs.dtype))
+        return outputs
+
+    def _call_per_group(self, inputs):
+        cin = self.kernel.shape[-2]
+        cout = self.filters // self.groups
+        return keras.ops.concatenate([
+            keras.ops.conv(inputs[..., g * cin:(g + 1) * cin],
+                           self.kernel[..., g * cout:(g + 1) * cout],
+                           self.strides, self.padding)
+            for g in range(self.groups)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        batch, *spatial, _ = input_shape
+        out = []
+        for size, k, s in zip(spatial, self.kernel_size, self.strides):
+            if size is None:
+                out.append(None)
+            elif self.padding == "same":
+                out.append(-(-size // s))
+            else:
+                out.append((size - k) // s + 1)
+        return (batch, *out, self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "groups": self.groups,
+            "strides": self.strides,
+            "padding": self.padding,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)

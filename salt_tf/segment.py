@@ -296,6 +296,8 @@ class LineOutputs:
         self.writer = csv.writer(surfaces_csv)
         self.writer.writerow(SURFACE_COLUMNS)
         self.traces_with_salt = self.several_intervals = 0
+        self.truth = {"intersection": 0, "union": 0, "traces_both_salt": 0, "top_within_3": 0, "top_abs_sum": 0,
+                      "traces_salt_only_predicted": 0, "traces_salt_only_true": 0} if inp.truth is not None else None
         self.seconds = {"mask_and_domain": 0.0, "surfaces": 0.0, "bodies": 0.0}
 
     def add(self, i: int) -> None:
@@ -319,6 +321,8 @@ class LineOutputs:
     def _surfaces(self, i: int, k: int, mask: np.ndarray) -> None:
         src = self.inp.src
         top, base, intervals = interpret.trace_surfaces(mask)
+        if self.truth is not None:
+            self._against_truth(k, mask, top)
         salty = np.flatnonzero(intervals > 0)
         self.top[i, salty] = src.samples[top[salty]]
         self.traces_with_salt += len(salty)
@@ -328,6 +332,32 @@ class LineOutputs:
         for j in salty:
             self.writer.writerow((int(inline), int(src.trace_numbers[j]), _number(x[j]), _number(y[j]), int(top[j]),
                                   int(base[j]), _number(src.samples[top[j]]), _number(src.samples[base[j]]), int(intervals[j])))
+
+    def _against_truth(self, k: int, mask: np.ndarray, top: np.ndarray) -> None:
+        """Voxel IoU and top-of-salt agreement with the true mask (live traces only)."""
+        live = self.inp.src.live(k)
+        true = np.asarray(self.inp.truth[k]).astype(bool) & live[:, None]
+        true_top = interpret.trace_surfaces(true)[0]
+        both = (top >= 0) & (true_top >= 0)
+        error = np.abs(top[both] - true_top[both])
+        t = self.truth
+        t["intersection"] += int(np.count_nonzero(mask & true))
+        t["union"] += int(np.count_nonzero(mask | true))
+        t["traces_both_salt"] += int(both.sum())
+        t["top_within_3"] += int(np.count_nonzero(error <= 3))
+        t["top_abs_sum"] += int(error.sum())
+        t["traces_salt_only_predicted"] += int(np.count_nonzero((top >= 0) & (true_top < 0) & live))
+        t["traces_salt_only_true"] += int(np.count_nonzero((top < 0) & (true_top >= 0)))
+
+    def truth_summary(self) -> dict | None:
+        t = self.truth
+        if t is None:
+            return None
+        both = max(t["traces_both_salt"], 1)
+        return {"voxel_iou": t["intersection"] / max(t["union"], 1), "traces_both_salt": t["traces_both_salt"],
+                "top_within_3_samples": t["top_within_3"] / both, "top_mean_abs_samples": t["top_abs_sum"] / both,
+                "traces_salt_only_predicted": t["traces_salt_only_predicted"],
+                "traces_salt_only_true": t["traces_salt_only_true"]}
 
     def finish_bodies(self, min_body: int, bodies_csv) -> dict:
         """Number the bodies (the second pass over the provisional labels), write their table and
@@ -374,8 +404,9 @@ def write_outputs(tmp: Path, inp: Input, vol: Volumes, amap, cut: float, stats: 
     _figures(tmp / "figures", inp, vol, amap, cut, n_figures, lines.top, domain, disagreement)
     return {"domain_check": domain,
             "surfaces": {"traces_with_salt": lines.traces_with_salt, "traces_with_several_intervals": lines.several_intervals},
+            "against_truth": lines.truth_summary(),
             "bodies": {"count": len(table["id"]), "min_voxels": min_body, "largest_voxels": [int(v) for v in table["voxels"][:20]]},
-            "seconds": dict(lines.seconds, segy=segy_seconds)}
+            "output_seconds": dict(lines.seconds, segy=segy_seconds)}
 
 
 def _figures(folder: Path, inp: Input, vol: Volumes, amap, cut: float, n_figures: int, top, domain, disagreement) -> None:
@@ -422,9 +453,7 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             model, what = ensemble_model(run_dir, batch_size, tta, uncertainty)
         else:
             what = "a given model"
-        from salt_tf.predict import postprocessing
-
-        cut = postprocessing(Path(run_dir), threshold)[0] if run_dir else (0.5 if threshold is None else float(threshold))
+        cut = _threshold(run_dir, threshold)
         stats = sections.read_tile_stats(run_dir, log) if run_dir else sections.DEFAULT_TILE_STATS
         amap = map_amplitudes(inp, stats, percentile, clip, centre)
         total = count_windows(inp, direction, stride)
@@ -460,9 +489,22 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
         cluster.finish(log)  # the outputs are in place: the store is no longer needed
     if summary["domain_check"]["warning"]:
         warn(f"warning: {summary['domain_check']['warning']}")
+    if made["against_truth"]:
+        t = made["against_truth"]
+        log(f"against {truth}: voxel IoU {t['voxel_iou']:.3f}; top of salt within 3 samples on "
+            f"{100 * t['top_within_3_samples']:.1f}% of the {t['traces_both_salt']} traces where both have salt")
     log(f"wrote {out}: {total} windows in {seconds:.1f} s ({summary['windows_per_second']:.1f} windows/s); "
         f"{made['surfaces']['traces_with_salt']} traces with salt, {made['bodies']['count']} bodies of {min_body}+ voxels")
     return summary
+
+
+def _threshold(run_dir, threshold: float | None) -> float:
+    """The given threshold, else the run's tuned one (0.5 without a run)."""
+    if run_dir:
+        from salt_tf.predict import postprocessing  # TensorFlow: only with a run
+
+        return postprocessing(Path(run_dir), threshold)[0]
+    return 0.5 if threshold is None else float(threshold)
 
 
 def _geometry(src: Source) -> dict:

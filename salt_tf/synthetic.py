@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from salt_tf.atomic import building
 from salt_tf.rle import encode
 
 SIZE = 101  # the competition's tile side in pixels
@@ -141,14 +140,32 @@ def _ricker(wavelength: float) -> np.ndarray:
     return (1.0 - 2.0 * a) * np.exp(-a)
 
 
+def _trace(t: np.ndarray, reflectivity: np.ndarray, envelope_knots: np.ndarray,
+           wavelength: float) -> np.ndarray:
+    """One seismic trace over times ``t``: sparse reflectivity under a slow envelope (``0.4 +
+    |knots|`` interpolated between every 40th time), convolved with a Ricker wavelet.
+
+    The caller draws the random parts, each generator in its own order, so a seed keeps its data.
+    """
+    envelope = 0.4 + np.abs(np.interp(t, t[::40], envelope_knots))
+    return np.convolve(reflectivity * envelope, _ricker(wavelength), mode="same")
+
+
+def _top_reflection(offsets: np.ndarray) -> np.ndarray:
+    """The salt top's reflection by ``offsets`` (samples below the top, negative above): a bright
+    lobe peaking 1.5 samples above the boundary and a weaker dark one just inside, like a Ricker
+    wavelet, as the large impedance contrast at the top of salt gives."""
+    return np.exp(-0.5 * (offsets + 1.5) ** 2) - 0.4 * np.exp(-0.5 * (offsets - 1.5) ** 2)
+
+
 def _reflectors(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
     """Folded, tilted, maybe faulted layered reflectors with unit standard deviation."""
-    # One seismic trace: sparse (Laplace) reflectivity under a slow envelope, convolved with a
-    # wavelet. Its extent covers every warped time below (tilt, fold, fault and drag included).
+    # One seismic trace with sparse (Laplace) reflectivity. Its extent covers every warped time
+    # below (tilt, fold, fault and drag included).
     t = np.arange(-240, 360, dtype=np.float64)
     wavelength = float(np.exp(rng.uniform(np.log(3.5), np.log(14.0))))
-    envelope = 0.4 + np.abs(np.interp(t, t[::40], rng.standard_normal(len(t[::40]))))
-    trace = np.convolve(rng.laplace(size=len(t)) * envelope, _ricker(wavelength), mode="same")
+    knots = rng.standard_normal(len(t[::40]))
+    trace = _trace(t, rng.laplace(size=len(t)), knots, wavelength)
 
     tau = _YY.astype(np.float64)
     tau = tau + np.clip(rng.normal(0.0, 0.35), -1.2, 1.2) * (_XX - SIZE / 2)  # dip
@@ -200,15 +217,11 @@ def make_tile(rng: np.random.Generator, salty: bool) -> tuple[np.ndarray, np.nda
         chaos *= rng.uniform(0.1, 0.35) / (chaos.std() + 1e-12)
         soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.7)
         image = image * (1.0 - soft) + chaos * soft
-        # The top of salt reflects strongly (large impedance contrast): a bright band peaking
-        # ~1.5 px above the boundary with a weaker dark lobe just inside, like a Ricker wavelet.
+        # The top of salt reflects strongly, drawn row by row from each top pixel.
         top = _salt_top(mask).astype(np.float32)
         offsets = np.arange(-5, 5)  # row of the band minus row of the boundary
-        profile = np.exp(-0.5 * ((offsets + 1.5) / 1.0) ** 2) - 0.4 * np.exp(
-            -0.5 * ((offsets - 1.5) / 1.0) ** 2
-        )
         band = np.zeros_like(top)
-        for offset, weight in zip(offsets, profile):
+        for offset, weight in zip(offsets, _top_reflection(offsets)):
             lo, hi = max(0, offset), min(SIZE, SIZE + offset)  # band[row] <- top[row - offset]
             band[lo:hi] += weight * top[lo - offset : hi - offset]
         band = cv2.GaussianBlur(band, (0, 0), sigmaX=1.0, sigmaY=0.3)
@@ -238,7 +251,7 @@ def make_volume(rng: np.random.Generator, n_inlines: int = 12, n_xlines: int = 1
     """A post-stack volume with salt domes: (amplitudes float32, mask uint8), both (inlines,
     crosslines, samples), segyio's cube layout; ``n_inlines=1`` gives a 2-D section.
 
-    The same recipe as ``make_tile``, in 3-D: layered reflectors (reflectivity * Ricker wavelet)
+    The same recipe as ``make_tile``, in 3-D: layered reflectors (``_trace``)
     sampled at a warped time that dips, folds and is dragged up against the salt; salt domes rising
     from the bottom (a paraboloid top with a wandering outline), dim chaotic texture inside and a
     strong reflection at their top. Amplitudes are zero-mean in raw units (``amplitude`` ~ their
@@ -257,8 +270,9 @@ def make_volume(rng: np.random.Generator, n_inlines: int = 12, n_xlines: int = 1
     mask = (z >= top[:, :, None]).astype(np.uint8)
 
     t = np.arange(-2 * n_samples, 3 * n_samples, dtype=np.float64)
-    trace = np.convolve(rng.laplace(size=len(t)) * (0.4 + np.abs(np.interp(t, t[::40], rng.standard_normal(len(t[::40]))))),
-                        _ricker(float(rng.uniform(4.0, 8.0))), mode="same")
+    reflectivity = rng.laplace(size=len(t))
+    knots = rng.standard_normal(len(t[::40]))
+    trace = _trace(t, reflectivity, knots, float(rng.uniform(4.0, 8.0)))
     tau = z + rng.normal(0, 0.15) * xl + rng.normal(0, 0.15) * il
     tau += rng.uniform(3.0, 10.0) * _smooth_field(rng, [il, xl, z], 60.0)
     above = np.clip(top[:, :, None] - z, 0.0, None)
@@ -268,8 +282,7 @@ def make_volume(rng: np.random.Generator, n_inlines: int = 12, n_xlines: int = 1
     chaos = rng.standard_normal(image.shape)
     chaos = (chaos + np.roll(chaos, 1, axis=2) + np.roll(chaos, 2, axis=2)) / 3.0  # streaky along the trace
     image = np.where(mask == 1, 0.25 * chaos, image)
-    offsets = z - top[:, :, None]  # samples below the salt top
-    image += 2.5 * (np.exp(-0.5 * ((offsets + 1.5) / 1.0) ** 2) - 0.4 * np.exp(-0.5 * ((offsets - 1.5) / 1.0) ** 2))
+    image += 2.5 * _top_reflection(z - top[:, :, None])
     image += rng.normal(0.0, 0.15, size=image.shape)
     return (amplitude * image).astype(np.float32), mask
 
@@ -284,12 +297,7 @@ def write_sections(out_dir: str | os.PathLike, seed: int = 0, section: tuple[int
     from salt_tf.seisio import write_segy_line, write_segy_volume
 
     out_dir = Path(out_dir).absolute()
-    _check_target(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    try:
-        built = staging / "set"
-        built.mkdir()
+    with building(out_dir) as built:
         rng_section, rng_volume = np.random.default_rng(seed).spawn(2)
         amplitudes, mask = make_volume(rng_section, 1, *section, n_bodies=3)
         np.save(built / "section.npy", amplitudes[0])
@@ -299,9 +307,6 @@ def write_sections(out_dir: str | os.PathLike, seed: int = 0, section: tuple[int
         np.save(built / "volume.npy", amplitudes)
         np.save(built / "volume_mask.npy", mask)
         write_segy_volume(built / "volume.sgy", amplitudes)
-        built.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 
@@ -327,16 +332,6 @@ def _write_csv(path: Path, header: str, rows: list[tuple[str, str]]) -> None:
     # Written by hand, "\n" line ends and no quoting, for byte-identical output across platforms.
     lines = [header] + [f"{a},{b}" for a, b in rows]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="")
-
-
-def _check_target(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"{out_dir}: exists and is not a folder; choose another output path")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise FileExistsError(
-            f"{out_dir}: folder exists and is not empty; refusing to overwrite it "
-            f"(remove it or choose another output path)"
-        )
 
 
 def _build(root: Path, n_train: int, n_test: int, seed: int) -> None:
@@ -384,28 +379,8 @@ def generate(
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
             raise ValueError(f"{name}: expected an integer of at least {minimum}, got {value!r}")
     out_dir = Path(out_dir).absolute()
-    _check_target(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # mkdtemp gives a unique private (0700) folder; the set is built in an ordinary folder inside
-    # it, so the renamed result has the usual permissions.
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent)
-    )
-    try:
-        built = staging / "set"
-        built.mkdir()
+    with building(out_dir) as built:
         _build(built, int(n_train), int(n_test), int(seed))
-        try:
-            # rename() replaces an empty folder but fails on a non-empty one, which covers a
-            # folder that someone filled while this was building.
-            built.rename(out_dir)
-        except OSError as err:
-            raise FileExistsError(
-                f"{out_dir}: could not move the finished set into place ({err.strerror}); "
-                f"refusing to overwrite it"
-            ) from err
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 

@@ -1,4 +1,5 @@
-"""Tests for salt_tf/encoders.py: shapes, errors, GroupedConv2D, sm equivalence, saving, weights."""
+"""Tests for salt_tf/encoders.py: shapes, errors, sm equivalence, saving, weights (GroupedConv2D's
+own tests are in test_layers.py)."""
 from __future__ import annotations
 
 import keras
@@ -7,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from salt_tf import encoders
-from salt_tf.encoders import GroupedConv2D, build_encoder
+from salt_tf.encoders import build_encoder
+from salt_tf.layers import GroupedConv2D
 
 SIZE = 64  # the smallest tile with a 2x2 deepest map
 
@@ -88,88 +90,6 @@ def test_size_not_multiple_of_32(size, suggestion):
 def test_bad_weights_argument():
     with pytest.raises(TypeError, match="weights must be None, 'imagenet' or a file path"):
         build_encoder("resnet18", SIZE, weights=3)
-
-
-# --- GroupedConv2D ----------------------------------------------------------------------------
-
-def _reference_grouped_conv(x, kernel, groups, strides, padding):
-    """One keras.ops.conv per group, concatenated: sm's construction."""
-    cin, cout = kernel.shape[-2], kernel.shape[-1] // groups
-    return keras.ops.concatenate([
-        keras.ops.conv(x[..., g * cin:(g + 1) * cin], kernel[..., g * cout:(g + 1) * cout],
-                       strides, padding)
-        for g in range(groups)], axis=-1)
-
-
-def _numpy_grouped_conv(x, kernel, groups):
-    """Plain NumPy, stride 1, valid padding."""
-    kh, kw, cin, cout = kernel.shape
-    cog = cout // groups
-    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))  # n,h,w,c,kh,kw
-    out = [np.einsum("nhwcij,ijco->nhwo", windows[..., g * cin:(g + 1) * cin, :, :],
-                     kernel[..., g * cog:(g + 1) * cog]) for g in range(groups)]
-    return np.concatenate(out, axis=-1)
-
-
-@pytest.mark.parametrize("groups, strides, padding", [(32, 1, "valid"), (32, 2, "valid"),
-                                                       (4, 1, "same"), (4, 2, "same")])
-def test_grouped_conv_matches_reference_with_gradients(groups, strides, padding):
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(0, 1, (2, 9, 9, 2 * groups)).astype("float32"))
-    layer = GroupedConv2D(4 * groups, 3, groups=groups, strides=strides, padding=padding)
-    layer.build(x.shape)
-    kernel = layer.kernel
-
-    def value_and_grads(fn):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = fn()
-            loss = tf.reduce_sum(y * tf.cos(y))  # non-uniform upstream gradient
-        return [y, *tape.gradient(loss, [x, kernel])]
-
-    ours = value_and_grads(lambda: layer(x))
-    per_group = value_and_grads(lambda: layer._call_per_group(x))
-    reference = value_and_grads(
-        lambda: _reference_grouped_conv(x, kernel, groups, layer.strides, padding))
-    assert tuple(ours[0].shape) == layer.compute_output_shape(tuple(x.shape))
-    _assert_outputs_close(ours, reference, atol=1e-5)
-    _assert_outputs_close(per_group, reference, atol=1e-5)
-    if strides == 1 and padding == "valid":
-        np.testing.assert_allclose(ours[0], _numpy_grouped_conv(x.numpy(), kernel.numpy(), groups),
-                                   rtol=1e-5, atol=1e-5)
-
-
-def test_grouped_conv_initialises_each_group_independently():
-    layer = GroupedConv2D(128, 3, groups=32)
-    layer.build((None, 8, 8, 128))
-    kernel = layer.kernel.numpy()  # (3, 3, 4, 128): 32 blocks of 4 output channels
-    blocks = kernel.reshape(3, 3, 4, 32, 4)
-    assert not np.allclose(blocks[..., 0, :], blocks[..., 1, :])
-    # Glorot uniform with one group's fans (as sm's per-group Conv2D): limit sqrt(6 / (36 + 36)).
-    assert np.abs(kernel).max() <= np.sqrt(6 / 72)
-    assert kernel.std() == pytest.approx(np.sqrt(6 / 72) / np.sqrt(3), rel=0.1)
-
-
-def test_grouped_conv_config_round_trip():
-    layer = GroupedConv2D(64, 3, groups=32, strides=2, padding="same", use_bias=True, name="g")
-    clone = GroupedConv2D.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
-    assert keras.saving.get_registered_name(GroupedConv2D) == "salt_tf>GroupedConv2D"
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(filters=30, kernel_size=3, groups=32), "filters=30 is not divisible by groups=32"),
-    (dict(filters=32, kernel_size=3, groups=32, padding="causal"), "padding must be"),
-])
-def test_grouped_conv_rejects_bad_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        GroupedConv2D(**kwargs)
-
-
-def test_grouped_conv_rejects_indivisible_input_channels():
-    with pytest.raises(ValueError,
-                       match=r"input channels \(30\) must be .* divisible by groups=32"):
-        GroupedConv2D(64, 3, groups=32).build((None, 8, 8, 30))
 
 
 # --- our ResNeXt50 vs sm's ---------------------------------------------------------------------

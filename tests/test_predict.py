@@ -114,20 +114,24 @@ def trained_run(data, tmp_path_factory):
     return out
 
 
-def predict_cli(*args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "predict.py"), *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=600)
-
-
 # --- the command on a trained run -------------------------------------------------------------
 
 
-def test_cli_writes_a_submission_that_decodes_to_the_saved_probs(trained_run, data, tmp_path):
+def test_the_script_starts_as_a_real_process():
+    """The one real interpreter: predict.py runs as a script (its argument parser, before any
+    TensorFlow import); everything else calls its main() in-process."""
+    result = subprocess.run([sys.executable, str(ROOT / "predict.py"), "--help"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and "--run" in result.stdout and "--overlays" in result.stdout, result.stderr
+
+
+def test_cli_writes_a_submission_that_decodes_to_the_saved_probs(trained_run, data, tmp_path, capsys):
     images = data / "test" / "images"
     sub, probs_path, overlays = tmp_path / "sub.csv", tmp_path / "p.npz", tmp_path / "overlays.png"
-    result = predict_cli("--run", trained_run, "--images", images, "--out", sub, "--probs", probs_path,
-                         "--overlays", overlays, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    code = CLI.main(["--run", str(trained_run), "--images", str(images), "--out", str(sub),
+                     "--probs", str(probs_path), "--overlays", str(overlays)])
+    result = capsys.readouterr()
+    assert code == 0, result.out[-3000:] + result.err[-3000:]
 
     table = pd.read_csv(sub, dtype=str, keep_default_na=False)
     assert list(table.columns) == ["id", "rle_mask"]
@@ -146,7 +150,7 @@ def test_cli_writes_a_submission_that_decodes_to_the_saved_probs(trained_run, da
 
     overlay = cv2.imread(str(overlays))  # one grid: 12 tiles (< --n-overlays 16) in 3 rows of 4
     assert overlay.shape == (960, 1200, 3)
-    assert re.search(r"wrote .*sub\.csv: 12 tiles, \d+ with salt; [\d.]+ tiles/s \(2 folds x 2 passes\)", result.stdout)
+    assert re.search(r"wrote .*sub\.csv: 12 tiles, \d+ with salt; [\d.]+ tiles/s \(2 folds x 2 passes\)", result.out)
     assert not list(tmp_path.rglob("*.tmp"))
 
     # A one-epoch model's tuned threshold may leave every tile empty; a given threshold near the
@@ -384,7 +388,6 @@ def test_bad_input_raises_in_process(case, symmetric_run, tmp_path):
     with pytest.raises(RunError if "model" in case else DataError, match=re.escape(message)):
         predict_run(run_dir, images, tmp_path / "sub.csv", log=lambda s: None)
     assert not (tmp_path / "sub.csv").exists()
-
 
 
 @pytest.mark.parametrize("value", ["1.5", "-0.1", "1"])

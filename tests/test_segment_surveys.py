@@ -101,9 +101,14 @@ def test_the_identity_model_gives_the_truths_surfaces_intervals_and_bodies_exact
     truth[0:2, 35:39, 10:30] = 1  # a third body, 160 voxels
     cube = np.where(truth == 1, 1000.0, -1000.0).astype(np.float32)
     write_segy_volume(tmp_path / "v.sgy", cube, first_inline=50, first_xline=300, order="shuffled")
-    summary = segment(tmp_path / "v.sgy", tmp_path / "out", clip=1000.0, centre=0.0, min_body=10, threshold=0.5)
+    np.save(tmp_path / "truth.npy", truth)
+    summary = segment(tmp_path / "v.sgy", tmp_path / "out", clip=1000.0, centre=0.0, min_body=10, threshold=0.5,
+                      truth=tmp_path / "truth.npy")
     out = tmp_path / "out"
     np.testing.assert_array_equal(np.load(out / "mask.npy"), truth)
+    against = summary["against_truth"]
+    assert against["voxel_iou"] == 1.0 and against["top_within_3_samples"] == 1.0 and against["top_mean_abs_samples"] == 0
+    assert against["traces_both_salt"] == np.count_nonzero(truth.any(axis=2))
 
     rows = list(csv.DictReader(open(out / "salt_surfaces.csv")))
     salty = [(i, j) for i in range(9) for j in range(40) if truth[i, j].any()]

@@ -233,15 +233,22 @@ def test_cli_writes_the_same_layout_as_the_library(tmp_path):
     assert _files(out) == _files(synthetic.generate(tmp_path / "lib", n_train=12, n_test=4, seed=3))
     assert len(data.load_test(out).ids) == 4
 
-    again = _cli(str(out), "--n-train", "12")
-    assert again.returncode != 0 and "not empty" in again.stderr
+
+def test_cli_refuses_a_non_empty_folder(tmp_path, capsys):
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        synthetic.main([str(tmp_path / "set"), "--n-train", "12"])
+    assert exit_info.value.code == 2 and "not empty" in capsys.readouterr().err
 
 
-def test_cli_help_documents_every_flag():
-    run = _cli("--help")
-    assert run.returncode == 0
+def test_cli_help_documents_every_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        synthetic.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
     for flag in ("OUT_DIR", "--n-train", "--n-test", "--seed", "--sections"):
-        assert flag in run.stdout
+        assert flag in out
 
 
 # --- sections and volumes for segment.py ------------------------------------------------------
