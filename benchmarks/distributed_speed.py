@@ -17,19 +17,13 @@ Timings need an idle machine: the workers and the single process compete for the
 """
 from __future__ import annotations
 
-import argparse
-import os
 import pickle
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
 
 
 def identity(windows):
@@ -45,9 +39,7 @@ def one_run(run_dir, volume: Path, out: Path, args, workers: int | None, model) 
     clock = time.perf_counter()
     summary = run(run_dir, volume, out, direction=args.direction, batch_size=args.batch_size, model=model,
                   n_figures=0, progress=False, log=lambda line: None, warn=lambda line: None, cluster=cluster)
-    # summary["seconds"] is write_outputs' split by now; windows_per_second is step 3's
-    return {"wall": time.perf_counter() - clock, "step3": summary["windows"] / summary["windows_per_second"],
-            "windows": summary["windows"],
+    return {"wall": time.perf_counter() - clock, "step3": summary["seconds"], "windows": summary["windows"],
             "cluster": summary.get("cluster")}
 
 
@@ -73,7 +65,7 @@ def division(inp_shape: tuple[int, int, int], args, job_bytes: int) -> list[str]
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _bench.parser(__doc__, rounds=3, batch_size=32)
     parser.add_argument("--run", help="a trained run folder (default: random-init U-Nets, see --folds/--encoder/--size)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--encoder", default="resnet34")
@@ -84,8 +76,6 @@ def main(argv=None) -> None:
     parser.add_argument("--direction", default="inline", choices=["inline", "crossline", "both"])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="local cluster sizes (default: 1 2)")
     parser.add_argument("--task-lines", type=int, help="lines per task (default: segment.py's, about 256 windows)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default: 3)")
     parser.add_argument("--identity", action="store_true", help="no network: the machinery's own overhead")
     parser.add_argument("--tiny", action="store_true", help="a seconds-long check: --identity, 6 x 60 x 60, "
                         "--workers 1, 1 round")
@@ -95,7 +85,7 @@ def main(argv=None) -> None:
 
     import numpy as np
 
-    from salt_tf import machine, sections, synthetic
+    from salt_tf import sections, synthetic
     from salt_tf.distributed import Job
     from salt_tf.seisio import write_segy_volume
 
@@ -112,16 +102,15 @@ def main(argv=None) -> None:
 
         one_run(run_dir, volume, tmp / "warm_up", args, None, model)  # imports, so that no mode pays them
         modes = [None] + list(args.workers)
-        results = {mode: [] for mode in modes}
-        for r in range(args.rounds):
-            for mode in modes:
-                results[mode].append(one_run(run_dir, volume, tmp / f"out_{mode}_{r}", args, mode, model))
+        results = _bench.interleave([(mode, lambda mode=mode: one_run(run_dir, volume, tmp / f"out_{mode}_{time.time_ns()}",
+                                                                       args, mode, model)) for mode in modes],
+                                    args.rounds, alternate=True)
         n = results[None][0]["windows"]
         job = Job(str(volume), str(volume), None, None, np.arange(args.lines), sections.AmplitudeMap(0.0, 1.0, 120.0),
                   50, args.batch_size, str(tmp / "store"), (str(run_dir), args.batch_size, True, True) if run_dir else None,
                   model)
 
-        print("\n".join(machine.describe()))
+        _bench.header()
         what = "identity model" if args.identity else str(run_dir) if args.run else \
             f"random-init {args.encoder} {args.size}x{args.size}, {args.folds} folds, flip TTA"
         print(f"{what}; batch {args.batch_size}; volume {args.lines} x {args.xlines} x {args.samples} SEG-Y, "
