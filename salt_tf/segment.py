@@ -3,7 +3,7 @@
 Four steps, one function each: open and check the input (``open_input``); map its amplitudes onto
 the training tiles' grey levels (``map_amplitudes``); segment its lines into salt probability and
 uncertainty (``segment_lines``: overlapping windows through the run's fold ensemble with flip TTA,
-each member blended on its own); and write what interpreters take away (``write_outputs``). Lines
+each member blended on its own); and write what interpreters take away (``deliverables.write_outputs``). Lines
 stream through one at a time into memory-mapped files of a temporary folder beside ``out``, which
 is renamed at the end: on any error nothing is left behind.
 
@@ -22,7 +22,6 @@ Traces a SEG-Y lacks (dead corners, ragged edges) are no data: NaN in ``probabil
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
@@ -32,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from salt_tf import figures, interpret, sections
+from salt_tf import interpret, sections
 from salt_tf.atomic import atomic_path
+from salt_tf.deliverables import write_outputs
 from salt_tf.errors import SectionError
 from salt_tf.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE, TILE
-from salt_tf.seisio import Source, open_source, release, write_segy_like
+from salt_tf.seisio import Source, open_source, release
 
 DIRECTIONS = ("inline", "crossline", "both")
 SAMPLE_LINES = 16  # lines read to estimate the amplitude spread of a volume
@@ -277,155 +277,6 @@ def merge_crossline(vol: Volumes, j: int, p: np.ndarray, u: np.ndarray, live: np
         u = np.sqrt(0.5 * (u_in**2 + u**2) + 0.25 * (p_in - p) ** 2)
         p = 0.5 * (p_in + p)
     prob[:, j], spread[:, j] = p, u
-
-
-# --- step 4: what interpreters take away ---------------------------------------------------------
-
-SURFACE_COLUMNS = ("inline", "crossline", "cdp_x", "cdp_y", "top_sample", "base_sample", "top_z", "base_z", "intervals")
-BODY_COLUMNS = ("id", "voxels", "inline_min", "inline_max", "crossline_min", "crossline_max", "sample_min", "sample_max")
-
-
-class LineOutputs:
-    """The mask, surfaces, provisional bodies and domain statistics, one line at a time."""
-
-    def __init__(self, inp: Input, vol: Volumes, amap, cut: float, stats: dict, surfaces_csv):
-        self.inp, self.vol, self.amap, self.cut = inp, vol, amap, cut
-        self.bodies = interpret.BodyLabeller()
-        self.domain = interpret.DomainCheck(stats.get("histogram", interpret.DEFAULT_TRAINING_HISTOGRAM))
-        self.top = np.full((len(inp.chosen), inp.src.shape[1]), np.nan, np.float32)
-        self.writer = csv.writer(surfaces_csv)
-        self.writer.writerow(SURFACE_COLUMNS)
-        self.traces_with_salt = self.several_intervals = 0
-        self.truth = {"intersection": 0, "union": 0, "traces_both_salt": 0, "top_within_3": 0, "top_abs_sum": 0,
-                      "traces_salt_only_predicted": 0, "traces_salt_only_true": 0} if inp.truth is not None else None
-        self.seconds = {"mask_and_domain": 0.0, "surfaces": 0.0, "bodies": 0.0}
-
-    def add(self, i: int) -> None:
-        src, k = self.inp.src, self.inp.chosen[i]
-        clock = time.perf_counter()
-        prob, live = self.vol["probability"][i].astype(np.float32), src.live(k)
-        mask = (prob > self.cut) & live[:, None]
-        self.vol["mask"][i] = mask
-        grey = self.amap(np.where(live[:, None], src.line(k), self.amap.centre))
-        self.domain.add_line(grey, live, line_number=src.line_numbers[k])
-        self.domain.record(src.line_numbers[k], float(np.nanmean(prob)) if live.any() else float("nan"),
-                           float(np.nanmean(self.vol["uncertainty"][i].astype(np.float32))) if live.any() else float("nan"))
-        self.seconds["mask_and_domain"] += time.perf_counter() - clock
-        clock = time.perf_counter()
-        self._surfaces(i, k, mask)
-        self.seconds["surfaces"] += time.perf_counter() - clock
-        clock = time.perf_counter()
-        self.vol["bodies"][i] = self.bodies.add(mask)
-        self.seconds["bodies"] += time.perf_counter() - clock
-
-    def _surfaces(self, i: int, k: int, mask: np.ndarray) -> None:
-        src = self.inp.src
-        top, base, intervals = interpret.trace_surfaces(mask)
-        if self.truth is not None:
-            self._against_truth(k, mask, top)
-        salty = np.flatnonzero(intervals > 0)
-        self.top[i, salty] = src.samples[top[salty]]
-        self.traces_with_salt += len(salty)
-        self.several_intervals += int(np.count_nonzero(intervals > 1))
-        x, y = src.coordinates(k)
-        inline = src.line_numbers[k] if src.kind != "segy-2d" else src.geometry.line_numbers[0]
-        for j in salty:
-            self.writer.writerow((int(inline), int(src.trace_numbers[j]), _number(x[j]), _number(y[j]), int(top[j]),
-                                  int(base[j]), _number(src.samples[top[j]]), _number(src.samples[base[j]]), int(intervals[j])))
-
-    def _against_truth(self, k: int, mask: np.ndarray, top: np.ndarray) -> None:
-        """Voxel IoU and top-of-salt agreement with the true mask (live traces only)."""
-        live = self.inp.src.live(k)
-        true = np.asarray(self.inp.truth[k]).astype(bool) & live[:, None]
-        true_top = interpret.trace_surfaces(true)[0]
-        both = (top >= 0) & (true_top >= 0)
-        error = np.abs(top[both] - true_top[both])
-        t = self.truth
-        t["intersection"] += int(np.count_nonzero(mask & true))
-        t["union"] += int(np.count_nonzero(mask | true))
-        t["traces_both_salt"] += int(both.sum())
-        t["top_within_3"] += int(np.count_nonzero(error <= 3))
-        t["top_abs_sum"] += int(error.sum())
-        t["traces_salt_only_predicted"] += int(np.count_nonzero((top >= 0) & (true_top < 0) & live))
-        t["traces_salt_only_true"] += int(np.count_nonzero((top < 0) & (true_top >= 0)))
-
-    def truth_summary(self) -> dict | None:
-        t = self.truth
-        if t is None:
-            return None
-        both = max(t["traces_both_salt"], 1)
-        return {"voxel_iou": t["intersection"] / max(t["union"], 1), "traces_both_salt": t["traces_both_salt"],
-                "top_within_3_samples": t["top_within_3"] / both, "top_mean_abs_samples": t["top_abs_sum"] / both,
-                "traces_salt_only_predicted": t["traces_salt_only_predicted"],
-                "traces_salt_only_true": t["traces_salt_only_true"]}
-
-    def finish_bodies(self, min_body: int, bodies_csv) -> dict:
-        """Number the bodies (the second pass over the provisional labels), write their table and
-        return it (``interpret.BodyLabeller.finish``'s columns)."""
-        clock = time.perf_counter()
-        table = self.bodies.finish(min_body)
-        for i in range(len(self.inp.chosen)):
-            self.vol["bodies"][i] = self.bodies.relabel(self.vol["bodies"][i])
-            self.vol.release()
-        lines, traces = self.inp.src.line_numbers[self.inp.chosen], self.inp.src.trace_numbers
-        writer = csv.writer(bodies_csv)
-        writer.writerow(BODY_COLUMNS)
-        for row in zip(*(table[c] for c in interpret.BODY_COLUMNS)):
-            body, voxels, line_min, line_max, trace_min, trace_max, sample_min, sample_max = map(int, row)
-            writer.writerow((body, voxels, int(lines[line_min]), int(lines[line_max]), int(traces[trace_min]),
-                             int(traces[trace_max]), sample_min, sample_max))
-        self.seconds["bodies"] += time.perf_counter() - clock
-        return table
-
-
-def _number(value: float) -> str:
-    return "" if not np.isfinite(value) else f"{value:.10g}"
-
-
-def write_outputs(tmp: Path, inp: Input, vol: Volumes, amap, cut: float, stats: dict, min_body: int,
-                  n_figures: int, disagreement) -> dict:
-    """Mask, surfaces, bodies and domain check (streamed line by line), SEG-Y copies and figures;
-    returns their figures for segment.json."""
-    with open(tmp / "salt_surfaces.csv", "w", newline="") as surfaces_csv:
-        lines = LineOutputs(inp, vol, amap, cut, stats, surfaces_csv)
-        for i in range(len(inp.chosen)):
-            lines.add(i)
-            vol.release()
-            inp.src.release()
-    with open(tmp / "bodies.csv", "w", newline="") as bodies_csv:
-        table = lines.finish_bodies(min_body, bodies_csv)
-    clock = time.perf_counter()
-    if inp.src.kind.startswith("segy"):
-        chosen = inp.chosen if inp.src.kind == "segy-3d" else None
-        for name in ("probability", "uncertainty"):
-            write_segy_like(inp.src, tmp / f"{name}.sgy", vol[name], lines=chosen, mapped=vol.files[name])
-    segy_seconds = time.perf_counter() - clock
-    domain = lines.domain.summary()
-    _figures(tmp / "figures", inp, vol, amap, cut, n_figures, lines.top, domain, disagreement)
-    return {"domain_check": domain,
-            "surfaces": {"traces_with_salt": lines.traces_with_salt, "traces_with_several_intervals": lines.several_intervals},
-            "against_truth": lines.truth_summary(),
-            "bodies": {"count": len(table["id"]), "min_voxels": min_body, "largest_voxels": [int(v) for v in table["voxels"][:20]]},
-            "output_seconds": dict(lines.seconds, segy=segy_seconds)}
-
-
-def _figures(folder: Path, inp: Input, vol: Volumes, amap, cut: float, n_figures: int, top, domain, disagreement) -> None:
-    src, chosen = inp.src, inp.chosen
-    picks = np.unique(np.linspace(0, len(chosen) - 1, min(n_figures, len(chosen))).round().astype(int)) if n_figures else []
-    for i in picks:
-        k = chosen[i]
-        label = f"inline_{src.line_numbers[k]}" if src.shape[0] > 1 else "section"
-        truth = None if inp.truth is None else np.asarray(inp.truth[k]).T
-        grey = amap(np.where(src.live(k)[:, None], src.line(k), amap.centre).T)
-        figures.section_figure(folder / f"{label}.png", grey, np.asarray(vol["mask"][i]).T, truth,
-                               title=f"{Path(inp.name).name} {label.replace('_', ' ')}: salt probability > {cut:.2f}",
-                               uncertainty=np.asarray(vol["uncertainty"][i], np.float32).T)
-    numbers = src.line_numbers[chosen]
-    figures.top_of_salt_map(folder / "top_of_salt.png", top, numbers, src.trace_numbers, src.z_unit,
-                            title=f"{Path(inp.name).name}: top of salt")
-    figures.domain_figure(folder / "domain_check.png", domain)
-    if disagreement is not None:
-        figures.disagreement_figure(folder / "disagreement.png", numbers, disagreement)
 
 
 # --- the whole run --------------------------------------------------------------------------------
