@@ -45,7 +45,7 @@ def one_run(run_dir, volume: Path, out: Path, args, workers: int | None, model) 
 
 def division(inp_shape: tuple[int, int, int], args, job_bytes: int) -> list[str]:
     """How the work divides into tasks, and the bytes each window costs on the way."""
-    from salt_tf.distributed import plan
+    from salt_tf.linestore import plan
 
     n_lines, n_traces, n_samples = inp_shape
     per_task, tasks = plan(n_lines, n_traces, n_samples, args.direction, 50, args.batch_size, args.task_lines)

@@ -40,15 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from salt_tf.atomic import atomic_path, write_text
+from salt_tf.atomic import write_text
 from salt_tf.errors import SectionError
+from salt_tf.linestore import PASSES, Task, check_store, create_store, done_tasks, marker, plan, read_settings
+from salt_tf.linestore import settings as store_settings
 
-STORE_FORMAT = "salt_tf segment store 1"
-TASK_WINDOWS = 256  # windows per task at most by default: ~20 s of a 5-fold ensemble with TTA on 2 cores
-MIN_TASKS = 16  # tasks per pass at least by default, where the lines allow: work for a few workers
 CONNECT_SECONDS = 30  # waiting for an existing scheduler and its first worker
 DRAIN_SECONDS = 300  # after a failure, waiting for tasks that a cluster of the user's cannot stop
-PASSES = {"inline": ("inline",), "crossline": ("crossline",), "both": ("inline", "crossline")}
 
 
 # --- on the workers: one task = a few whole lines -> one chunk ----------------------------------
@@ -144,7 +142,7 @@ def segment_task(job: Job, direction: str, index: int, first: int, stop: int) ->
         zarr.open_array(Path(job.store) / direction / name, mode="r+")[region] = values
     result = {"direction": direction, "index": index, "first": first, "stop": stop, "windows": each * (stop - first),
               "seconds": time.perf_counter() - clock, "pid": os.getpid()}
-    write_text(_marker(Path(job.store), direction, index), json.dumps(result))
+    write_text(marker(Path(job.store), direction, index), json.dumps(result))
     return result
 
 
@@ -155,117 +153,7 @@ def running_tasks(token: str, dask_worker=None) -> int:
                if token in str(key) and ts.state in ("executing", "long-running", "cancelled", "resumed"))
 
 
-def _marker(store: Path, direction: str, index: int) -> Path:
-    return store / "done" / f"{direction}-{index:06d}.json"
-
-
-# --- in the final process: plan, store, cluster, streaming -------------------------------------
-
-@dataclass
-class Task:
-    direction: str
-    index: int
-    first: int
-    stop: int
-    windows: int
-
-
-def plan(n_lines: int, n_traces: int, n_samples: int, direction: str, stride: int, batch_size: int,
-         task_lines: int | None = None) -> tuple[dict, list[Task]]:
-    """Lines per task of each pass, and the tasks. By default a task is a whole number of
-    segment_lines' groups (lines whose windows fill a batch) holding about TASK_WINDOWS windows, or
-    fewer so as to make MIN_TASKS tasks. The plan depends on the volume only, not on the cluster, so
-    that a rerun on another cluster finds the same chunks."""
-    from salt_tf.segment import _windows
-
-    per_task, tasks = {}, []
-    for d in PASSES[direction]:
-        items, each = (n_lines, _windows(n_samples, n_traces, stride)) if d == "inline" else \
-            (n_traces, _windows(n_samples, n_lines, stride))
-        group = max(1, -(-batch_size // each))
-        size = task_lines or group * max(1, min(round(TASK_WINDOWS / (group * each)), -(-items // (MIN_TASKS * group))))
-        per_task[d] = size = min(size, items)
-        tasks += [Task(d, i, first, min(first + size, items), each * (min(first + size, items) - first))
-                  for i, first in enumerate(range(0, items, size))]
-    return per_task, tasks
-
-
-def _describe_difference(found: dict, wanted: dict) -> str:
-    keys = [k for k in wanted if found.get(k) != wanted[k]] + [k for k in found if k not in wanted]
-    return "; ".join(f"{k} {json.dumps(found.get(k))} there, {json.dumps(wanted.get(k))} here" for k in keys)
-
-
-def check_store(path: Path, settings: dict) -> None:
-    """Refuse a store made from other settings than this run's."""
-    found = _read_settings(path)
-    if found != settings:
-        raise SectionError(f"{path}: store made with other settings ({_describe_difference(found, settings)}); "
-                           f"rerun with the settings it was made with, remove it, or give another --store")
-
-
-def create_store(path: Path, settings: dict, shape: tuple[int, int, int], per_task: dict) -> None:
-    """The empty store, complete with its arrays and settings (written aside, then renamed)."""
-    import zarr
-
-    with atomic_path(path) as tmp:
-        root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        n_lines, n_traces, n_samples = shape
-        for d, size in per_task.items():
-            chunks = (size, n_traces, n_samples) if d == "inline" else (n_lines, size, n_samples)
-            group = root.create_group(d)
-            for name in ("probability", "uncertainty"):
-                group.create_array(name, shape=shape, chunks=chunks, dtype="float16", fill_value=np.nan)
-        (tmp / "done").mkdir()
-        (tmp / "settings.json").write_text(json.dumps(settings, indent=1))
-
-
-def _read_settings(path: Path) -> dict:
-    try:
-        found = json.loads((path / "settings.json").read_text())
-    except (OSError, ValueError) as err:
-        raise SectionError(f"{path}: not a segment store (settings.json unreadable: {err}); remove it or give "
-                           f"another --store") from None
-    if not isinstance(found, dict) or found.get("format") != STORE_FORMAT:
-        raise SectionError(f"{path}: not a segment store of this version (expected format {STORE_FORMAT!r})")
-    return found
-
-
-def done_tasks(store: Path, tasks: list[Task]) -> set[tuple[str, int]]:
-    done = set()
-    for t in tasks:
-        marker = _marker(store, t.direction, t.index)
-        if marker.is_file():
-            recorded = json.loads(marker.read_text())
-            if (recorded["first"], recorded["stop"]) != (t.first, t.stop):
-                raise SectionError(f"{marker}: records lines {recorded['first']}..{recorded['stop']}, the plan "
-                                   f"{t.first}..{t.stop}; remove the store {store}")
-            done.add((t.direction, t.index))
-    return done
-
-
-def _settings(inp, run_dir, model, amap, direction: str, stride: int, tta: bool, uncertainty: bool,
-              per_task: dict) -> dict:
-    src = inp.src
-    stat = os.stat(src.path)
-    numbers = src.line_numbers[inp.chosen]
-    return {"format": STORE_FORMAT, "input": str(Path(src.path).resolve()), "input_bytes": stat.st_size,
-            "input_mtime_ns": stat.st_mtime_ns,
-            "header_bytes": list(src.geometry.bytes) if src.kind.startswith("segy") else None,
-            "shape": [len(inp.chosen), *src.shape[1:]], "lines": [int(numbers[0]), int(numbers[-1])],
-            "run": str(Path(run_dir).resolve()) if model is None else "a given model",
-            "run_models": _run_models(Path(run_dir)) if model is None else None,
-            "direction": direction, "stride": stride, "tta": tta, "uncertainty": uncertainty,
-            "amplitude_map": {"centre": amap.centre, "gain": amap.gain, "median": amap.median},
-            "task_lines": per_task}
-
-
-def _run_models(run_dir: Path) -> dict:
-    """The run's exported fold models and when each was written, and the folds its report covers:
-    a fold added or retrained since the store was made must not mix with its chunks."""
-    models = {p.parent.parent.name: p.stat().st_mtime_ns for p in sorted(run_dir.glob("fold*/saved_model/saved_model.pb"))}
-    report = run_dir / "report.json"
-    return {"models": models, "folds_done": json.loads(report.read_text()).get("folds_done") if report.exists() else None}
-
+# --- in the final process: the cluster, the store, streaming -------------------------------------
 
 def _need_dask():
     try:
@@ -335,7 +223,7 @@ class Cluster:
         if self.path.exists():
             if not self.path.is_dir():
                 raise SectionError(f"--store {self.path}: exists and is not a folder")
-            _read_settings(self.path)
+            read_settings(self.path)
         else:
             parent = next(p for p in self.path.absolute().parents if p.exists())
             if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
@@ -363,7 +251,7 @@ class Cluster:
         src = inp.src
         shape = (len(inp.chosen), *src.shape[1:])
         per_task, tasks = plan(*shape, direction, stride, batch_size, self.task_lines)
-        settings = _settings(inp, run_dir, model, amap, direction, stride, tta, uncertainty, per_task)
+        settings = store_settings(inp, run_dir, model, amap, direction, stride, tta, uncertainty, per_task)
         reused = self.path.exists()
         if reused:
             check_store(self.path, settings)

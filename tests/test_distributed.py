@@ -17,8 +17,8 @@ from scripts import load_script
 from test_segment import tiny_run  # noqa: F401  (a fixture: a run folder with one tiny exported model)
 
 import dask_standins as standins
+from dask import distributed
 
-distributed = pytest.importorskip("dask.distributed")
 CLI = load_script("segment.py", "segment_cli_distributed")
 FILES = ("probability.npy", "uncertainty.npy", "mask.npy", "bodies.npy", "probability.sgy", "uncertainty.sgy",
          "salt_surfaces.csv", "bodies.csv")
