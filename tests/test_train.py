@@ -197,7 +197,7 @@ def _tiny_fit_with(callbacks, epochs=3, n=64, batch=8):
 def test_time_budget_stops_after_a_batch_and_still_validates():
     import time
 
-    from salt_tf.train import TimeBudget
+    from salt_tf.callbacks import TimeBudget
 
     budget = TimeBudget(time.monotonic() - 1.0, val_batches=1)  # already past the deadline
     history, rates = _tiny_fit(budget)
@@ -212,7 +212,7 @@ def test_time_budget_does_not_judge_by_the_first_batch():
 
     import keras
 
-    from salt_tf.train import TimeBudget
+    from salt_tf.callbacks import TimeBudget
 
     slow_first = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: time.sleep(1.0) if b == 0 else None)
     budget = TimeBudget(time.monotonic() + 30.0, val_batches=100)
@@ -223,7 +223,7 @@ def test_time_budget_does_not_judge_by_the_first_batch():
 def test_time_budget_cosine_learning_rate_ends_at_the_step_limit():
     import time
 
-    from salt_tf.train import TimeBudget
+    from salt_tf.callbacks import TimeBudget
 
     budget = TimeBudget(time.monotonic() + 3600, val_batches=1, peak_lr=0.2, total_steps=16)
     _, rates = _tiny_fit(budget, epochs=2)  # 2 epochs of 8 batches = the 16 steps
@@ -268,7 +268,7 @@ def test_mixed_precision_run_leaves_the_global_policy_as_it_found_it(tiny_data, 
 
 
 def test_decayed_lr_cosine_and_linear():
-    from salt_tf.train import decayed_lr
+    from salt_tf.callbacks import decayed_lr
 
     for schedule in ("cosine", "linear"):
         assert decayed_lr(0.2, 0.0, schedule) == pytest.approx(0.2)
@@ -285,7 +285,7 @@ def test_time_budget_schedule_goes_on_across_two_fits():
     """One phase in two fit() calls (one per input size): the second continues the decay."""
     import time
 
-    from salt_tf.train import TimeBudget
+    from salt_tf.callbacks import TimeBudget
 
     first = TimeBudget(time.monotonic() + 3600, val_batches=1, peak_lr=0.2, total_steps=16, schedule="linear")
     _, rates = _tiny_fit(first, epochs=1)  # 8 of the 16 steps
@@ -308,7 +308,7 @@ def test_stages_split_phase_one_for_progressive_resizing():
 def test_best_epoch_is_chosen_at_the_export_size(tmp_path):
     """A warm-up epoch validated at its smaller size is best only until the first epoch at the
     final size; among those, the score decides."""
-    from salt_tf.train import FoldTracker
+    from salt_tf.callbacks import FoldTracker
 
     state = {}
     warm = FoldTracker(tmp_path, 0, 1, 10, state, print, size=64, final_size=128)
@@ -437,7 +437,7 @@ def test_sigkill_in_each_phase_then_resume_with_out_alone_continues(tiny_data, t
 def test_time_budget_continues_from_the_spent_time_and_steps():
     import time
 
-    from salt_tf.train import TimeBudget
+    from salt_tf.callbacks import TimeBudget
 
     # 8 of 16 steps done before the interruption: the next rate continues the cosine from there.
     budget = TimeBudget(time.monotonic() + 3600, val_batches=1, peak_lr=0.2, total_steps=16, steps_done=8)
@@ -451,7 +451,7 @@ def test_time_budget_continues_from_the_spent_time_and_steps():
 
 
 def test_early_stopping_and_plateau_counters_come_back():
-    from salt_tf.train import ResumableEarlyStopping, ResumableReduceLROnPlateau
+    from salt_tf.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau
 
     # Best val_loss 0.0 and two flat epochs already counted: the next flat epoch halves the rate
     # (patience 3) and the one after stops (Keras never stops at a fit's first epoch), where fresh
