@@ -151,14 +151,17 @@ def finished_folds(out: Path) -> list[int]:
 
 
 class Checkpoint:
-    """A fold's resume point: ``state.json``, and the last epoch's model and the best weights it names.
+    """A fold's resume point: ``state.json``, the last epoch's model ``last.keras`` and the best weights.
 
     Each epoch writes its model and (if best) its weights under new names (``last-P-E.keras``,
-    ``best_weights-P-E.npz`` for phase P, epoch E), then ``state.json`` naming them, then removes
-    the files it no longer names. So at every instant the state and the files it names agree (the
-    weights are those of the recorded best epoch, the model that of the last recorded one); a kill
-    leaves at worst files that no state names, removed when the fold resumes.
+    ``best_weights-P-E.npz`` for phase P, epoch E), then ``state.json`` naming them (the commit),
+    then renames the model to ``last.keras`` and removes the files the state no longer names. So at
+    every instant the state and its files agree: the weights are those of the recorded best epoch,
+    and the model that of the last recorded epoch (the state's ``last`` if it is still there, else
+    ``last.keras``). A kill leaves at worst files that no state names, removed when the fold resumes.
     """
+
+    LAST = "last.keras"
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -167,10 +170,10 @@ class Checkpoint:
         path = self.folder / "state.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
-    @staticmethod
-    def _named(state: dict) -> set[str]:
-        # Checkpoints written before files were named by their epoch used fixed names.
-        return {"state.json", state.get("last", "last.keras"), state.get("best_weights", "best_weights.npz")}
+    @classmethod
+    def _named(cls, state: dict) -> set[str]:
+        # Checkpoints written before the best weights were named by their epoch: best_weights.npz.
+        return {"state.json", cls.LAST, state.get("last", cls.LAST), state.get("best_weights", "best_weights.npz")}
 
     def _remove_unnamed(self, state: dict) -> None:
         named = self._named(state) if state else set()
@@ -178,15 +181,22 @@ class Checkpoint:
             if path.name not in named:
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
+    def _roll_forward(self, state: dict) -> None:
+        """The committed epoch's model becomes ``last.keras`` (if it is not yet)."""
+        committed = self.folder / state.get("last", self.LAST)
+        if committed.name != self.LAST and committed.exists():
+            os.replace(committed, self.folder / self.LAST)
+
     def resume(self) -> tuple[dict, Path | None]:
         """The saved state and the model file to resume from; ({}, None) to start the fold afresh.
         Either way, the files of an interrupted epoch are removed."""
         state = self.state()
-        last = self.folder / state.get("last", "last.keras")
-        if not state or not last.exists():
+        if state:
+            self._roll_forward(state)
+        if not (self.folder / self.LAST).exists():
             state = {}
         self._remove_unnamed(state)
-        return state, last if state else None
+        return state, self.folder / self.LAST if state else None
 
     def save_best(self, state: dict, model, tag: str) -> None:
         """The model's weights only (no optimizer slots: phase 1 and 2 optimizers differ)."""
@@ -203,8 +213,9 @@ class Checkpoint:
         state["last"] = name
 
     def commit(self, state: dict) -> None:
-        """Write ``state.json``: from now on a resume starts here. Then drop what it no longer names."""
+        """Write ``state.json``: from now on a resume starts here. Then tidy up to it."""
         write_text(self.folder / "state.json", json.dumps(state, indent=1))
+        self._roll_forward(state)
         self._remove_unnamed(state)
 
     def best_weights(self, state: dict) -> list[np.ndarray] | None:
