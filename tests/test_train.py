@@ -1,8 +1,7 @@
 """End to end: train.py on tiny synthetic data (64x64, resnet18, 1 epoch per phase, 2 folds)."""
 import json
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,36 +11,21 @@ from salt_tf import synthetic
 from salt_tf.config import Config
 from salt_tf.data import load_train
 from salt_tf.train import run
-from scripts import load_script
+from scripts import TINY, load_script, start_cli, train_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--size", "64", "--encoder", "resnet18", "--encoder-weights", "none", "--batch-size", "8",
-        "--phase1-epochs", "1", "--phase2-epochs", "1", "--folds", "2"]
+TRAIN_CLI = load_script("train.py", "train_cli")
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return synthetic.generate(tmp_path_factory.mktemp("data") / "synthetic", n_train=40, n_test=8, seed=5)
-
-
-def train_cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=600)
-
-
-def start_cli(*args, cwd=ROOT):
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=cwd)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_data, tmp_path_factory):
-    """Two --fold processes started at the same time into one run folder (the README's way)."""
-    out = tmp_path_factory.mktemp("runs") / "run"
-    processes = [start_cli("--data", str(tiny_data), "--out", str(out), *TINY, "--fold", str(k)) for k in (0, 1)]
-    outputs = [p.communicate(timeout=600) for p in processes]
-    for p, (stdout, stderr) in zip(processes, outputs):
-        assert p.returncode == 0, stdout[-3000:] + stderr[-3000:]
-    return out, outputs[0][0] + outputs[1][0]
+def train_here(capsys, *args) -> SimpleNamespace:
+    """train.py's main() in this process, seen as a finished process: an error path needs no
+    process of its own (nor TensorFlow's start-up) to show its one line and exit status."""
+    try:
+        code = TRAIN_CLI.main([str(a) for a in args])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
 
 
 def test_end_to_end_writes_every_file(tiny_run, tiny_data):
@@ -98,14 +82,14 @@ def test_oof_probabilities_are_made_as_predict_makes_them(tiny_run, tiny_data):
     assert np.abs(saved - untta).max() > 1e-2  # the test can tell TTA from none
 
 
-def test_a_fold_with_other_settings_is_refused_and_writes_nothing(tiny_run, tiny_data):
+def test_a_fold_with_other_settings_is_refused_and_writes_nothing(tiny_run, tiny_data, capsys):
     out, _ = tiny_run
     before = sorted(p.name for p in out.iterdir())
-    result = train_cli("--data", str(tiny_data), "--out", str(out), *TINY, "--fold", "1", "--seed", "3")
+    result = train_here(capsys, "--data", str(tiny_data), "--out", str(out), *TINY, "--fold", "1", "--seed", "3")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     # The last line (TensorFlow's C++ start-up notes may come before it).
     assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "seed: 0 in config.json, 3 now" in result.stderr
-    result = train_cli("--data", str(tiny_data), "--out", str(out), *TINY, "--fold", "1")
+    result = train_here(capsys, "--data", str(tiny_data), "--out", str(out), *TINY, "--fold", "1")
     assert result.returncode == 2 and "fold1: this fold was already started; use --resume" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == before
 
@@ -142,21 +126,21 @@ def test_resume_continues_from_the_checkpoint(tiny_data, tmp_path):
     assert json.loads((tmp_path / "r" / "report.json").read_text())["folds_done"] == [1]
 
 
-def test_bad_data_stops_before_any_epoch(tiny_data, tmp_path):
+def test_bad_data_stops_before_any_epoch(tiny_data, tmp_path, capsys):
     broken = tmp_path / "broken"
     import shutil
 
     shutil.copytree(tiny_data, broken)
     victim = sorted((broken / "train" / "masks").iterdir())[3]
     victim.write_bytes(b"not a png")
-    result = train_cli("--data", str(broken), "--out", str(tmp_path / "r"), *TINY)
+    result = train_here(capsys, "--data", str(broken), "--out", str(tmp_path / "r"), *TINY)
     assert result.returncode == 2
     assert f"{victim}: not a readable image" in result.stderr
     assert "epoch" not in result.stdout and not (tmp_path / "r").exists()
 
 
-def test_unknown_encoder_lists_known_ones(tiny_data, tmp_path):
-    result = train_cli("--data", str(tiny_data), "--out", str(tmp_path / "r"), *TINY, "--encoder", "resnet35")
+def test_unknown_encoder_lists_known_ones(tiny_data, tmp_path, capsys):
+    result = train_here(capsys, "--data", str(tiny_data), "--out", str(tmp_path / "r"), *TINY, "--encoder", "resnet35")
     assert result.returncode == 2
     assert "resnet35" in result.stderr and "resnet34" in result.stderr and "resnext50" in result.stderr
 
@@ -466,9 +450,6 @@ def test_early_stopping_and_plateau_counters_come_back():
 
 
 # --- failures write nothing -----------------------------------------------------------------------
-
-
-TRAIN_CLI = load_script("train.py", "train_cli")
 
 
 def _main(argv, capsys):
