@@ -2,7 +2,8 @@
 
 The CLI maps its flags onto these fields one to one, and every run writes the config it used to
 ``RUN_DIR/config.json``. Defaults follow the original GPU solution; presets are named overrides
-for other budgets.
+for other budgets. ``check_config`` and ``check_weights`` refuse a bad setting before anything is
+written.
 """
 from __future__ import annotations
 
