@@ -79,11 +79,12 @@ FLAGS = ["--size", "32", "--encoder", "resnet18", "--encoder-weights", "none", "
          "--steps-per-epoch", "1", "--phase1-epochs", "5", "--phase2-epochs", "5", "--phase2-patience", "100",
          "--folds", "4", "--fold", "0"]
 # When each process dies (tests/kill_at.py): "N" at its N-th file operation, within the epoch it
-# re-trains (no progress: the next process re-trains it again); "+J" at the J-th operation after it
-# first committed progress (state.json, result.json or report.json in place). One of each per epoch,
-# then the export and the report's writes.
-SCHEDULE = ["9", "+1", "14", "+2", "4", "+1", "19", "+2", "7", "+1", "12", "+2", "16", "+1", "2", "+2",
-            "10", "+1", "21", "+2", "6", "+3", "+5", "+8", "+12", "+2", "+6", "+1", "+4", "+9"]
+# re-trains, before it commits it (no progress: the next process re-trains it again); "+J" at the
+# J-th operation after it first committed progress (state.json, result.json or report.json in
+# place). One of each per epoch, then the export's and the report's writes.
+WITHIN = ["9", "3", "12", "5", "7", "11", "2", "13", "6", "10"]
+SCHEDULE = [rule for pair in zip(WITHIN, ["+1", "+2"] * 5) for rule in pair] + \
+    ["+3", "+5", "+8", "+12", "+2", "+6", "+1", "+4", "+9"]
 
 
 class Server:
