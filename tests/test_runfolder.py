@@ -135,6 +135,7 @@ def _evaluate_export(out, data, phase: int) -> dict:
     """The exported model's validation loss (of the given phase's loss) and score."""
     import keras
 
+    import salt_tf.model  # noqa: F401  (registers the custom layers the file names)
     from salt_tf.keras_metrics import CompetitionScore
     from salt_tf.losses import BCEWithLogits, LovaszHinge
 
