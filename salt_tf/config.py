@@ -2,7 +2,8 @@
 
 The CLI maps its flags onto these fields one to one, and every run writes the config it used to
 ``RUN_DIR/config.json``. Defaults follow the original GPU solution; presets are named overrides
-for other budgets.
+for other budgets. ``check_config`` and ``check_weights`` refuse a bad setting before anything is
+written.
 """
 from __future__ import annotations
 
@@ -233,3 +234,56 @@ def from_args(args: argparse.Namespace) -> Config:
     given = vars(args)
     config = with_preset(Config(), given.get("preset"))
     return dataclasses.replace(config, **{k: v for k, v in given.items() if k in HELP})
+
+
+# --- checks before anything is written --------------------------------------------------------
+
+
+def check_config(config: Config) -> None:
+    """Refuse settings that would only fail later, after data loading or an epoch."""
+    # Imported here: config.py stays free of TensorFlow and scikit-learn for the CLI's start-up.
+    from salt_tf.encoders import ENCODERS
+    from salt_tf.folds import STRATIFY_BY
+
+    if config.encoder not in ENCODERS:
+        raise ValueError(f"unknown encoder {config.encoder!r}; known encoders: {', '.join(ENCODERS)}")
+    if config.size % 32:
+        raise ValueError(f"--size {config.size} is not a multiple of 32; tiles are resized to it (try 128)")
+    if config.stratify not in STRATIFY_BY:
+        raise ValueError(f"--stratify must be one of {STRATIFY_BY}, not {config.stratify!r}")
+    if config.fold is not None and not 0 <= config.fold < config.folds:
+        raise ValueError(f"--fold {config.fold} is outside 0..{config.folds - 1}")
+    if config.budget_min is not None and config.budget_min <= 0:
+        raise ValueError(f"--budget-min {config.budget_min}: the time budget must be positive (minutes)")
+    if config.warmup_size is not None and (config.warmup_size % 32 or not 0 < config.warmup_size < config.size):
+        raise ValueError(f"--warmup-size {config.warmup_size}: must be a multiple of 32 below --size {config.size} (try 64)")
+    if not 0.0 < config.warmup_share < 1.0:
+        raise ValueError(f"--warmup-share {config.warmup_share}: must be in (0, 1)")
+    if config.phase1_schedule not in SCHEDULES:
+        raise ValueError(f"--phase1-schedule {config.phase1_schedule!r}: must be one of {', '.join(SCHEDULES)}")
+    if not 0.0 < config.phase1_share <= 1.0:
+        raise ValueError(f"--phase1-share {config.phase1_share}: must be in (0, 1]")
+    if config.phase1_epochs < 0 or config.phase2_epochs < 0 or config.phase1_epochs + config.phase2_epochs == 0:
+        raise ValueError(f"--phase1-epochs {config.phase1_epochs} --phase2-epochs {config.phase2_epochs}: "
+                         "no epoch to train; give at least one epoch to one phase (and none negative)")
+    if config.encoder_weights not in (None, "imagenet") and not Path(config.encoder_weights).is_file():
+        raise ValueError(f"--encoder-weights {config.encoder_weights}: no such file")
+
+
+class WeightsError(ValueError):
+    """The encoder's pretrained weights are not available."""
+
+
+def check_weights(config: Config) -> None:
+    """Fetch the ImageNet weights (or find them in the Keras cache) before any folder is made."""
+    if config.encoder_weights != "imagenet":
+        return
+    from salt_tf.encoders import imagenet_weights_path
+
+    try:
+        imagenet_weights_path(config.encoder)
+    except FileNotFoundError as err:
+        raise WeightsError(
+            f"{err} To train without it: --encoder-weights PATH (a local copy of that file), "
+            f"--encoder-weights none (random initialisation), or a preset that trains from scratch "
+            f"(--preset {' / --preset '.join(sorted(PRESETS))})") from None

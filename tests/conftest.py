@@ -1,5 +1,7 @@
 """Shared fixtures. The real competition data is read from ../shared/tgs beside the project root;
-the environment variable SALT_TF_TGS_DIR overrides that path. It is never copied into the project."""
+the environment variable SALT_TF_TGS_DIR overrides that path. It is never copied into the project.
+
+One tiny trained run is made per session (``tiny_run``) for every test that only reads a run."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from salt_tf.data import real_data_dir
+from scripts import TINY, start_cli
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +18,23 @@ def tgs_dir() -> Path:
     if not (path / "train.csv").is_file():
         pytest.fail(f"real TGS data not found at {path}; set SALT_TF_TGS_DIR to its folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A synthetic data set of 40 training and 12 test tiles."""
+    from salt_tf import synthetic
+
+    return synthetic.generate(tmp_path_factory.mktemp("data") / "synthetic", n_train=40, n_test=12, seed=5)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory) -> tuple[Path, str]:
+    """Two --fold processes started at the same time into one run folder (the README's way): the
+    run folder and their output."""
+    out = tmp_path_factory.mktemp("runs") / "run"
+    processes = [start_cli("--data", tiny_data, "--out", out, *TINY, "--fold", k) for k in (0, 1)]
+    outputs = [p.communicate(timeout=900) for p in processes]
+    for p, (stdout, stderr) in zip(processes, outputs):
+        assert p.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return out, outputs[0][0] + outputs[1][0]

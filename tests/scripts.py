@@ -1,12 +1,16 @@
-"""The project's top-level scripts as modules, so that tests call their main() in-process."""
+"""The project's top-level scripts as modules, so that tests call their main() in-process, or as processes."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
+# The tiniest training the tests use: 64x64, resnet18 from scratch, 1 epoch per phase, 2 folds.
+TINY = ["--size", "64", "--encoder", "resnet18", "--encoder-weights", "none", "--batch-size", "8",
+        "--phase1-epochs", "1", "--phase2-epochs", "1", "--folds", "2"]
 
 
 def load_script(relative: str, name: str) -> ModuleType:
@@ -21,3 +25,14 @@ def load_script(relative: str, name: str) -> ModuleType:
     finally:
         sys.path.remove(str(path.parent))
     return module
+
+
+def train_cli(*args, cwd=ROOT) -> subprocess.CompletedProcess:
+    """train.py in its own process (for what only a process shows: concurrency, a kill)."""
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def start_cli(*args, cwd=ROOT) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd)

@@ -50,7 +50,7 @@ def test_save_and_load(tmp_path):
 
 
 def test_every_preset_is_a_valid_config():
-    from salt_tf.train import check_config
+    from salt_tf.config import check_config
 
     for name in PRESETS:
         check_config(config_mod.with_preset(Config(), name))  # unknown fields would raise TypeError
@@ -65,7 +65,7 @@ def test_every_preset_is_a_valid_config():
     (("--warmup-size", "64", "--warmup-share", "1"), "--warmup-share 1.0: must be in (0, 1)"),
 ])
 def test_bad_budget_and_schedule_settings_are_refused(flags, message):
-    from salt_tf.train import check_config
+    from salt_tf.config import check_config
 
     with pytest.raises(ValueError, match=re.escape(message)):
         check_config(parse(*flags))

@@ -14,7 +14,7 @@ from salt_tf.distributed import Cluster
 from salt_tf.errors import SectionError
 from salt_tf.segment import run
 from scripts import load_script
-from test_segment import tiny_run  # noqa: F401  (a fixture: a run folder with one tiny exported model)
+from test_segment import tiny_export  # noqa: F401  (a fixture: a run folder with one tiny exported model)
 
 import dask_standins as standins
 from dask import distributed
@@ -126,8 +126,8 @@ def test_a_crashed_run_is_finished_by_the_same_command_without_computing_its_chu
     assert not store.exists()
 
 
-def test_the_command_loads_the_runs_ensemble_once_per_worker(synth, scheduler, tiny_run, tmp_path, capsys):  # noqa: F811
-    common = ["--run", str(tiny_run), "--input", str(synth / "volume.npy"), "--lines", "1:6", "--stride", "40",
+def test_the_command_loads_the_runs_ensemble_once_per_worker(synth, scheduler, tiny_export, tmp_path, capsys):  # noqa: F811
+    common = ["--run", str(tiny_export), "--input", str(synth / "volume.npy"), "--lines", "1:6", "--stride", "40",
               "--figures", "0"]
     assert CLI.main(common + ["--out", str(tmp_path / "single")]) == 0
     assert CLI.main(common + ["--out", str(tmp_path / "dask"), "--scheduler", scheduler, "--task-lines", "1",
@@ -179,12 +179,12 @@ def test_an_input_error_found_by_a_worker_is_one_error_and_removes_the_store(sch
     (["--workers", "1", "--store", "file.txt"], "--store file.txt: exists and is not a folder"),
     (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler tcp://127.0.0.1:1: cannot connect"),
 ])
-def test_bad_cluster_settings_are_one_error_line_and_nothing_is_written(synth, tiny_run, tmp_path, capsys,  # noqa: F811
+def test_bad_cluster_settings_are_one_error_line_and_nothing_is_written(synth, tiny_export, tmp_path, capsys,  # noqa: F811
                                                                         monkeypatch, flags, message):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("salt_tf.distributed.CONNECT_SECONDS", 1)
     Path("file.txt").write_text("not a store")
-    code = CLI.main(["--run", str(tiny_run), "--input", str(synth / "volume.npy"), "--out", "out", *flags])
+    code = CLI.main(["--run", str(tiny_export), "--input", str(synth / "volume.npy"), "--out", "out", *flags])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: ") and message in err[-1], err
     assert sorted(os.listdir(tmp_path)) == ["file.txt"]

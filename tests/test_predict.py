@@ -21,7 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from salt_tf import pipeline, rle, synthetic
-from salt_tf import train as train_mod
 from salt_tf.config import Config
 from salt_tf.data import DataError
 from salt_tf.metrics import MIN_AREAS, best_threshold, competition_score, remove_small, tune_postprocessing
@@ -101,17 +100,13 @@ def asymmetric_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return synthetic.generate(tmp_path_factory.mktemp("data") / "synthetic", n_train=40, n_test=12, seed=11)
+def data(tiny_data):
+    return tiny_data  # the session's (40 training and 12 test tiles)
 
 
 @pytest.fixture(scope="module")
-def trained_run(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("trained") / "run"
-    config = Config(data=str(data), out=str(out), size=64, encoder="resnet18", encoder_weights=None,
-                    batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2)
-    train_mod.run(config, log=lambda line: None)
-    return out
+def trained_run(tiny_run):
+    return tiny_run[0]  # the session's: 2 folds trained by train.py, 1 epoch per phase
 
 
 # --- the command on a trained run -------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_section_smaller_than_a_tile_is_padded(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_export(tmp_path_factory):
     """A run folder as training leaves it, with one tiny exported model (32x32 input)."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((32, 32, 1))
@@ -97,14 +97,14 @@ def tiny_run(tmp_path_factory):
     return folder
 
 
-def test_cli_runs_the_ensemble_through_predict_probs(synth, tiny_run, tmp_path, capsys):
+def test_cli_runs_the_ensemble_through_predict_probs(synth, tiny_export, tmp_path, capsys):
     out = tmp_path / "out"
-    code = CLI.main(["--run", str(tiny_run), "--input", str(synth / "volume.npy"), "--out", str(out),
+    code = CLI.main(["--run", str(tiny_export), "--input", str(synth / "volume.npy"), "--out", str(out),
                      "--lines", "1:2", "--stride", "40", "--figures", "1"])
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "segment.json").read_text())
     assert summary["threshold"] == 0.45 and summary["tile_stats"] == "training tiles"
-    ensemble = load_ensemble(tiny_run)
+    ensemble = load_ensemble(tiny_export)
     cube = np.load(synth / "volume.npy")
     for k in (1, 2):
         grey = grey_of(cube[k].T, summary)
@@ -161,9 +161,9 @@ def test_bad_input_is_refused_and_nothing_is_written(case, synth, tmp_path):
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
-def test_existing_output_is_refused_by_the_command(synth, tiny_run, tmp_path, capsys):
+def test_existing_output_is_refused_by_the_command(synth, tiny_export, tmp_path, capsys):
     (tmp_path / "out").mkdir()
-    code = CLI.main(["--run", str(tiny_run), "--input", str(synth / "section.npy"), "--out", str(tmp_path / "out")])
+    code = CLI.main(["--run", str(tiny_export), "--input", str(synth / "section.npy"), "--out", str(tmp_path / "out")])
     assert code == 2
     assert "out: output exists; refusing to overwrite it" in capsys.readouterr().err
     assert not list((tmp_path / "out").iterdir())

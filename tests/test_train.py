@@ -1,8 +1,7 @@
 """End to end: train.py on tiny synthetic data (64x64, resnet18, 1 epoch per phase, 2 folds)."""
 import json
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,36 +11,21 @@ from salt_tf import synthetic
 from salt_tf.config import Config
 from salt_tf.data import load_train
 from salt_tf.train import run
-from scripts import load_script
+from scripts import TINY, load_script, start_cli, train_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--size", "64", "--encoder", "resnet18", "--encoder-weights", "none", "--batch-size", "8",
-        "--phase1-epochs", "1", "--phase2-epochs", "1", "--folds", "2"]
+TRAIN_CLI = load_script("train.py", "train_cli")
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return synthetic.generate(tmp_path_factory.mktemp("data") / "synthetic", n_train=40, n_test=8, seed=5)
-
-
-def train_cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=600)
-
-
-def start_cli(*args, cwd=ROOT):
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=cwd)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_data, tmp_path_factory):
-    """Two --fold processes started at the same time into one run folder (the README's way)."""
-    out = tmp_path_factory.mktemp("runs") / "run"
-    processes = [start_cli("--data", str(tiny_data), "--out", str(out), *TINY, "--fold", str(k)) for k in (0, 1)]
-    outputs = [p.communicate(timeout=600) for p in processes]
-    for p, (stdout, stderr) in zip(processes, outputs):
-        assert p.returncode == 0, stdout[-3000:] + stderr[-3000:]
-    return out, outputs[0][0] + outputs[1][0]
+def train_here(capsys, *args) -> SimpleNamespace:
+    """train.py's main() in this process, seen as a finished process: an error path needs no
+    process of its own (nor TensorFlow's start-up) to show its one line and exit status."""
+    try:
+        code = TRAIN_CLI.main([str(a) for a in args])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
 
 
 def test_end_to_end_writes_every_file(tiny_run, tiny_data):
@@ -98,14 +82,14 @@ def test_oof_probabilities_are_made_as_predict_makes_them(tiny_run, tiny_data):
     assert np.abs(saved - untta).max() > 1e-2  # the test can tell TTA from none
 
 
-def test_a_fold_with_other_settings_is_refused_and_writes_nothing(tiny_run, tiny_data):
+def test_a_fold_with_other_settings_is_refused_and_writes_nothing(tiny_run, tiny_data, capsys):
     out, _ = tiny_run
     before = sorted(p.name for p in out.iterdir())
-    result = train_cli("--data", str(tiny_data), "--out", str(out), *TINY, "--fold", "1", "--seed", "3")
+    result = train_here(capsys, "--data", str(tiny_data), "--out", str(out), *TINY, "--fold", "1", "--seed", "3")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     # The last line (TensorFlow's C++ start-up notes may come before it).
     assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "seed: 0 in config.json, 3 now" in result.stderr
-    result = train_cli("--data", str(tiny_data), "--out", str(out), *TINY, "--fold", "1")
+    result = train_here(capsys, "--data", str(tiny_data), "--out", str(out), *TINY, "--fold", "1")
     assert result.returncode == 2 and "fold1: this fold was already started; use --resume" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == before
 
@@ -142,21 +126,21 @@ def test_resume_continues_from_the_checkpoint(tiny_data, tmp_path):
     assert json.loads((tmp_path / "r" / "report.json").read_text())["folds_done"] == [1]
 
 
-def test_bad_data_stops_before_any_epoch(tiny_data, tmp_path):
+def test_bad_data_stops_before_any_epoch(tiny_data, tmp_path, capsys):
     broken = tmp_path / "broken"
     import shutil
 
     shutil.copytree(tiny_data, broken)
     victim = sorted((broken / "train" / "masks").iterdir())[3]
     victim.write_bytes(b"not a png")
-    result = train_cli("--data", str(broken), "--out", str(tmp_path / "r"), *TINY)
+    result = train_here(capsys, "--data", str(broken), "--out", str(tmp_path / "r"), *TINY)
     assert result.returncode == 2
     assert f"{victim}: not a readable image" in result.stderr
     assert "epoch" not in result.stdout and not (tmp_path / "r").exists()
 
 
-def test_unknown_encoder_lists_known_ones(tiny_data, tmp_path):
-    result = train_cli("--data", str(tiny_data), "--out", str(tmp_path / "r"), *TINY, "--encoder", "resnet35")
+def test_unknown_encoder_lists_known_ones(tiny_data, tmp_path, capsys):
+    result = train_here(capsys, "--data", str(tiny_data), "--out", str(tmp_path / "r"), *TINY, "--encoder", "resnet35")
     assert result.returncode == 2
     assert "resnet35" in result.stderr and "resnet34" in result.stderr and "resnext50" in result.stderr
 
@@ -197,7 +181,7 @@ def _tiny_fit_with(callbacks, epochs=3, n=64, batch=8):
 def test_time_budget_stops_after_a_batch_and_still_validates():
     import time
 
-    from salt_tf.train import TimeBudget
+    from salt_tf.callbacks import TimeBudget
 
     budget = TimeBudget(time.monotonic() - 1.0, val_batches=1)  # already past the deadline
     history, rates = _tiny_fit(budget)
@@ -212,7 +196,7 @@ def test_time_budget_does_not_judge_by_the_first_batch():
 
     import keras
 
-    from salt_tf.train import TimeBudget
+    from salt_tf.callbacks import TimeBudget
 
     slow_first = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: time.sleep(1.0) if b == 0 else None)
     budget = TimeBudget(time.monotonic() + 30.0, val_batches=100)
@@ -223,7 +207,7 @@ def test_time_budget_does_not_judge_by_the_first_batch():
 def test_time_budget_cosine_learning_rate_ends_at_the_step_limit():
     import time
 
-    from salt_tf.train import TimeBudget
+    from salt_tf.callbacks import TimeBudget
 
     budget = TimeBudget(time.monotonic() + 3600, val_batches=1, peak_lr=0.2, total_steps=16)
     _, rates = _tiny_fit(budget, epochs=2)  # 2 epochs of 8 batches = the 16 steps
@@ -268,7 +252,7 @@ def test_mixed_precision_run_leaves_the_global_policy_as_it_found_it(tiny_data, 
 
 
 def test_decayed_lr_cosine_and_linear():
-    from salt_tf.train import decayed_lr
+    from salt_tf.callbacks import decayed_lr
 
     for schedule in ("cosine", "linear"):
         assert decayed_lr(0.2, 0.0, schedule) == pytest.approx(0.2)
@@ -285,7 +269,7 @@ def test_time_budget_schedule_goes_on_across_two_fits():
     """One phase in two fit() calls (one per input size): the second continues the decay."""
     import time
 
-    from salt_tf.train import TimeBudget
+    from salt_tf.callbacks import TimeBudget
 
     first = TimeBudget(time.monotonic() + 3600, val_batches=1, peak_lr=0.2, total_steps=16, schedule="linear")
     _, rates = _tiny_fit(first, epochs=1)  # 8 of the 16 steps
@@ -308,7 +292,7 @@ def test_stages_split_phase_one_for_progressive_resizing():
 def test_best_epoch_is_chosen_at_the_export_size(tmp_path):
     """A warm-up epoch validated at its smaller size is best only until the first epoch at the
     final size; among those, the score decides."""
-    from salt_tf.train import FoldTracker
+    from salt_tf.callbacks import FoldTracker
 
     state = {}
     warm = FoldTracker(tmp_path, 0, 1, 10, state, print, size=64, final_size=128)
@@ -437,7 +421,7 @@ def test_sigkill_in_each_phase_then_resume_with_out_alone_continues(tiny_data, t
 def test_time_budget_continues_from_the_spent_time_and_steps():
     import time
 
-    from salt_tf.train import TimeBudget
+    from salt_tf.callbacks import TimeBudget
 
     # 8 of 16 steps done before the interruption: the next rate continues the cosine from there.
     budget = TimeBudget(time.monotonic() + 3600, val_batches=1, peak_lr=0.2, total_steps=16, steps_done=8)
@@ -451,7 +435,7 @@ def test_time_budget_continues_from_the_spent_time_and_steps():
 
 
 def test_early_stopping_and_plateau_counters_come_back():
-    from salt_tf.train import ResumableEarlyStopping, ResumableReduceLROnPlateau
+    from salt_tf.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau
 
     # Best val_loss 0.0 and two flat epochs already counted: the next flat epoch halves the rate
     # (patience 3) and the one after stops (Keras never stops at a fit's first epoch), where fresh
@@ -466,9 +450,6 @@ def test_early_stopping_and_plateau_counters_come_back():
 
 
 # --- failures write nothing -----------------------------------------------------------------------
-
-
-TRAIN_CLI = load_script("train.py", "train_cli")
 
 
 def _main(argv, capsys):
