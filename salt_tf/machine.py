@@ -11,6 +11,25 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The processor's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.is_file() else ""
+    for line in cpuinfo.splitlines():
+        if line.split(":", 1)[0].strip() in ("flags", "Features"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def fast_bfloat16(flags: set[str] | None = None) -> bool:
+    """Whether this CPU computes bfloat16 natively (x86 AVX-512 BF16 or AMX, Arm BF16). Without it,
+    TensorFlow emulates bfloat16 and a mixed_bfloat16 training step runs about 40 times slower than
+    float32 (measured on a 2-core AMD EPYC without AVX-512: 22 s against ~0.5 s a batch of 8)."""
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def describe() -> list[str]:
     """Two lines: processor, usable cores and load average; Python, TensorFlow and Keras versions."""
     import keras

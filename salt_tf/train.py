@@ -25,7 +25,7 @@ import pandas as pd
 import tensorflow as tf
 
 from salt_tf import folds as folds_mod
-from salt_tf import pipeline
+from salt_tf import machine, pipeline
 from salt_tf.atomic import atomic_path, write_text
 from salt_tf.callbacks import (FoldClock, FoldTracker, PhaseClock, ResumableEarlyStopping,
                                ResumableReduceLROnPlateau, TimeBudget)
@@ -325,14 +325,26 @@ def _strategy():
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
+def mixed_policy() -> str | None:
+    """Keras' mixed policy for this machine: float16 on a GPU, bfloat16 on a CPU that computes it
+    natively, None (stay float32) on one that would emulate it."""
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if machine.fast_bfloat16() else None
+
+
 def _train_folds(config: Config, train, fold_table: pd.DataFrame, wanted: list[int], out: Path, log,
                  deadline: float | None) -> None:
     # Keras' dtype policy is global: set it for the run only, so that models built after it in the
     # same process (tests, notebooks, benchmarks/real_data.py) are float32 again.
     policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
-        gpu = bool(tf.config.list_physical_devices("GPU"))
-        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
+        chosen = mixed_policy()
+        if chosen is None:
+            log("mixed precision: this CPU has no native bfloat16 (AVX-512 BF16, AMX or Arm BF16), where "
+                "TensorFlow's emulation is about 40x slower than float32; training in float32")
+        else:
+            keras.mixed_precision.set_global_policy(chosen)
     try:
         with _strategy().scope():
             for i, fold in enumerate(wanted):

@@ -241,14 +241,26 @@ def test_mixed_precision_run_leaves_the_global_policy_as_it_found_it(tiny_data, 
 
     config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=64, encoder="resnet18", encoder_weights=None,
                     batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0, mixed_precision=True)
-    run(config, log=lambda line: None)
-    import tensorflow as tf
+    said = []
+    run(config, log=said.append)
+    from salt_tf.train import mixed_policy
 
     model = keras.models.load_model(tmp_path / "r" / "fold0" / "model.keras")
-    # float16 where a GPU is visible, bfloat16 on a CPU.
-    expected = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
-    assert any(layer.dtype_policy.name == expected for layer in model.layers)
+    # float16 where a GPU is visible, bfloat16 on a CPU that computes it natively; float32, said
+    # once, on a CPU that would emulate bfloat16 (about 40x slower)
+    expected = mixed_policy()
+    assert any(layer.dtype_policy.name == (expected or "float32") for layer in model.layers)
+    assert sum("no native bfloat16" in line for line in said) == (expected is None)
     assert keras.mixed_precision.global_policy().name == "float32"  # and the process is float32 again
+
+
+def test_fast_bfloat16_reads_the_cpu_flags():
+    from salt_tf import machine
+
+    assert machine.cpu_flags("processor: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n") == {"fpu", "avx2", "avx512f", "avx512_bf16"}
+    assert machine.cpu_flags("Features\t: fp asimd bf16\n") == {"fp", "asimd", "bf16"}
+    assert machine.fast_bfloat16({"avx2", "avx512_bf16"}) and machine.fast_bfloat16({"amx_bf16"})
+    assert not machine.fast_bfloat16({"avx2", "fma", "avx512f"}) and not machine.fast_bfloat16(set())
 
 
 def test_decayed_lr_cosine_and_linear():
