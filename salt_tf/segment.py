@@ -330,8 +330,9 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
                                                            "grey_median": amap.median, "percentile": percentile},
                        "tile_stats": stats.get("source"), "windows": total, "seconds": seconds,
                        "windows_per_second": total / max(seconds, 1e-9),
-                       "uncertainty": "standard deviation of the ensemble members' probabilities (folds x flips"
-                                      + (", both directions pooled)" if direction == "both" else ")"),
+                       "uncertainty": ("standard deviation of the ensemble members' probabilities (folds x flips"
+                                       + (", both directions pooled)" if direction == "both" else ")")) if uncertainty
+                       else "not computed (--no-uncertainty): uncertainty.npy holds 0",
                        "disagreement_per_line": None if disagreement is None else [float(v) for v in disagreement],
                        **made, **({"cluster": cluster.report} if cluster is not None else {})}
             (tmp / "segment.json").write_text(json.dumps(summary, indent=1))
