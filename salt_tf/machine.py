@@ -24,8 +24,9 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
 
 def fast_bfloat16(flags: set[str] | None = None) -> bool:
     """Whether this CPU computes bfloat16 natively (x86 AVX-512 BF16 or AMX, Arm BF16). Without it,
-    TensorFlow emulates bfloat16 and a mixed_bfloat16 training step runs about 40 times slower than
-    float32 (measured on a 2-core AMD EPYC without AVX-512: 22 s against ~0.5 s a batch of 8)."""
+    TensorFlow emulates bfloat16 and a mixed_bfloat16 training step runs about ten times slower than
+    float32 (a 2-core AMD EPYC without AVX2 or AVX-512, the demo preset's batch of 8: 22 s a step in
+    bfloat16, with other work on the machine, against 2 s in float32 alone; benchmarks/RESULTS.md)."""
     flags = cpu_flags() if flags is None else flags
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 

@@ -342,7 +342,7 @@ def _train_folds(config: Config, train, fold_table: pd.DataFrame, wanted: list[i
         chosen = mixed_policy()
         if chosen is None:
             log("mixed precision: this CPU has no native bfloat16 (AVX-512 BF16, AMX or Arm BF16), where "
-                "TensorFlow's emulation is about 40x slower than float32; training in float32")
+                "TensorFlow's emulation is about ten times slower than float32; training in float32")
         else:
             keras.mixed_precision.set_global_policy(chosen)
     try:

@@ -247,7 +247,7 @@ def test_mixed_precision_run_leaves_the_global_policy_as_it_found_it(tiny_data, 
 
     model = keras.models.load_model(tmp_path / "r" / "fold0" / "model.keras")
     # float16 where a GPU is visible, bfloat16 on a CPU that computes it natively; float32, said
-    # once, on a CPU that would emulate bfloat16 (about 40x slower)
+    # once, on a CPU that would emulate bfloat16 (about ten times slower)
     expected = mixed_policy()
     assert any(layer.dtype_policy.name == (expected or "float32") for layer in model.layers)
     assert sum("no native bfloat16" in line for line in said) == (expected is None)
