@@ -39,6 +39,18 @@ def parser(doc: str, *, rounds: int | None = None, batch_size: int | None = None
     return p
 
 
+def volume_flags(p: argparse.ArgumentParser, lines: int, lines_help: str = "") -> None:
+    """The flags of the benchmarks that segment a synthetic volume with a run: the run (or random-init
+    U-Nets of --folds x --encoder at --size) and the volume's inlines x crosslines x samples."""
+    p.add_argument("--run", help="a trained run folder (default: random-init U-Nets, see --folds/--encoder/--size)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--encoder", default="resnet34")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--lines", type=int, default=lines, help=f"inlines of the volume (default: {lines}{lines_help})")
+    p.add_argument("--xlines", type=int, default=200, help="crosslines (traces per inline) (default: 200)")
+    p.add_argument("--samples", type=int, default=200, help="samples per trace (default: 200)")
+
+
 def header(*extra: str) -> None:
     """Print the command, the machine (processor, cores, load, versions) and any ``extra`` lines."""
     from salt_tf import machine

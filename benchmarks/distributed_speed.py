@@ -66,13 +66,7 @@ def division(inp_shape: tuple[int, int, int], args, job_bytes: int) -> list[str]
 
 def main(argv=None) -> None:
     parser = _bench.parser(__doc__, rounds=3, batch_size=32)
-    parser.add_argument("--run", help="a trained run folder (default: random-init U-Nets, see --folds/--encoder/--size)")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--encoder", default="resnet34")
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--lines", type=int, default=16, help="inlines of the volume (default: 16)")
-    parser.add_argument("--xlines", type=int, default=200, help="crosslines (traces per inline) (default: 200)")
-    parser.add_argument("--samples", type=int, default=200, help="samples per trace (default: 200)")
+    _bench.volume_flags(parser, 16)
     parser.add_argument("--direction", default="inline", choices=["inline", "crossline", "both"])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="local cluster sizes (default: 1 2)")
     parser.add_argument("--task-lines", type=int, help="lines per task (default: segment.py's, about 256 windows)")

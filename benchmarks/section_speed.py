@@ -64,13 +64,7 @@ def make_run(run_dir: Path, encoder: str, size: int, folds: int) -> None:
 
 def main(argv=None) -> None:
     parser = _bench.parser(__doc__, rounds=3, batch_size=32)
-    parser.add_argument("--run", help="a trained run folder (default: random-init U-Nets, see --folds/--encoder/--size)")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--encoder", default="resnet34")
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--lines", type=int, default=8, help="inlines of the volume (default: 8; memory: and twice as many)")
-    parser.add_argument("--xlines", type=int, default=200, help="crosslines (traces per inline) (default: 200)")
-    parser.add_argument("--samples", type=int, default=200, help="samples per trace (default: 200)")
+    _bench.volume_flags(parser, 8, "; memory: and twice as many")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory runs")
     args = parser.parse_args(argv)
 

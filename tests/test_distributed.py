@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from salt_tf import synthetic
 from salt_tf.distributed import Cluster
 from salt_tf.errors import SectionError
 from salt_tf.segment import run
 from scripts import load_script
-from test_segment import tiny_export  # noqa: F401  (a fixture: a run folder with one tiny exported model)
+from test_segment import quiet, synth, tiny_export  # noqa: F401  (synth, tiny_export: test_segment's fixtures)
 
 import dask_standins as standins
 from dask import distributed
@@ -24,14 +23,6 @@ FILES = ("probability.npy", "uncertainty.npy", "mask.npy", "bodies.npy", "probab
          "salt_surfaces.csv", "bodies.csv")
 
 
-def quiet(line):
-    pass
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    return synthetic.write_sections(tmp_path_factory.mktemp("sections") / "set", seed=5,
-                                    section=(230, 120), volume=(14, 70, 90))
 
 
 @pytest.fixture(scope="module")
