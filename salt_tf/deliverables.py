@@ -42,7 +42,7 @@ class LineOutputs:
         prob, live = self.vol["probability"][i].astype(np.float32), src.live(k)
         mask = (prob > self.cut) & live[:, None]
         self.vol["mask"][i] = mask
-        grey = self.amap(np.where(live[:, None], src.line(k), self.amap.centre))
+        grey = self.amap(self.amap.filled(src.line(k), live))
         self.domain.add_line(grey, live, line_number=src.line_numbers[k])
         self.domain.record(src.line_numbers[k], float(np.nanmean(prob)) if live.any() else float("nan"),
                            float(np.nanmean(self.vol["uncertainty"][i].astype(np.float32))) if live.any() else float("nan"))
@@ -152,7 +152,7 @@ def _figures(folder: Path, inp: Input, vol: Volumes, amap, cut: float, n_figures
         k = chosen[i]
         label = f"inline_{src.line_numbers[k]}" if src.shape[0] > 1 else "section"
         truth = None if inp.truth is None else np.asarray(inp.truth[k]).T
-        grey = amap(np.where(src.live(k)[:, None], src.line(k), amap.centre).T)
+        grey = amap(amap.filled(src.line(k), src.live(k)).T)
         figures.section_figure(folder / f"{label}.png", grey, np.asarray(vol["mask"][i]).T, truth,
                                title=f"{Path(inp.name).name} {label.replace('_', ' ')}: salt probability > {cut:.2f}",
                                uncertainty=np.asarray(vol["uncertainty"][i], np.float32).T)

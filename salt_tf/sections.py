@@ -90,6 +90,11 @@ class AmplitudeMap:
         grey = self.median + self.gain * (np.asarray(amplitudes, dtype=np.float32) - self.centre)
         return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
 
+    def filled(self, amplitudes: np.ndarray, live: np.ndarray) -> np.ndarray:
+        """Amplitudes (traces, samples) with the traces that hold no data (``live`` false) set to the
+        centre, which maps to the training tiles' median grey: neutral where the windows need a value."""
+        return np.where(np.asarray(live)[:, None], amplitudes, self.centre)
+
 
 def training_spread(stats: dict, percentile: float) -> float:
     table = {float(q): float(v) for q, v in stats["abs_dev_percentiles"].items()}

@@ -217,7 +217,7 @@ def _probabilities(group, amap, model, stride: int, bar: Progress) -> list[tuple
     uncertainty (traces, samples), NaN at absent traces (filled with the neutral grey for the windows)."""
     greys = []
     for amplitudes, live, label in group:
-        filled = np.where(live[:, None], amplitudes, amap.centre)
+        filled = amap.filled(amplitudes, live)
         sections.check_finite(filled, label, ("trace", "sample"))
         greys.append(amap(filled.T))  # samples vertical, as in the tiles
     results = sections.segment_sections(greys, model, stride)
