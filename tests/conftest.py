@@ -38,3 +38,15 @@ def tiny_run(tiny_data, tmp_path_factory) -> tuple[Path, str]:
     for p, (stdout, stderr) in zip(processes, outputs):
         assert p.returncode == 0, stdout[-3000:] + stderr[-3000:]
     return out, outputs[0][0] + outputs[1][0]
+
+
+@pytest.fixture
+def eager():
+    """Keras' step functions run eagerly for this test: a tiny training traces nothing (tracing a
+    U-Net's train and test steps costs more than the few batches these tests train). The traced
+    path is what the session's ``tiny_run`` and the CLI trainings take."""
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)

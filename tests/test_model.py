@@ -69,7 +69,8 @@ def test_batchnorm_momentum_is_set_everywhere(unets):
     assert momenta == {0.9}
 
 
-@pytest.mark.parametrize("name", ["resnet34", "resnext50"])
+# resnext50's grouped convolutions through both formats: tests/test_encoders.py (the decoder is the same).
+@pytest.mark.parametrize("name", ["resnet34"])
 def test_keras_file_and_savedmodel_round_trips(unets, name, tmp_path):
     model = unets[name]
     x = tiles(3, seed=1)
