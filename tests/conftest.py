@@ -1,9 +1,15 @@
 """Shared fixtures. The real competition data is read from ../shared/tgs beside the project root;
 the environment variable SALT_TF_TGS_DIR overrides that path. It is never copied into the project.
 
-One tiny trained run is made per session (``tiny_run``) for every test that only reads a run."""
+One tiny trained run is made per session (``tiny_run``) for every test that only reads a run. The
+suite runs in two pytest-xdist workers (pyproject.toml: much of a test's time is single-threaded
+Python, tracing and saving); the session's data and run are made once for both, by whichever
+worker asks first, under a lock."""
 from __future__ import annotations
 
+import fcntl
+import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,25 +26,44 @@ def tgs_dir() -> Path:
     return path
 
 
+@contextmanager
+def _shared(tmp_path_factory, name: str):
+    """A folder shared by this session's workers, held under a lock: (folder, whether it is done)."""
+    root = tmp_path_factory.getbasetemp()
+    if root.name.startswith("popen-gw"):  # an xdist worker's: beside the other workers' folders
+        root = root.parent
+    folder = root / f"shared-{name}"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield folder, (folder / "done").exists()
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """A synthetic data set of 40 training and 12 test tiles."""
     from salt_tf import synthetic
 
-    return synthetic.generate(tmp_path_factory.mktemp("data") / "synthetic", n_train=40, n_test=12, seed=5)
+    with _shared(tmp_path_factory, "data") as (folder, done):
+        if not done:
+            synthetic.generate(folder / "synthetic", n_train=40, n_test=12, seed=5)
+            (folder / "done").touch()
+    return folder / "synthetic"
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_data, tmp_path_factory) -> tuple[Path, str]:
     """Two --fold processes started at the same time into one run folder (the README's way): the
     run folder and their output."""
-    out = tmp_path_factory.mktemp("runs") / "run"
-    processes = [start_cli("--data", tiny_data, "--out", out, *TINY, "--fold", k) for k in (0, 1)]
-    outputs = [p.communicate(timeout=900) for p in processes]
-    for p, (stdout, stderr) in zip(processes, outputs):
-        assert p.returncode == 0, stdout[-3000:] + stderr[-3000:]
-    return out, outputs[0][0] + outputs[1][0]
-
+    with _shared(tmp_path_factory, "run") as (folder, done):
+        out = folder / "run"
+        if not done:
+            processes = [start_cli("--data", tiny_data, "--out", out, *TINY, "--fold", k) for k in (0, 1)]
+            outputs = [p.communicate(timeout=900) for p in processes]
+            for p, (stdout, stderr) in zip(processes, outputs):
+                assert p.returncode == 0, stdout[-3000:] + stderr[-3000:]
+            (folder / "stdout.json").write_text(json.dumps(outputs[0][0] + outputs[1][0]))
+            (folder / "done").touch()
+    return out, json.loads((folder / "stdout.json").read_text())
 
 @pytest.fixture
 def eager():
