@@ -136,6 +136,9 @@ def main(argv=None) -> None:
         share = {k: statistics.median(p[k] / p["total"] for p in with_members) for k in with_members[0] if k != "total"}
         print("share of the run (with uncertainty): " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in share.items())
               + f", figures and the rest {100 * (1 - sum(share.values())):.1f}%")
+        step = statistics.median(p["windows"] for p in with_members)
+        print(f"the windows step alone (read, map, predict every member, blend): {n / step:.1f} windows/s, "
+              f"{100 * t_wall / step:.1f}% of predict_probs by wall clock (target >= 90%)")
 
         if args.memory:
             peaks = {}

@@ -276,26 +276,11 @@ class Cluster:
         unless it exists. On failure the store is removed if it holds no finished chunk or the
         failure is an input error; otherwise kept for a rerun."""
         import dask
-        from dask.distributed import Client, KilledWorker, LocalCluster, as_completed
+        from dask.distributed import KilledWorker
 
         from salt_tf.segment import Progress
 
-        cluster = None
-        if self.workers:
-            from salt_tf.machine import usable_cores
-
-            threads = max(1, usable_cores() // self.workers)  # TensorFlow's threads, so that workers do not oversubscribe
-            # Dask's own warnings (a worker restarted, one slow to exit at the end) stay out of the
-            # command's output: a lost task is run again, and what cannot be is an error line.
-            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                   silence_logs=logging.ERROR,
-                                   env={"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1"})
-            client = Client(cluster)
-        else:
-            try:
-                client = Client(self.scheduler, timeout=CONNECT_SECONDS)
-            except (OSError, TimeoutError, ValueError) as err:
-                raise SectionError(f"--scheduler {self.scheduler}: cannot connect ({err})") from None
+        client, cluster = self._connect()
         running, created, finished, input_error = set(), False, False, False
         token = f"{os.getpid()}-{time.time_ns()}"  # in every task key of this run
         try:
@@ -309,18 +294,8 @@ class Cluster:
             running = {client.submit(segment_task, job, t.direction, t.index, t.first, t.stop, pure=False,
                                      key=f"segment-{token}-{t.direction}-{t.index}")
                        for t in todo}
-            bar = Progress(sum(t.windows for t in todo), progress)
-            seconds = 0.0
             try:
-                for future in as_completed(running):
-                    result = future.result()  # the task's exception, if any, is raised here
-                    # Its chunk is in the store: forget the result, so that a worker lost later does
-                    # not make the scheduler compute it again.
-                    running.discard(future)
-                    future.release()
-                    bar.add(result["windows"])
-                    seconds += result["seconds"]
-                    self.report["tasks_computed"] += 1
+                seconds = self._collect(running, Progress(sum(t.windows for t in todo), progress))
             except ValueError as err:
                 input_error = _input_error(err)  # found by a task: a rerun would meet it again
                 raise
@@ -345,6 +320,41 @@ class Cluster:
                 cluster.close()  # ends the local workers, and their tasks with them
             if not finished and (input_error or (created and not any((self.path / "done").iterdir()))):
                 shutil.rmtree(self.path, ignore_errors=True)
+
+    def _connect(self):
+        """A client of local workers started here (and their cluster, to close) or of --scheduler's."""
+        from dask.distributed import Client, LocalCluster
+
+        if not self.workers:
+            try:
+                return Client(self.scheduler, timeout=CONNECT_SECONDS), None
+            except (OSError, TimeoutError, ValueError) as err:
+                raise SectionError(f"--scheduler {self.scheduler}: cannot connect ({err})") from None
+        from salt_tf.machine import usable_cores
+
+        threads = max(1, usable_cores() // self.workers)  # TensorFlow's threads, so that workers do not oversubscribe
+        # Dask's own warnings (a worker restarted, one slow to exit at the end) stay out of the
+        # command's output: a lost task is run again, and what cannot be is an error line.
+        cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.ERROR,
+                               env={"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1"})
+        return Client(cluster), cluster
+
+    def _collect(self, running: set, bar) -> float:
+        """Wait for the tasks as they finish (raising the first task's exception); their seconds."""
+        from dask.distributed import as_completed
+
+        seconds = 0.0
+        for future in as_completed(list(running)):
+            result = future.result()
+            # Its chunk is in the store: forget the result, so that a worker lost later does not
+            # make the scheduler compute it again.
+            running.discard(future)
+            future.release()
+            bar.add(result["windows"])
+            seconds += result["seconds"]
+            self.report["tasks_computed"] += 1
+        return seconds
 
     def _check_workers(self, client, job: Job) -> None:
         """Workers share the file system with the input and the store, or the run cannot work."""

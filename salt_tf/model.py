@@ -41,6 +41,15 @@ def decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn=Fused
     return block
 
 
+def _hypercolumn(outputs: list) -> keras.KerasTensor:
+    """Every decoder stage, upsampled to full size and concatenated (Hariharan et al. 2015)."""
+    factors = [2 ** (len(outputs) - 1 - i) for i in range(len(outputs))]
+    return layers.Concatenate(name="hypercolumn")([
+        layers.UpSampling2D(f, interpolation="bilinear", name=f"hypercolumn_up{i}")(o) if f > 1 else o
+        for i, (o, f) in enumerate(zip(outputs, factors))
+    ])
+
+
 def build_unet(
     encoder: str = "resnet34",
     size: int | None = 128,
@@ -88,15 +97,7 @@ def build_unet(
         x = decoder_block(filters, stage, scse, scse_reduction, bn)(x, skip)
         outputs.append(x)
     if hypercolumn:
-        # Concatenate every decoder stage, upsampled to full size (Hariharan et al. 2015).
-        factors = [2 ** (len(outputs) - 1 - i) for i in range(len(outputs))]
-        x = layers.Concatenate(name="hypercolumn")(
-            [
-                layers.UpSampling2D(f, interpolation="bilinear", name=f"hypercolumn_up{i}")(o)
-                if f > 1 else o
-                for i, (o, f) in enumerate(zip(outputs, factors))
-            ]
-        )
+        x = _hypercolumn(outputs)
     if dropout:
         x = layers.SpatialDropout2D(dropout, name="head_dropout")(x)
     # float32 logits even under a mixed-precision policy: the losses need them.

@@ -324,30 +324,43 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
                                                      tta, uncertainty, progress, log)
             seconds = time.perf_counter() - started
             made = write_outputs(tmp, inp, vol, amap, cut, stats, min_body, n_figures, disagreement)
-            summary = {"input": inp.name, "kind": src.kind, "geometry": geometry, "direction": direction, "stride": stride,
-                       "lines": [int(src.line_numbers[k]) for k in inp.chosen] if src.shape[0] > 1 else None,
-                       "threshold": cut, "amplitude_map": {"centre": amap.centre, "gain": amap.gain,
-                                                           "grey_median": amap.median, "percentile": percentile},
-                       "tile_stats": stats.get("source"), "windows": total, "seconds": seconds,
-                       "windows_per_second": total / max(seconds, 1e-9),
-                       "uncertainty": ("standard deviation of the ensemble members' probabilities (folds x flips"
-                                       + (", both directions pooled)" if direction == "both" else ")")) if uncertainty
-                       else "not computed (--no-uncertainty): uncertainty.npy holds 0",
-                       "disagreement_per_line": None if disagreement is None else [float(v) for v in disagreement],
-                       **made, **({"cluster": cluster.report} if cluster is not None else {})}
+            summary = _summary(inp, src, geometry, direction, stride, cut, amap, percentile, stats, total, seconds,
+                               uncertainty, disagreement, made, cluster)
             (tmp / "segment.json").write_text(json.dumps(summary, indent=1))
             del vol
     if cluster is not None:
         cluster.finish(log)  # the outputs are in place: the store is no longer needed
+    _tell(summary, made, truth, out, min_body, log, warn)
+    return summary
+
+
+def _summary(inp, src, geometry, direction, stride, cut, amap, percentile, stats, total, seconds, uncertainty,
+             disagreement, made, cluster) -> dict:
+    """segment.json: the settings, the input's geometry and what each output step made."""
+    return {"input": inp.name, "kind": src.kind, "geometry": geometry, "direction": direction, "stride": stride,
+            "lines": [int(src.line_numbers[k]) for k in inp.chosen] if src.shape[0] > 1 else None,
+            "threshold": cut, "amplitude_map": {"centre": amap.centre, "gain": amap.gain,
+                                                "grey_median": amap.median, "percentile": percentile},
+            "tile_stats": stats.get("source"), "windows": total, "seconds": seconds,
+            "windows_per_second": total / max(seconds, 1e-9),
+            "uncertainty": ("standard deviation of the ensemble members' probabilities (folds x flips"
+                            + (", both directions pooled)" if direction == "both" else ")")) if uncertainty
+            else "not computed (--no-uncertainty): uncertainty.npy holds 0",
+            "disagreement_per_line": None if disagreement is None else [float(v) for v in disagreement],
+            **made, **({"cluster": cluster.report} if cluster is not None else {})}
+
+
+def _tell(summary: dict, made: dict, truth, out, min_body: int, log, warn) -> None:
+    """The domain check's warning, the score against a truth, and the closing line."""
     if summary["domain_check"]["warning"]:
         warn(f"warning: {summary['domain_check']['warning']}")
     if made["against_truth"]:
         t = made["against_truth"]
         log(f"against {truth}: voxel IoU {t['voxel_iou']:.3f}; top of salt within 3 samples on "
             f"{100 * t['top_within_3_samples']:.1f}% of the {t['traces_both_salt']} traces where both have salt")
-    log(f"wrote {out}: {total} windows in {seconds:.1f} s ({summary['windows_per_second']:.1f} windows/s); "
-        f"{made['surfaces']['traces_with_salt']} traces with salt, {made['bodies']['count']} bodies of {min_body}+ voxels")
-    return summary
+    log(f"wrote {out}: {summary['windows']} windows in {summary['seconds']:.1f} s "
+        f"({summary['windows_per_second']:.1f} windows/s); {made['surfaces']['traces_with_salt']} traces with salt, "
+        f"{made['bodies']['count']} bodies of {min_body}+ voxels")
 
 
 def _threshold(run_dir, threshold: float | None) -> float:
