@@ -65,6 +65,7 @@ def tiny_run(tiny_data, tmp_path_factory) -> tuple[Path, str]:
             (folder / "done").touch()
     return out, json.loads((folder / "stdout.json").read_text())
 
+
 @pytest.fixture
 def eager():
     """Keras' step functions run eagerly for this test: a tiny training traces nothing (tracing a
