@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from salt_tf.segment import Input, Volumes
 
 SURFACE_COLUMNS = ("inline", "crossline", "cdp_x", "cdp_y", "top_sample", "base_sample", "top_z", "base_z", "intervals")
+# Against a truth, tops are also scored where the true top dips at most this many samples per trace:
+# on steeper flanks a boundary one trace aside already misses the top by more than 3 samples.
+GENTLE_DIP = 3
+
 BODY_COLUMNS = ("id", "voxels", "inline_min", "inline_max", "crossline_min", "crossline_max", "sample_min", "sample_max")
 
 
@@ -33,6 +37,7 @@ class LineOutputs:
         self.writer.writerow(SURFACE_COLUMNS)
         self.traces_with_salt = self.several_intervals = 0
         self.truth = {"intersection": 0, "union": 0, "traces_both_salt": 0, "top_within_3": 0, "top_abs_sum": 0,
+                      "top_signed_sum": 0, "traces_gentle": 0, "top_within_3_gentle": 0,
                       "traces_salt_only_predicted": 0, "traces_salt_only_true": 0} if inp.truth is not None else None
         self.seconds = {"mask_and_domain": 0.0, "surfaces": 0.0, "bodies": 0.0}
 
@@ -75,13 +80,18 @@ class LineOutputs:
         true = np.asarray(self.inp.truth[k]).astype(bool) & live[:, None]
         true_top = interpret.trace_surfaces(true)[0]
         both = (top >= 0) & (true_top >= 0)
-        error = np.abs(top[both] - true_top[both])
+        signed = top[both] - true_top[both]
+        error = np.abs(signed)
+        gentle = interpret.top_dip(true_top)[both] <= GENTLE_DIP
         t = self.truth
         t["intersection"] += int(np.count_nonzero(mask & true))
         t["union"] += int(np.count_nonzero(mask | true))
         t["traces_both_salt"] += int(both.sum())
         t["top_within_3"] += int(np.count_nonzero(error <= 3))
         t["top_abs_sum"] += int(error.sum())
+        t["top_signed_sum"] += int(signed.sum())
+        t["traces_gentle"] += int(gentle.sum())
+        t["top_within_3_gentle"] += int(np.count_nonzero(error[gentle] <= 3))
         t["traces_salt_only_predicted"] += int(np.count_nonzero((top >= 0) & (true_top < 0) & live))
         t["traces_salt_only_true"] += int(np.count_nonzero((top < 0) & (true_top >= 0)))
 
@@ -92,6 +102,9 @@ class LineOutputs:
         both = max(t["traces_both_salt"], 1)
         return {"voxel_iou": t["intersection"] / max(t["union"], 1), "traces_both_salt": t["traces_both_salt"],
                 "top_within_3_samples": t["top_within_3"] / both, "top_mean_abs_samples": t["top_abs_sum"] / both,
+                "top_mean_signed_samples": t["top_signed_sum"] / both,
+                "traces_gentle_top": t["traces_gentle"],
+                "top_within_3_samples_gentle": t["top_within_3_gentle"] / max(t["traces_gentle"], 1),
                 "traces_salt_only_predicted": t["traces_salt_only_predicted"],
                 "traces_salt_only_true": t["traces_salt_only_true"]}
 

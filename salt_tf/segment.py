@@ -33,7 +33,7 @@ import numpy as np
 
 from salt_tf import interpret, sections
 from salt_tf.atomic import atomic_path
-from salt_tf.deliverables import write_outputs
+from salt_tf.deliverables import GENTLE_DIP, write_outputs
 from salt_tf.errors import SectionError
 from salt_tf.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE, TILE
 from salt_tf.seisio import Source, open_source, release
@@ -357,7 +357,10 @@ def _tell(summary: dict, made: dict, truth, out, min_body: int, log, warn) -> No
     if made["against_truth"]:
         t = made["against_truth"]
         log(f"against {truth}: voxel IoU {t['voxel_iou']:.3f}; top of salt within 3 samples on "
-            f"{100 * t['top_within_3_samples']:.1f}% of the {t['traces_both_salt']} traces where both have salt")
+            f"{100 * t['top_within_3_samples']:.1f}% of the {t['traces_both_salt']} traces where both have salt "
+            f"(mean error {t['top_mean_signed_samples']:+.1f} samples, + deeper; "
+            f"{100 * t['top_within_3_samples_gentle']:.1f}% of the {t['traces_gentle_top']} where the true top dips "
+            f"at most {GENTLE_DIP} samples per trace)")
     log(f"wrote {out}: {summary['windows']} windows in {summary['seconds']:.1f} s "
         f"({summary['windows_per_second']:.1f} windows/s); {made['surfaces']['traces_with_salt']} traces with salt, "
         f"{made['bodies']['count']} bodies of {min_body}+ voxels")

@@ -12,7 +12,7 @@ The statistics follow the real training set (3,200 tiles): depths of 506 +- 210 
 50..959 ft, 39% of tiles without salt, salt most likely between 300 and 700 ft and least likely
 above 200 ft, salt coverage spread from a few pixels to nearly the whole tile, never all of it.
 
-Pure NumPy + OpenCV, no TensorFlow. ``generate`` writes the layout atomically; the command line is
+Pure NumPy, OpenCV and scipy.ndimage, no TensorFlow. ``generate`` writes the layout atomically; the command line is
 ``python -m salt_tf.synthetic OUT_DIR --n-train 400 --n-test 100 --seed 0``.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from salt_tf.atomic import building
 from salt_tf.rle import encode
@@ -48,6 +49,13 @@ COVERAGE_BETA = (0.7, 1.0)
 COVERAGE_MIN, COVERAGE_MAX = 0.004, 0.985
 
 MASK_SALT = 65535  # the real masks are 16-bit PNGs holding 0 and 65535
+
+# Inside salt: incoherent noise blurred by a Gaussian of these widths (samples; across the traces,
+# along them: streaky along the vertical), scaled to this standard deviation relative to the
+# unit-variance layers, and faded in over this width at the salt's edge. Tiles and volumes share it,
+# so that a model trained on the tiles meets the same salt in a synthetic volume.
+CHAOS_SIGMA_ACROSS, CHAOS_SIGMA_ALONG, CHAOS_LEVEL = (0.6, 1.5), (2.0, 6.0), (0.1, 0.35)
+CHAOS_EDGE = 0.7
 
 _YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
 
@@ -211,11 +219,11 @@ def make_tile(rng: np.random.Generator, salty: bool) -> tuple[np.ndarray, np.nda
         chaos = cv2.GaussianBlur(
             rng.standard_normal((SIZE, SIZE)).astype(np.float32),
             (0, 0),
-            sigmaX=rng.uniform(0.6, 1.5),
-            sigmaY=rng.uniform(2.0, 6.0),
+            sigmaX=rng.uniform(*CHAOS_SIGMA_ACROSS),
+            sigmaY=rng.uniform(*CHAOS_SIGMA_ALONG),
         )
-        chaos *= rng.uniform(0.1, 0.35) / (chaos.std() + 1e-12)
-        soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.7)
+        chaos *= rng.uniform(*CHAOS_LEVEL) / (chaos.std() + 1e-12)
+        soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), CHAOS_EDGE)
         image = image * (1.0 - soft) + chaos * soft
         # The top of salt reflects strongly, drawn row by row from each top pixel.
         top = _salt_top(mask).astype(np.float32)
@@ -279,9 +287,12 @@ def make_volume(rng: np.random.Generator, n_inlines: int = 12, n_xlines: int = 1
     tau += rng.uniform(5.0, 15.0) * np.exp(-above / 25.0) * (mask == 0)  # layers dragged up against the salt
     image = np.interp(tau, t, trace)
     image /= image.std() + 1e-12
-    chaos = rng.standard_normal(image.shape)
-    chaos = (chaos + np.roll(chaos, 1, axis=2) + np.roll(chaos, 2, axis=2)) / 3.0  # streaky along the trace
-    image = np.where(mask == 1, 0.25 * chaos, image)
+    # Inside the salt, the tiles' texture (CHAOS_*): streaky along the trace, faded in at the edge.
+    across, along = rng.uniform(*CHAOS_SIGMA_ACROSS), rng.uniform(*CHAOS_SIGMA_ALONG)
+    chaos = ndimage.gaussian_filter(rng.standard_normal(image.shape), (across, across, along))
+    chaos *= rng.uniform(*CHAOS_LEVEL) / (chaos.std() + 1e-12)
+    soft = ndimage.gaussian_filter(mask.astype(np.float64), (CHAOS_EDGE, CHAOS_EDGE, CHAOS_EDGE))
+    image = image * (1.0 - soft) + chaos * soft
     image += 2.5 * _top_reflection(z - top[:, :, None])
     image += rng.normal(0.0, 0.15, size=image.shape)
     return (amplitude * image).astype(np.float32), mask

@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from scipy import ndimage
 
 from salt_tf import interpret
-from salt_tf.interpret import BodyLabeller, DomainCheck, Disagreement, trace_surfaces
+from salt_tf.interpret import BodyLabeller, DomainCheck, Disagreement, top_dip, trace_surfaces
 
 # --- surfaces ---------------------------------------------------------------------------------------
 
@@ -42,6 +42,13 @@ def test_surfaces_flag_an_overhang():
     assert list(top) == [2, -1, 4] and list(base) == [9, -1, 5] and list(intervals) == [2, 0, 1]
     with pytest.raises(ValueError, match="traces, samples"):
         trace_surfaces(mask[0])
+
+
+def test_top_dip_is_the_steepest_step_to_a_salty_neighbour():
+    top = np.array([-1, 10, 10, 12, 30, -1, 5, -1, 7, 7])
+    dip = top_dip(top)
+    assert dip.dtype == np.float32
+    np.testing.assert_array_equal(dip, [np.nan, 0, 2, 18, 18, np.nan, np.inf, np.nan, 0, 0])
 
 
 # --- bodies -----------------------------------------------------------------------------------------

@@ -110,6 +110,9 @@ def test_the_identity_model_gives_the_truths_surfaces_intervals_and_bodies_exact
     assert against["voxel_iou"] == 1.0 and against["top_within_3_samples"] == 1.0 and against["top_mean_abs_samples"] == 0
     assert against["traces_both_salt"] == np.count_nonzero(truth.any(axis=2))
 
+    assert against["top_mean_signed_samples"] == 0 and against["top_within_3_samples_gentle"] == 1.0
+    assert against["traces_gentle_top"] == against["traces_both_salt"]  # every top here is flat
+
     rows = list(csv.DictReader(open(out / "salt_surfaces.csv")))
     salty = [(i, j) for i in range(9) for j in range(40) if truth[i, j].any()]
     assert [(int(r["inline"]) - 50, int(r["crossline"]) - 300) for r in rows] == salty
@@ -208,3 +211,21 @@ def test_bad_settings_are_one_error_line_and_nothing_is_written(segy, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+@pytest.mark.parametrize("shift", [2, 5])
+def test_a_top_of_salt_off_by_known_samples_is_scored_so(tmp_path, shift):
+    """A dome whose right flank dips 4 samples per trace; the truth handed in lies ``shift`` samples
+    deeper than what the identity model finds."""
+    found = np.zeros((2, 30, 90), np.uint8)
+    for j in range(30):
+        found[:, j, 20 + max(0, 4 * (j - 15)):] = 1  # flat top at 20 on traces 0..15, then the flank
+    truth = np.zeros_like(found)
+    truth[..., shift:] = found[..., :-shift]
+    write_segy_volume(tmp_path / "v.sgy", np.where(found == 1, 1000.0, -1000.0).astype(np.float32))
+    np.save(tmp_path / "truth.npy", truth)
+    against = segment(tmp_path / "v.sgy", tmp_path / "out", clip=1000.0, centre=0.0, threshold=0.5,
+                      truth=tmp_path / "truth.npy")["against_truth"]
+    assert against["traces_both_salt"] == 2 * 30 and against["top_mean_signed_samples"] == -shift
+    assert against["top_within_3_samples"] == (1.0 if shift <= 3 else 0.0)
+    assert against["traces_gentle_top"] == 2 * 15  # traces 0..14; trace 15 steps 4 to trace 16
