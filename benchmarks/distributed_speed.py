@@ -79,9 +79,9 @@ def main(argv=None) -> None:
 
     import numpy as np
 
-    from salt_tf import sections, synthetic
+    from salt_tf import sections, synthetic_sections
     from salt_tf.distributed import Job
-    from salt_tf.seisio import write_segy_volume
+    from salt_tf.seiswrite import write_segy_volume
 
     with tempfile.TemporaryDirectory(prefix="distributed_speed.") as tmp:
         tmp = Path(tmp)
@@ -90,7 +90,7 @@ def main(argv=None) -> None:
             from section_speed import make_run
 
             make_run(run_dir, args.encoder, args.size, args.folds)
-        cube, _ = synthetic.make_volume(np.random.default_rng(0), args.lines, args.xlines, args.samples)
+        cube, _ = synthetic_sections.make_volume(np.random.default_rng(0), args.lines, args.xlines, args.samples)
         volume = tmp / "volume.sgy"
         write_segy_volume(volume, cube)
 

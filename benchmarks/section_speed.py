@@ -70,10 +70,10 @@ def main(argv=None) -> None:
 
     import numpy as np
 
-    from salt_tf import sections, synthetic
+    from salt_tf import sections, synthetic_sections
     from salt_tf.predict import load_ensemble, predict_members, predict_probs
     from salt_tf.segment import run as segment_run
-    from salt_tf.seisio import write_segy_volume
+    from salt_tf.seiswrite import write_segy_volume
 
     _bench.header()
     with tempfile.TemporaryDirectory(prefix="section_speed.") as tmp:
@@ -81,7 +81,7 @@ def main(argv=None) -> None:
         run_dir = Path(args.run) if args.run else tmp / "run"
         if not args.run:
             make_run(run_dir, args.encoder, args.size, args.folds)
-        cube, _ = synthetic.make_volume(np.random.default_rng(0), 2 * args.lines, args.xlines, args.samples)
+        cube, _ = synthetic_sections.make_volume(np.random.default_rng(0), 2 * args.lines, args.xlines, args.samples)
         write_segy_volume(tmp / "volume.sgy", cube[: args.lines])
         ensemble = load_ensemble(run_dir)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from salt_tf import figures, interpret
-from salt_tf.seisio import write_segy_like
+from salt_tf.seiswrite import write_segy_like
 
 if TYPE_CHECKING:
     from salt_tf.segment import Input, Volumes

@@ -248,9 +248,9 @@ def test_disagreement_per_inline_by_hand():
 
 
 def test_the_synthetic_volume_passes_and_ten_times_its_gain_warns():
-    from salt_tf import sections, synthetic
+    from salt_tf import sections, synthetic_sections
 
-    amplitudes, _ = synthetic.make_volume(np.random.default_rng(0), 4, 80, 120)
+    amplitudes, _ = synthetic_sections.make_volume(np.random.default_rng(0), 4, 80, 120)
     amap = sections.amplitude_map(amplitudes, sections.DEFAULT_TILE_STATS)
     loud = sections.AmplitudeMap(amap.centre, 10 * amap.gain, amap.median)
     good, bad = DomainCheck(), DomainCheck()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from salt_tf import sections
 from salt_tf.sections import TILE, SectionError
-from salt_tf.synthetic import make_volume
+from salt_tf.synthetic_sections import make_volume
 
 
 def identity(windows):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import segyio
 
-from salt_tf import sections, synthetic
+from salt_tf import sections, synthetic_sections
 from salt_tf.predict import load_ensemble, predict_probs
 from salt_tf.errors import SectionError
-from salt_tf.seisio import write_segy_volume
+from salt_tf.seiswrite import write_segy_volume
 from salt_tf.segment import run
 from scripts import load_script
 
@@ -29,7 +29,7 @@ def quiet(line):
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return synthetic.write_sections(tmp_path_factory.mktemp("sections") / "set", seed=5,
+    return synthetic_sections.write_sections(tmp_path_factory.mktemp("sections") / "set", seed=5,
                                     section=(230, 120), volume=(14, 70, 90))
 
 

@@ -9,8 +9,8 @@ import pytest
 import segyio
 from scipy import ndimage
 
-from salt_tf import sections, synthetic
-from salt_tf.seisio import write_segy_volume
+from salt_tf import sections, synthetic_sections
+from salt_tf.seiswrite import write_segy_volume
 from salt_tf.segment import run
 from scripts import load_script
 
@@ -33,7 +33,7 @@ def segment(path, out, **options):
 @pytest.fixture(scope="module")
 def volume(tmp_path_factory):
     """The synthetic volume (14 inlines x 70 crosslines x 90 samples) and its mask."""
-    cube, mask = synthetic.make_volume(np.random.default_rng(5), 14, 70, 90)
+    cube, mask = synthetic_sections.make_volume(np.random.default_rng(5), 14, 70, 90)
     return cube, mask, tmp_path_factory.mktemp("surveys")
 
 

@@ -6,7 +6,8 @@ import pytest
 import segyio
 
 from salt_tf.sections import SectionError
-from salt_tf.seisio import open_source, write_segy_like, write_segy_line, write_segy_volume
+from salt_tf.seisio import open_source
+from salt_tf.seiswrite import write_segy_like, write_segy_line, write_segy_volume
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from salt_tf import data, metrics, synthetic
+from salt_tf import data, metrics, synthetic, synthetic_sections
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -255,8 +255,8 @@ def test_cli_help_documents_every_flag(capsys):
 
 
 def test_volume_has_salt_domes_with_a_dim_interior_and_is_reproducible():
-    amplitudes, mask = synthetic.make_volume(np.random.default_rng(4), 3, 120, 150)
-    again, mask_again = synthetic.make_volume(np.random.default_rng(4), 3, 120, 150)
+    amplitudes, mask = synthetic_sections.make_volume(np.random.default_rng(4), 3, 120, 150)
+    again, mask_again = synthetic_sections.make_volume(np.random.default_rng(4), 3, 120, 150)
     assert np.array_equal(amplitudes, again) and np.array_equal(mask, mask_again)
     assert amplitudes.dtype == np.float32 and mask.shape == amplitudes.shape == (3, 120, 150)
     assert 0.03 < mask.mean() < 0.6
@@ -270,7 +270,7 @@ def test_volume_has_salt_domes_with_a_dim_interior_and_is_reproducible():
 def test_write_sections_writes_npy_and_segy_that_agree(tmp_path):
     import segyio
 
-    out = synthetic.write_sections(tmp_path / "s", seed=1, section=(130, 60), volume=(4, 50, 60))
+    out = synthetic_sections.write_sections(tmp_path / "s", seed=1, section=(130, 60), volume=(4, 50, 60))
     assert sorted(p.name for p in out.iterdir()) == ["section.npy", "section.sgy", "section_mask.npy",
                                                      "volume.npy", "volume.sgy", "volume_mask.npy"]
     with segyio.open(out / "volume.sgy") as f:
@@ -279,5 +279,5 @@ def test_write_sections_writes_npy_and_segy_that_agree(tmp_path):
         np.testing.assert_array_equal(f.trace.raw[:], np.load(out / "section.npy"))
     assert np.load(out / "section_mask.npy").shape == (130, 60)
     with pytest.raises(FileExistsError):
-        synthetic.write_sections(out, seed=1)
+        synthetic_sections.write_sections(out, seed=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
