@@ -116,7 +116,7 @@ def test_unknown_encoder_lists_known_ones(tiny_data, tmp_path, capsys):
 def test_short_training_beats_the_all_empty_score(tmp_path):
     data = synthetic.generate(tmp_path / "data", n_train=200, n_test=4, seed=11)
     config = Config(data=str(data), out=str(tmp_path / "run"), size=32, encoder="resnet18", encoder_weights=None,
-                    batch_size=8, phase1_epochs=6, phase1_lr=0.05, phase2_epochs=0, folds=4, fold=0, seed=1)
+                    batch_size=8, phase1_epochs=4, phase1_lr=0.05, phase2_epochs=0, folds=4, fold=0, seed=1)
     report = run(config, log=lambda line: None)
     train = load_train(data)
     folds = pd.read_csv(tmp_path / "run" / "folds.csv", dtype={"id": str}).set_index("id").loc[train.ids, "fold"]
