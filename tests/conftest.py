@@ -3,8 +3,8 @@ the environment variable SALT_TF_TGS_DIR overrides that path. It is never copied
 
 One tiny trained run is made per session (``tiny_run``) for every test that only reads a run. The
 suite runs in two pytest-xdist workers (pyproject.toml: much of a test's time is single-threaded
-Python, tracing and saving), each test file in one; the session's data and run are made once for
-both, by whichever worker asks first, under a lock."""
+Python, tracing and saving); the session's data and run are made once for both, by whichever
+worker asks first, under a lock."""
 from __future__ import annotations
 
 import fcntl
@@ -16,15 +16,6 @@ import pytest
 
 from salt_tf.data import real_data_dir
 from scripts import TINY, start_cli
-
-
-def pytest_collection_modifyitems(config, items):
-    """One xdist group per test file (its module fixtures made once), except that the files reading
-    the session's ``tiny_run`` form one group: one worker makes the run and uses it, rather than
-    the other worker waiting on its lock."""
-    users = {item.path for item in items if "tiny_run" in getattr(item, "fixturenames", ())}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("tiny_run" if item.path in users else item.path.name))
 
 
 @pytest.fixture(scope="session")
