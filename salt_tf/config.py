@@ -35,6 +35,8 @@ class Config:
     scse: bool = True
     hypercolumn: bool = False
     dropout: float = 0.0
+    decoder: str = "unet"  # salt_tf.model.DECODERS
+    decoder_filters: str | None = None  # five widths, deepest first, e.g. "128,64,32,16,16"
 
     # Augmentation (albumentations), applied to image and mask together.
     crop_prob: float = 0.5  # else a plain resize to `size`
@@ -67,6 +69,12 @@ class Config:
     phase2_patience: int = 8
     phase2_lr_patience: int = 3
     lovasz_elu: bool = False
+    # Loss weights: phase 1 is BCE + phase1_lovasz_weight x Lovasz (0: BCE alone, the recipe's),
+    # phase 2 Lovasz + phase2_bce_weight x BCE (0: Lovasz alone); lovasz_symmetric makes every
+    # Lovasz term the mean over salt and background (salt_tf.losses.symmetric_lovasz_per_image).
+    phase1_lovasz_weight: float = 0.0
+    phase2_bce_weight: float = 0.0
+    lovasz_symmetric: bool = False
 
     # Wall-clock budget for training all requested folds (validation included). Each fold gets an
     # equal share of what is left when it starts; phase 1 gets `phase1_share` of the fold's time and
@@ -145,6 +153,10 @@ HELP = {
     "size": "model input size (multiple of 32); 101x101 tiles are resized to it",
     "scse": "scSE blocks in the decoder",
     "hypercolumn": "concatenate all decoder stages before the head",
+    "decoder": "decoder block: unet (two 3x3 convs on upsampled map + skip) or light (transposed conv, "
+    "1x1 conv on the skip, added; the 1st place's)",
+    "decoder_filters": "the decoder's five widths, deepest first, comma-separated, e.g. 128,64,32,16,16 "
+    "(none: 256,128,64,32,16 for unet, 64 x 5 for light)",
     "dropout": "spatial dropout rate before the head",
     "crop_prob": "probability of a random crop (else a plain resize)",
     "crop_min_area": "smallest crop, as a fraction of the tile's area",
@@ -166,6 +178,9 @@ HELP = {
     "phase2_patience": "phase 2 stops after this many epochs without a better validation loss",
     "phase2_lr_patience": "phase 2 halves the learning rate after this many flat epochs",
     "lovasz_elu": "use elu(errors)+1 instead of relu(errors) in the Lovasz hinge",
+    "phase1_lovasz_weight": "phase 1 loss is BCE + this x Lovasz hinge (0: BCE alone)",
+    "phase2_bce_weight": "phase 2 loss is Lovasz hinge + this x BCE (0: Lovasz alone)",
+    "lovasz_symmetric": "Lovasz hinge as the mean over salt and background: lovasz(x, y) and lovasz(-x, 1 - y)",
     "budget_min": "wall-clock minutes for training all requested folds; phases stop cleanly when "
     "their share is spent and the best model is kept (default: no limit)",
     "phase1_share": "with --budget-min, the fraction of each fold's time given to phase 1",
@@ -176,7 +191,22 @@ HELP = {
 }
 
 
-CHOICES = {"preset": sorted(PRESETS), "phase1_schedule": list(SCHEDULES)}
+DECODERS = ("unet", "light")  # salt_tf.model.DECODERS (config.py stays free of TensorFlow)
+CHOICES = {"preset": sorted(PRESETS), "phase1_schedule": list(SCHEDULES), "decoder": list(DECODERS)}
+
+
+def decoder_widths(config: Config) -> tuple[int, ...] | None:
+    """``--decoder-filters`` as five positive ints (None: the decoder's default widths)."""
+    if config.decoder_filters is None:
+        return None
+    try:
+        widths = tuple(int(w) for w in str(config.decoder_filters).split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 5 or min(widths) <= 0:
+        raise ValueError(f"--decoder-filters {config.decoder_filters}: expected five positive widths, "
+                         f"deepest first, e.g. 128,64,32,16,16")
+    return widths
 
 
 def _parse_type(annotation: str):
@@ -267,6 +297,13 @@ def check_config(config: Config) -> None:
     if config.phase1_epochs < 0 or config.phase2_epochs < 0 or config.phase1_epochs + config.phase2_epochs == 0:
         raise ValueError(f"--phase1-epochs {config.phase1_epochs} --phase2-epochs {config.phase2_epochs}: "
                          "no epoch to train; give at least one epoch to one phase (and none negative)")
+    if config.decoder not in DECODERS:
+        raise ValueError(f"--decoder {config.decoder!r}: must be one of {', '.join(DECODERS)}")
+    decoder_widths(config)
+    for flag, weight in (("--phase1-lovasz-weight", config.phase1_lovasz_weight),
+                         ("--phase2-bce-weight", config.phase2_bce_weight)):
+        if not weight >= 0:
+            raise ValueError(f"{flag} {weight}: a loss weight must be 0 or more")
     if config.encoder_weights not in (None, "imagenet") and not Path(config.encoder_weights).is_file():
         raise ValueError(f"--encoder-weights {config.encoder_weights}: no such file")
 

@@ -37,6 +37,18 @@ def lovasz_hinge_per_image(y_true, y_pred, elu: bool = False):
     return ops.sum(hinge * grad, axis=-1)
 
 
+def symmetric_lovasz_per_image(y_true, y_pred, elu: bool = False):
+    """The mean of the Lovasz hinge on salt and on its complement, lovasz(logits, y) and
+    lovasz(-logits, 1 - y), of each image, shape (B,): the background's IoU counts as much as the
+    salt's (tugstugi/pytorch-saltnet), and an empty tile has a salt-free object to score."""
+    y_true = ops.cast(y_true, "float32")
+    return 0.5 * (lovasz_hinge_per_image(y_true, y_pred, elu) + lovasz_hinge_per_image(1.0 - y_true, -y_pred, elu))
+
+
+def lovasz_per_image(y_true, y_pred, elu: bool = False, symmetric: bool = False):
+    return (symmetric_lovasz_per_image if symmetric else lovasz_hinge_per_image)(y_true, y_pred, elu)
+
+
 def bce_per_image(y_true, y_pred):
     """Mean binary cross-entropy on logits of each image, shape (B,)."""
     labels, logits = _flatten(y_true, y_pred)
@@ -47,17 +59,18 @@ def bce_per_image(y_true, y_pred):
 
 @keras.saving.register_keras_serializable(package="salt_tf")
 class LovaszHinge(keras.losses.Loss):
-    """Per-image Lovasz hinge on logits, averaged over the batch."""
+    """Per-image Lovasz hinge on logits (``symmetric``: ``symmetric_lovasz_per_image``), averaged
+    over the batch."""
 
-    def __init__(self, elu: bool = False, name: str = "lovasz_hinge", **kwargs):
+    def __init__(self, elu: bool = False, symmetric: bool = False, name: str = "lovasz_hinge", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.elu = elu
+        self.elu, self.symmetric = elu, symmetric
 
     def call(self, y_true, y_pred):
-        return lovasz_hinge_per_image(y_true, y_pred, elu=self.elu)
+        return lovasz_per_image(y_true, y_pred, self.elu, self.symmetric)
 
     def get_config(self):
-        return {**super().get_config(), "elu": self.elu}
+        return {**super().get_config(), "elu": self.elu, "symmetric": self.symmetric}
 
 
 @keras.saving.register_keras_serializable(package="salt_tf")
@@ -76,15 +89,15 @@ class BCELovasz(keras.losses.Loss):
     """``bce_weight * BCE + lovasz_weight * Lovasz hinge``, both on logits."""
 
     def __init__(
-        self, bce_weight: float = 1.0, lovasz_weight: float = 1.0, elu: bool = False,
+        self, bce_weight: float = 1.0, lovasz_weight: float = 1.0, elu: bool = False, symmetric: bool = False,
         name: str = "bce_lovasz", **kwargs,
     ):
         super().__init__(name=name, **kwargs)
-        self.bce_weight, self.lovasz_weight, self.elu = bce_weight, lovasz_weight, elu
+        self.bce_weight, self.lovasz_weight, self.elu, self.symmetric = bce_weight, lovasz_weight, elu, symmetric
 
     def call(self, y_true, y_pred):
         return self.bce_weight * bce_per_image(y_true, y_pred) + self.lovasz_weight * (
-            lovasz_hinge_per_image(y_true, y_pred, elu=self.elu)
+            lovasz_per_image(y_true, y_pred, self.elu, self.symmetric)
         )
 
     def get_config(self):
@@ -93,4 +106,18 @@ class BCELovasz(keras.losses.Loss):
             "bce_weight": self.bce_weight,
             "lovasz_weight": self.lovasz_weight,
             "elu": self.elu,
+            "symmetric": self.symmetric,
         }
+
+
+def phase_loss(config, phase: int) -> keras.losses.Loss:
+    """A training phase's loss from a ``salt_tf.config.Config``: phase 1 BCE (+ a weighted Lovasz
+    hinge), phase 2 the Lovasz hinge (+ a weighted BCE)."""
+    lovasz = dict(elu=config.lovasz_elu, symmetric=config.lovasz_symmetric)
+    if phase == 1:
+        if config.phase1_lovasz_weight:
+            return BCELovasz(bce_weight=1.0, lovasz_weight=config.phase1_lovasz_weight, **lovasz)
+        return BCEWithLogits()
+    if config.phase2_bce_weight:
+        return BCELovasz(bce_weight=config.phase2_bce_weight, lovasz_weight=1.0, **lovasz)
+    return LovaszHinge(**lovasz)

@@ -41,6 +41,33 @@ def decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn=Fused
     return block
 
 
+def light_decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn=FusedBatchNormalization):
+    """The 1st-place solution's cheap block: a 2x2 transposed conv upsamples (BN-ReLU), a 1x1
+    conv-BN-ReLU brings the skip (if any) to the same width, the two are added, then scSE. No 3x3
+    convolution: the encoder does the seeing, the decoder only merges and upsamples."""
+    name = f"decoder_stage{stage}"
+
+    def block(x, skip=None):
+        x = layers.Conv2DTranspose(filters, 2, strides=2, use_bias=False, name=f"{name}_up")(x)
+        x = bn(name=f"{name}_up_bn")(x)
+        x = layers.Activation("relu", name=f"{name}_up_relu")(x)
+        if skip is not None:
+            s = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_skip_conv")(skip)
+            s = bn(name=f"{name}_skip_bn")(s)
+            s = layers.Activation("relu", name=f"{name}_skip_relu")(s)
+            x = layers.Add(name=f"{name}_add")([x, s])
+        if scse:
+            x = SCSE(reduction=reduction, name=f"{name}_scse")(x)
+        return x
+
+    return block
+
+
+# Decoder blocks by name (``Config.decoder``) and their default widths, deepest stage first.
+DECODERS = {"unet": decoder_block, "light": light_decoder_block}
+DEFAULT_WIDTHS = {"unet": DECODER_FILTERS, "light": (64, 64, 64, 64, 64)}
+
+
 def _hypercolumn(outputs: list) -> keras.KerasTensor:
     """Every decoder stage, upsampled to full size and concatenated (Hariharan et al. 2015)."""
     factors = [2 ** (len(outputs) - 1 - i) for i in range(len(outputs))]
@@ -56,7 +83,8 @@ def build_unet(
     encoder_weights=None,
     scse: bool = True,
     hypercolumn: bool = False,
-    decoder_filters: tuple[int, ...] = DECODER_FILTERS,
+    decoder_filters: tuple[int, ...] | None = None,
+    decoder: str = "unet",
     scse_reduction: int = 16,
     dropout: float = 0.0,
     bn_momentum: float = 0.9,
@@ -77,14 +105,20 @@ def build_unet(
     statistics far from the data for the first few hundred steps, so short runs validate badly.
     ``fused_bn`` (default) computes every batch norm with TensorFlow's fused kernel
     (``salt_tf.layers.FusedBatchNormalization``); False keeps Keras' layer, same weights.
+    ``decoder`` names the block (``DECODERS``: "unet", two 3x3 convs on the upsampled map and its
+    skip concatenated; "light", a transposed conv and a 1x1 conv on the skip, added) and
+    ``decoder_filters`` its five widths, deepest first (default ``DEFAULT_WIDTHS[decoder]``).
     """
     if size is not None and size % 32:
         raise ValueError(
             f"size {size} is not a multiple of 32: the encoder halves it five times. "
             "Tiles are 101x101; resize them to 128 (or 192, 256), as the pipeline does."
         )
-    if len(decoder_filters) != 5:
-        raise ValueError(f"decoder_filters needs 5 values (one per upsampling), got {decoder_filters}")
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; known decoders: {', '.join(DECODERS)}")
+    decoder_filters = tuple(DEFAULT_WIDTHS[decoder] if decoder_filters is None else decoder_filters)
+    if len(decoder_filters) != 5 or not all(isinstance(f, int) and f > 0 for f in decoder_filters):
+        raise ValueError(f"decoder_filters needs 5 positive widths (one per upsampling), got {decoder_filters}")
     tiles = keras.Input((size, size, 1), name="tile")
     pixels = layers.Rescaling(255.0, name="to_pixels")(tiles)
     rgb = layers.Concatenate(name="gray_to_rgb")([pixels, pixels, pixels])
@@ -94,7 +128,7 @@ def build_unet(
 
     outputs = []
     for stage, (filters, skip) in enumerate(zip(decoder_filters, skips)):
-        x = decoder_block(filters, stage, scse, scse_reduction, bn)(x, skip)
+        x = DECODERS[decoder](filters, stage, scse, scse_reduction, bn)(x, skip)
         outputs.append(x)
     if hypercolumn:
         x = _hypercolumn(outputs)
@@ -102,12 +136,21 @@ def build_unet(
         x = layers.SpatialDropout2D(dropout, name="head_dropout")(x)
     # float32 logits even under a mixed-precision policy: the losses need them.
     logits = layers.Conv2D(1, 3, padding="same", dtype="float32", name="logits")(x)
-    name = f"unet_{encoder}" + ("_scse" if scse else "") + ("_hypercolumn" if hypercolumn else "")
+    name = (f"unet_{encoder}" + ("_scse" if scse else "") + ("_hypercolumn" if hypercolumn else "")
+            + ("" if decoder == "unet" else f"_{decoder}"))
     model = keras.Model(tiles, logits, name=name)
     for layer in _all_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = bn_momentum
     return model
+
+
+def build_from_config(config, size: int | None, weights=None) -> keras.Model:
+    """The U-Net of a ``salt_tf.config.Config`` at ``size`` (None: any multiple of 32)."""
+    from salt_tf.config import decoder_widths
+
+    return build_unet(config.encoder, size, weights, config.scse, config.hypercolumn, dropout=config.dropout,
+                      decoder=config.decoder, decoder_filters=decoder_widths(config))
 
 
 def _all_layers(model):

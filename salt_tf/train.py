@@ -32,9 +32,9 @@ from salt_tf.callbacks import (FoldClock, FoldTracker, PhaseClock, ResumableEarl
 from salt_tf.config import Config, check_config, check_weights
 from salt_tf.data import load_train
 from salt_tf.keras_metrics import CompetitionScore
-from salt_tf.losses import BCEWithLogits, LovaszHinge
+from salt_tf.losses import phase_loss
 from salt_tf.metrics import competition_score
-from salt_tf.model import build_unet
+from salt_tf.model import build_from_config
 from salt_tf.predict import Ensemble, RunError, predict_probs
 from salt_tf.report import write_report
 from salt_tf.runfolder import Checkpoint, budget_spent, finished_folds, held, open_run_folder
@@ -72,11 +72,9 @@ def _phase_compile(model, config: Config, phase: int, steps: int, timed: bool = 
         else:
             schedule = keras.optimizers.schedules.CosineDecay(config.phase1_lr, decay_steps)
         optimizer = keras.optimizers.SGD(schedule, momentum=config.phase1_momentum)
-        loss = BCEWithLogits()
     else:
         optimizer = keras.optimizers.AdamW(config.phase2_lr, weight_decay=config.phase2_weight_decay)
-        loss = LovaszHinge(elu=config.lovasz_elu)
-    model.compile(optimizer=optimizer, loss=loss, metrics=[CompetitionScore()])
+    model.compile(optimizer=optimizer, loss=phase_loss(config, phase), metrics=[CompetitionScore()])
 
 
 def _stages(config: Config, phase: int, epochs: int) -> list[tuple[int, int, float]]:
@@ -243,8 +241,7 @@ def _start_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, fold
     else:
         # With progressive resizing, one model for any input size (same layers and weights).
         size = None if config.warmup_size else config.size
-        model = build_unet(config.encoder, size, config.encoder_weights, config.scse, config.hypercolumn,
-                           dropout=config.dropout)
+        model = build_from_config(config, size, config.encoder_weights)
     # A resumed fold continues its clock: the budget it spent before the interruption (up to the
     # last finished epoch) counts against its deadline.
     return _Fold(config, train, fold, fold_dir, tr, va, log, deadline, checkpoint, state, model,
@@ -261,7 +258,7 @@ def _export(f: _Fold) -> keras.Model:
     model = f.model
     model.set_weights(weights)
     if model.input_shape[1] != config.size:  # trained at several sizes: export at config.size
-        fixed = build_unet(config.encoder, config.size, None, config.scse, config.hypercolumn, dropout=config.dropout)
+        fixed = build_from_config(config, config.size)
         fixed.set_weights(model.get_weights())
         model = fixed
     with atomic_path(f.dir / "model.keras") as tmp:

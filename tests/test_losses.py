@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from salt_tf.losses import BCELovasz, BCEWithLogits, LovaszHinge, lovasz_hinge_per_image
+from salt_tf.config import Config
+from salt_tf.losses import BCELovasz, BCEWithLogits, LovaszHinge, lovasz_hinge_per_image, phase_loss
 
 
 def lovasz_reference(logits, labels, elu=False):
@@ -49,7 +50,8 @@ def test_lovasz_on_empty_image_is_the_largest_positive_error():
 
 def test_gradients_finite_and_loss_decreases_toward_labels():
     logits, labels = random_case(3)
-    for loss in (LovaszHinge(), LovaszHinge(elu=True), BCEWithLogits(), BCELovasz()):
+    for loss in (LovaszHinge(), LovaszHinge(elu=True), LovaszHinge(symmetric=True), BCEWithLogits(), BCELovasz(),
+                 BCELovasz(symmetric=True)):
         x = tf.Variable(logits)
         with tf.GradientTape() as tape:
             value = loss(labels, x)
@@ -75,3 +77,30 @@ def test_combined_is_weighted_sum_and_serialises():
     restored = keras.losses.deserialize(keras.losses.serialize(combined))
     assert isinstance(restored, BCELovasz) and restored.bce_weight == 0.3
     assert float(restored(labels, logits)) == pytest.approx(float(combined(labels, logits)))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_symmetric_lovasz_scores_salt_and_background_alike(seed):
+    logits, labels = random_case(seed)
+    both = 0.5 * (lovasz_reference(logits, labels) + lovasz_reference(-logits, 1.0 - labels))
+    symmetric = LovaszHinge(symmetric=True)
+    np.testing.assert_allclose(float(symmetric(labels, logits)), both.mean(), rtol=1e-5)
+    # Swapping salt and background (and the logits' sign) leaves it unchanged; the plain hinge changes.
+    assert float(symmetric(1.0 - labels, -logits)) == pytest.approx(float(symmetric(labels, logits)), rel=1e-5)
+    assert float(LovaszHinge()(1.0 - labels, -logits)) != pytest.approx(float(LovaszHinge()(labels, logits)), rel=1e-3)
+
+
+def test_phase_losses_follow_the_settings_and_survive_serialisation():
+    import keras
+
+    logits, labels = random_case(6)
+    default = Config()
+    assert isinstance(phase_loss(default, 1), BCEWithLogits) and isinstance(phase_loss(default, 2), LovaszHinge)
+    config = Config(phase1_lovasz_weight=0.5, phase2_bce_weight=0.1, lovasz_symmetric=True)
+    first, second = phase_loss(config, 1), phase_loss(config, 2)
+    symmetric = float(LovaszHinge(symmetric=True)(labels, logits))
+    bce = float(BCEWithLogits()(labels, logits))
+    assert float(first(labels, logits)) == pytest.approx(bce + 0.5 * symmetric, rel=1e-5)
+    assert float(second(labels, logits)) == pytest.approx(0.1 * bce + symmetric, rel=1e-5)
+    restored = keras.losses.deserialize(keras.losses.serialize(second))
+    assert restored.symmetric and float(restored(labels, logits)) == pytest.approx(float(second(labels, logits)))

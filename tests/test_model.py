@@ -54,6 +54,31 @@ def test_options_change_the_parameter_count_as_expected():
     assert any(layer.name == "hypercolumn" for layer in hyper.layers)
 
 
+def test_decoder_widths_and_the_light_decoder(tmp_path):
+    def decoder_convs(model, kind):
+        return [layer for layer in model.layers if layer.name.startswith("decoder_stage") and type(layer) is kind]
+
+    base = build_unet("resnet18", 64)
+    narrow = build_unet("resnet18", 64, decoder_filters=(128, 64, 32, 16, 16))
+    assert [c.filters for c in decoder_convs(narrow, keras.layers.Conv2D)] == [128, 128, 64, 64, 32, 32, 16, 16, 16, 16]
+    assert narrow.count_params() < base.count_params()
+    light = build_unet("resnet18", 64, decoder="light")
+    assert light.name.endswith("_light") and light.output_shape == (None, 64, 64, 1)
+    # No 3x3 convolution in the light decoder: 2x2 transposed convs up, 1x1 convs on the four skips.
+    assert [c.kernel_size for c in decoder_convs(light, keras.layers.Conv2DTranspose)] == [(2, 2)] * 5
+    assert [(c.kernel_size, c.filters) for c in decoder_convs(light, keras.layers.Conv2D)] == [((1, 1), 64)] * 4
+    assert light.count_params() < narrow.count_params()
+    x = tiles(2, seed=3)
+    expected = light.predict(x, verbose=0)
+    light.save(tmp_path / "light.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "light.keras").predict(x, verbose=0), expected,
+                               atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="5 positive widths"):
+        build_unet("resnet18", 64, decoder_filters=(64, 32, 16, 8))
+    with pytest.raises(ValueError, match="unknown decoder 'heavy'; known decoders: unet, light"):
+        build_unet("resnet18", 64, decoder="heavy")
+
+
 def test_gray_input_feeds_three_equal_channels(unets):
     model = unets["resnet18"]
     probe = keras.Model(model.input, model.get_layer("gray_to_rgb").output)

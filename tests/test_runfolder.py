@@ -80,7 +80,10 @@ def test_checkpoint_state_and_files_agree_whatever_write_was_interrupted(tmp_pat
 # the history shows whether the budget's and the plateau's counters came back after each kill.
 FLAGS = ["--size", "32", "--encoder", "resnet18", "--encoder-weights", "none", "--batch-size", "8",
          "--steps-per-epoch", "1", "--phase1-epochs", "5", "--phase1-lr", "0.02", "--phase2-epochs", "4",
-         "--phase2-patience", "100", "--phase2-lr-patience", "1", "--budget-min", "30", "--folds", "4", "--fold", "0"]
+         "--phase2-patience", "100", "--phase2-lr-patience", "1", "--budget-min", "30", "--folds", "4", "--fold", "0",
+         # Not the default model and losses: the export's check below then also proves that training
+         # and its resumes used the configured losses (salt_tf.losses.phase_loss) and decoder.
+         "--decoder", "light", "--lovasz-symmetric", "--phase1-lovasz-weight", "0.5", "--phase2-bce-weight", "0.1"]
 # When each process dies (tests/kill_at.py): "N" at its N-th file operation, within the epoch it
 # re-trains, before it commits it (no progress: the next process re-trains it again); "+J" at the
 # J-th operation after it first committed progress (state.json, result.json or report.json in
@@ -133,16 +136,22 @@ def _validation(out, data):
     return pipeline.eval_dataset(train.images[va], train.masks[va], config)
 
 
-def _evaluate_export(out, data, phase: int) -> dict:
-    """The exported model's validation loss (of the given phase's loss) and score."""
+def _exported(out):
     import keras
 
     import salt_tf.model  # noqa: F401  (registers the custom layers the file names)
-    from salt_tf.keras_metrics import CompetitionScore
-    from salt_tf.losses import BCEWithLogits, LovaszHinge
 
-    model = keras.models.load_model(out / "fold0" / "model.keras", compile=False)
-    model.compile(loss=BCEWithLogits() if phase == 1 else LovaszHinge(), metrics=[CompetitionScore()])
+    return keras.models.load_model(out / "fold0" / "model.keras", compile=False)
+
+
+def _evaluate_export(out, data, phase: int) -> dict:
+    """The exported model's validation loss (of the given phase's loss) and score."""
+    from salt_tf.config import Config
+    from salt_tf.keras_metrics import CompetitionScore
+    from salt_tf.losses import phase_loss
+
+    model = _exported(out)
+    model.compile(loss=phase_loss(Config.load(out / "config.json"), phase), metrics=[CompetitionScore()])
     return model.evaluate(_validation(out, data), return_dict=True, verbose=0)
 
 
@@ -198,5 +207,6 @@ def test_a_run_killed_at_any_file_operation_resumes_to_an_unbroken_end(tiny_data
     assert exported["loss"] == pytest.approx(best["val_loss"], rel=1e-4, abs=1e-5), history.to_string()
     assert exported["score"] == pytest.approx(best["val_score"], abs=1e-6)
     assert json.loads((out / "report.json").read_text())["folds_done"] == [0]
+    assert any(layer.name == "decoder_stage0_up" for layer in _exported(out).layers)  # the light decoder
     leftovers = [p for p in out.rglob("*") if p.name.startswith(".") or p.name.startswith(("last-", "best_weights"))]
     assert not leftovers and not (out / "fold0" / "checkpoint").exists()

@@ -382,7 +382,8 @@ def test_missing_imagenet_weights_is_one_line_before_any_folder_or_data(tiny_dat
 
 @pytest.mark.parametrize("case", ["resume without --out", "resume of no run", "resume changing a flag",
                                   "resume changing a preset", "no epochs", "all folds into a run",
-                                  "not a run folder", "weights file missing"])
+                                  "not a run folder", "weights file missing", "four decoder widths",
+                                  "negative loss weight"])
 def test_cli_errors_are_one_line_exit_2_and_write_nothing(case, tiny_data, tmp_path, capsys):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -404,6 +405,10 @@ def test_cli_errors_are_one_line_exit_2_and_write_nothing(case, tiny_data, tmp_p
         "not a run folder": (["--data", tiny_data, "--out", tmp_path, "--encoder-weights", "none", "--fold", "0"],
                              "folder exists and is not a run folder (no config.json)"),
         "weights file missing": (["--out", tmp_path / "new", "--encoder-weights", tmp_path / "w.h5"], "w.h5: no such file"),
+        "four decoder widths": (["--out", tmp_path / "new", "--encoder-weights", "none", "--decoder-filters", "64,32,16,8"],
+                                "--decoder-filters 64,32,16,8: expected five positive widths"),
+        "negative loss weight": (["--out", tmp_path / "new", "--encoder-weights", "none", "--phase1-lovasz-weight", "-1"],
+                                 "--phase1-lovasz-weight -1.0: a loss weight must be 0 or more"),
     }[case]
     code, err = _main(argv, capsys)
     assert code == 2 and message in err and "Traceback" not in err, err
