@@ -3,10 +3,11 @@
 Side by side in one process, interleaved rounds (the host's own speed drifts by half over minutes,
 so only ratios within one run mean much), synthetic batches, SGD + BCE, ``train_on_batch``:
 
-    python benchmarks/unet_speed.py [--rounds 5] [--steps 3] [--batch-size 16] [--variants all|issue3]
+    python benchmarks/unet_speed.py [--rounds 5] [--steps 3] [--batch-size 16] [--variants all|issue3|decoder]
 
-Each variant is one model: encoder, scSE or not, input size, float32 or mixed_bfloat16, and
-Keras' BatchNormalization or ours (``FusedBatchNormalization``, the default in salt_tf). Printed
+Each variant is one model: encoder, scSE or not, input size, float32 or mixed_bfloat16, Keras'
+BatchNormalization or ours (``FusedBatchNormalization``, the default in salt_tf), and the decoder
+(``--decoder`` and ``--decoder-filters``; the default U-Net decoder when not named). Printed
 per variant: ms per training tile (median over rounds), the rounds, the ratio to the first variant
 of the same precision, and the achieved GFLOP/s: the forward pass's floating-point operations
 counted from the model's graph by TensorFlow's profiler (a multiply-add counts 2), times 3 for
@@ -20,9 +21,13 @@ import numpy as np
 import tensorflow as tf
 
 from salt_tf.losses import BCEWithLogits
+from salt_tf.machine import fast_bfloat16
 from salt_tf.model import build_unet
 
-# (encoder, scSE, size, policy, fused batch norm)
+# The policy training takes here: mixed bfloat16 only where the CPU computes it natively.
+_POLICY = "mixed_bfloat16" if fast_bfloat16() else "float32"
+
+# (encoder, scSE, size, policy, fused batch norm[, decoder, decoder widths or None for its default])
 VARIANTS = {
     "all": [
         ("resnet34", True, 128, "float32", False),
@@ -38,6 +43,13 @@ VARIANTS = {
         ("resnet34", False, 128, "float32", True),
         ("resnext50", True, 128, "float32", True),
         ("resnext50", False, 128, "float32", True),
+    ],
+    "decoder": [  # issue 20: what the decoder costs; the policy the machine trains with
+        ("resnet18", True, 128, _POLICY, True, "unet", None),
+        ("resnet18", True, 128, _POLICY, True, "unet", (128, 64, 32, 16, 16)),
+        ("resnet18", True, 128, _POLICY, True, "light", None),
+        ("resnet34", True, 128, _POLICY, True, "unet", None),
+        ("resnet34", True, 128, _POLICY, True, "light", None),
     ],
 }
 
@@ -55,9 +67,10 @@ def forward_flops(model: keras.Model, size: int) -> int:
 
 
 def name_of(variant) -> str:
-    encoder, scse, size, policy, fused = variant
+    encoder, scse, size, policy, fused, decoder, widths = (*variant, "unet", None)[:7]
     precision = "bf16" if "bfloat16" in policy else "fp32"
-    return f"{encoder}{'+scSE' if scse else ''} {size} {precision} {'fusedBN' if fused else 'kerasBN'}"
+    named = "" if len(variant) == 5 else f" {decoder}" + (f" {','.join(map(str, widths))}" if widths else "")
+    return f"{encoder}{'+scSE' if scse else ''} {size} {precision} {'fusedBN' if fused else 'kerasBN'}{named}"
 
 
 def main() -> None:
@@ -69,10 +82,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     models, batches, flops = {}, {}, {}
     for variant in VARIANTS[args.variants]:
-        encoder, scse, size, policy, fused = variant
+        encoder, scse, size, policy, fused, decoder, widths = (*variant, "unet", None)[:7]
         keras.mixed_precision.set_global_policy(policy)
         keras.utils.set_random_seed(0)
-        model = build_unet(encoder, size, scse=scse, fused_bn=fused)
+        model = build_unet(encoder, size, scse=scse, fused_bn=fused, decoder=decoder, decoder_filters=widths)
         keras.mixed_precision.set_global_policy("float32")
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9), BCEWithLogits())
         if size not in batches:

@@ -153,8 +153,8 @@ HELP = {
     "size": "model input size (multiple of 32); 101x101 tiles are resized to it",
     "scse": "scSE blocks in the decoder",
     "hypercolumn": "concatenate all decoder stages before the head",
-    "decoder": "decoder block: unet (two 3x3 convs on upsampled map + skip) or light (transposed conv, "
-    "1x1 conv on the skip, added; the 1st place's)",
+    "decoder": "decoder block: unet (two 3x3 convs on the upsampled map and its skip) or light (1x1 convs "
+    "on the map and on its skip, added; after the 1st place's)",
     "decoder_filters": "the decoder's five widths, deepest first, comma-separated, e.g. 128,64,32,16,16 "
     "(none: 256,128,64,32,16 for unet, 64 x 5 for light)",
     "dropout": "spatial dropout rate before the head",

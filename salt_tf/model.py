@@ -42,15 +42,19 @@ def decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn=Fused
 
 
 def light_decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn=FusedBatchNormalization):
-    """The 1st-place solution's cheap block: a 2x2 transposed conv upsamples (BN-ReLU), a 1x1
-    conv-BN-ReLU brings the skip (if any) to the same width, the two are added, then scSE. No 3x3
-    convolution: the encoder does the seeing, the decoder only merges and upsamples."""
+    """A cheap block after the 1st-place solution's final decoder: a 1x1 conv-BN-ReLU brings the
+    map to ``filters`` at its coarse resolution, nearest-neighbour upsampling doubles it (the same
+    as convolving after upsampling, at a quarter of the cost), a 1x1 conv-BN-ReLU brings the skip
+    (if any) to the same width, the two are added, then scSE. No 3x3 convolution: the encoder does
+    the seeing, the decoder merges and upsamples. (The 1st place upsampled with a 2x2 transposed
+    conv; on a CPU it trained at 0.85-0.98x the U-Net block's time, this one at 0.73x.)"""
     name = f"decoder_stage{stage}"
 
     def block(x, skip=None):
-        x = layers.Conv2DTranspose(filters, 2, strides=2, use_bias=False, name=f"{name}_up")(x)
-        x = bn(name=f"{name}_up_bn")(x)
-        x = layers.Activation("relu", name=f"{name}_up_relu")(x)
+        x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_conv")(x)
+        x = bn(name=f"{name}_bn")(x)
+        x = layers.Activation("relu", name=f"{name}_relu")(x)
+        x = layers.UpSampling2D(2, name=f"{name}_upsample")(x)
         if skip is not None:
             s = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_skip_conv")(skip)
             s = bn(name=f"{name}_skip_bn")(s)
@@ -106,7 +110,7 @@ def build_unet(
     ``fused_bn`` (default) computes every batch norm with TensorFlow's fused kernel
     (``salt_tf.layers.FusedBatchNormalization``); False keeps Keras' layer, same weights.
     ``decoder`` names the block (``DECODERS``: "unet", two 3x3 convs on the upsampled map and its
-    skip concatenated; "light", a transposed conv and a 1x1 conv on the skip, added) and
+    skip concatenated; "light", 1x1 convs on the map and on its skip, added) and
     ``decoder_filters`` its five widths, deepest first (default ``DEFAULT_WIDTHS[decoder]``).
     """
     if size is not None and size % 32:

@@ -207,6 +207,6 @@ def test_a_run_killed_at_any_file_operation_resumes_to_an_unbroken_end(tiny_data
     assert exported["loss"] == pytest.approx(best["val_loss"], rel=1e-4, abs=1e-5), history.to_string()
     assert exported["score"] == pytest.approx(best["val_score"], abs=1e-6)
     assert json.loads((out / "report.json").read_text())["folds_done"] == [0]
-    assert any(layer.name == "decoder_stage0_up" for layer in _exported(out).layers)  # the light decoder
+    assert any(layer.name == "decoder_stage1_skip_conv" for layer in _exported(out).layers)  # the light decoder
     leftovers = [p for p in out.rglob("*") if p.name.startswith(".") or p.name.startswith(("last-", "best_weights"))]
     assert not leftovers and not (out / "fold0" / "checkpoint").exists()
