@@ -6,7 +6,11 @@ tiles. The variants run one after another, never together; each has its own fold
 with its log, and a variant whose ``holdout.json`` exists is not run again, so an interrupted
 comparison goes on where it stopped. ``OUT/compare.md`` is rewritten after every variant.
 
-    python benchmarks/budget_compare.py --budget-min 15 --out runs/compare15 [--only baseline,resnet34]
+    python benchmarks/budget_compare.py --budget-min 15 --out runs/compare15 [--only baseline,resnet34] [--seeds 0,1]
+
+With ``--seeds``, every variant trains once per seed (``--seed``; the held-out split stays the same),
+in ``OUT/NAME-seedS``, in the order variant by variant within each seed, so that an interrupted
+comparison still holds every variant at the first seed; ``compare.md`` adds each variant's mean.
 
 Run it on an otherwise idle machine: the variants are compared by what a fixed time buys.
 """
@@ -33,16 +37,21 @@ VARIANTS: dict[str, list[str]] = {
     "batch-32": ["--batch-size", "32"],
     "warmup-share-0.75": ["--warmup-share", "0.75"],
     "cosine": ["--phase1-schedule", "cosine"],
+    # issue 20
+    "narrow-decoder": ["--decoder-filters", "128,64,32,16,16"],
+    "light-decoder": ["--decoder", "light"],
+    "symmetric-lovasz": ["--lovasz-symmetric"],
+    "lovasz-from-start": ["--phase1-lovasz-weight", "0.5"],
 }
 
 
-def summary(name: str, folder: Path) -> dict:
+def summary(name: str, folder: Path, seed: int | None = None) -> dict:
     result = json.loads((folder / "holdout.json").read_text())
     history = pd.read_csv(folder / "run" / "fold0" / "history.csv")
     epochs = " + ".join(f"{n}@{size}" for size, n in history[history["phase"] == 1].groupby("size", sort=False).size().items())
     val = history["val_seconds"].sum() / 60
     return {
-        "variant": name, "flags": " ".join(VARIANTS[name]) or "(the preset)",
+        "variant": name, "seed": "" if seed is None else seed, "flags": " ".join(VARIANTS[name]) or "(the preset)",
         "held-out": f"{result['holdout_score']:.4f}", "held-out at 0.5": f"{result['holdout_score_threshold_0.5']:.4f}",
         "best val": f"{result['val_score']:.4f}",
         "phase 1 epochs": epochs, "phase 2 epochs": int((history["phase"] == 2).sum()),
@@ -54,6 +63,11 @@ def write_table(out: Path, rows: list[dict], command: str) -> None:
     table = pd.DataFrame(rows)
     lines = [f"`{command}`", "", "| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    if table["seed"].astype(str).str.len().gt(0).any():
+        lines += ["", "| variant | seeds | held-out, mean | held-out, each |", "| --- | --- | --- | --- |"]
+        for name, group in table.groupby("variant", sort=False):
+            scores = group["held-out"].astype(float)
+            lines.append(f"| {name} | {len(group)} | {scores.mean():.4f} | {', '.join(group['held-out'])} |")
     write_text(out / "compare.md", "\n".join(lines) + "\n")
 
 
@@ -63,6 +77,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder of the comparison")
     parser.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variants, in order "
                         f"(default: all: {','.join(VARIANTS)})")
+    parser.add_argument("--seeds", default=None, help="comma-separated training seeds, each variant once per seed "
+                        "(default: the preset's seed, one run per variant)")
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
     unknown = [n for n in names if n not in VARIANTS]
@@ -70,20 +86,24 @@ def main() -> None:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     command = "python " + " ".join(sys.argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    seeds = [None] if args.seeds is None else [int(s) for s in args.seeds.split(",")]
     rows = []
-    for name in names:
-        folder = args.out / name
-        if not (folder / "holdout.json").exists():
-            started = time.perf_counter()
-            cmd = [sys.executable, str(_bench.ROOT / "benchmarks" / "real_data.py"), "--preset", "cpu-60min",
-                   "--budget-min", str(args.budget_min), "--out", str(folder), *VARIANTS[name]]
-            print(f"{name}: {' '.join(cmd[1:])}", flush=True)
-            with open(args.out / f"{name}.log", "a") as log:
-                subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
-            print(f"{name}: {(time.perf_counter() - started) / 60:.1f} min", flush=True)
-        rows.append(summary(name, folder))
-        print(json.dumps(rows[-1]), flush=True)
-        write_table(args.out, rows, command)
+    for seed in seeds:
+        for name in names:
+            label = name if seed is None else f"{name}-seed{seed}"
+            folder = args.out / label
+            if not (folder / "holdout.json").exists():
+                started = time.perf_counter()
+                cmd = [sys.executable, str(_bench.ROOT / "benchmarks" / "real_data.py"), "--preset", "cpu-60min",
+                       "--budget-min", str(args.budget_min), "--out", str(folder), *VARIANTS[name],
+                       *([] if seed is None else ["--seed", str(seed)])]
+                print(f"{label}: {' '.join(cmd[1:])}", flush=True)
+                with open(args.out / f"{label}.log", "a") as log:
+                    subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
+                print(f"{label}: {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+            rows.append(summary(name, folder, seed))
+            print(json.dumps(rows[-1]), flush=True)
+            write_table(args.out, rows, command)
 
 
 if __name__ == "__main__":
