@@ -55,12 +55,20 @@ def tiny_run(tiny_data, tmp_path_factory) -> tuple[Path, str]:
     """Two --fold processes started at the same time into one run folder (the README's way): the
     run folder and their output."""
     with _shared(tmp_path_factory, "run") as (folder, done):
-        out = folder / "run"
+        out, failed = folder / "run", folder / "failed.txt"
+        if failed.exists():  # the other worker tried: its error, not a second run into its folder
+            pytest.fail(f"the session's tiny run failed (in the other worker):\n{failed.read_text()}")
         if not done:
-            processes = [start_cli("--data", tiny_data, "--out", out, *TINY, "--fold", k) for k in (0, 1)]
-            outputs = [p.communicate(timeout=900) for p in processes]
-            for p, (stdout, stderr) in zip(processes, outputs):
-                assert p.returncode == 0, stdout[-3000:] + stderr[-3000:]
+            try:
+                processes = [start_cli("--data", tiny_data, "--out", out, *TINY, "--fold", k) for k in (0, 1)]
+                outputs = [p.communicate(timeout=900) for p in processes]
+                errors = [stdout[-3000:] + stderr[-3000:] for p, (stdout, stderr) in zip(processes, outputs) if p.returncode]
+            except Exception as err:  # a timeout, say
+                errors = [repr(err)]
+            if errors:
+                folder.mkdir(exist_ok=True)
+                failed.write_text("\n".join(errors))
+                pytest.fail(f"the session's tiny run failed:\n{failed.read_text()}")
             (folder / "stdout.json").write_text(json.dumps(outputs[0][0] + outputs[1][0]))
             (folder / "done").touch()
     return out, json.loads((folder / "stdout.json").read_text())
