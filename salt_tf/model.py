@@ -47,7 +47,8 @@ def light_decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn
     as convolving after upsampling, at a quarter of the cost), a 1x1 conv-BN-ReLU brings the skip
     (if any) to the same width, the two are added, then scSE. No 3x3 convolution: the encoder does
     the seeing, the decoder merges and upsamples. (The 1st place upsampled with a 2x2 transposed
-    conv; on a CPU it trained at 0.85-0.98x the U-Net block's time, this one at 0.73x.)"""
+    conv; on a CPU that model trained at 0.85-0.98x the default U-Net's step time, this one at
+    0.73-0.82x: benchmarks/RESULTS.md, issue 20.)"""
     name = f"decoder_stage{stage}"
 
     def block(x, skip=None):
