@@ -66,8 +66,13 @@ def forward_flops(model: keras.Model, size: int) -> int:
     return tf.compat.v1.profiler.profile(graph=frozen.graph, options=options).total_float_ops
 
 
+def fields(variant) -> tuple:
+    """(encoder, scSE, size, policy, fused BN, decoder, widths): the decoder's defaults when not named."""
+    return (*variant, "unet", None)[:7]
+
+
 def name_of(variant) -> str:
-    encoder, scse, size, policy, fused, decoder, widths = (*variant, "unet", None)[:7]
+    encoder, scse, size, policy, fused, decoder, widths = fields(variant)
     precision = "bf16" if "bfloat16" in policy else "fp32"
     named = "" if len(variant) == 5 else f" {decoder}" + (f" {','.join(map(str, widths))}" if widths else "")
     return f"{encoder}{'+scSE' if scse else ''} {size} {precision} {'fusedBN' if fused else 'kerasBN'}{named}"
@@ -82,7 +87,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     models, batches, flops = {}, {}, {}
     for variant in VARIANTS[args.variants]:
-        encoder, scse, size, policy, fused, decoder, widths = (*variant, "unet", None)[:7]
+        encoder, scse, size, policy, fused, decoder, widths = fields(variant)
         keras.mixed_precision.set_global_policy(policy)
         keras.utils.set_random_seed(0)
         model = build_unet(encoder, size, scse=scse, fused_bn=fused, decoder=decoder, decoder_filters=widths)

@@ -181,7 +181,7 @@ DEFAULT_TRAINING_HISTOGRAM = (
 #     random groups of 8 tiles (one 808-trace line's worth): TV median 0.16, 99th percentile 0.34,
 #     max 0.43 over 400 groups; clipped share 0.0003 median (a group with a black tile: 0.125);
 #   the real tiles taken as amplitudes (grey - 120) and mapped back by sections.amplitude_map: TV 0.00;
-#   synthetic.make_volume (3 seeds, 12 x 160 x 200) mapped: TV 0.17-0.25 (0.27 for the worst line),
+#   synthetic_sections.make_volume (3 seeds, 12 x 160 x 200) mapped: TV 0.16-0.25 (0.26 for the worst line),
 #     clipped at 0: 0.1-1.3%, at 255: 0-0.6% (with the tiles' salt texture since 2026-12-01; before
 #     it: TV 0.20-0.27, 0.29);
 #   badly mapped, the real tiles with the gain times 2 / 3 / 10: clipped at 0 6.4% / 14% / 38%, at

@@ -207,6 +207,23 @@ def _salt_top(mask: np.ndarray) -> np.ndarray:
     return top
 
 
+def with_salt_texture(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, blur) -> np.ndarray:
+    """``image`` with the salt (``mask``) filled by low-amplitude incoherent texture, streaky along
+    the vertical and faded in at the salt's edge (``CHAOS_*``): tiles and volumes share it.
+
+    ``blur(array, across, along)`` is a Gaussian blur with those widths across and along the traces
+    (``_blur_tile`` for a tile; a volume's blurs across both its inlines and its crosslines)."""
+    noise = rng.standard_normal(image.shape).astype(np.float32)
+    chaos = blur(noise, rng.uniform(*CHAOS_SIGMA_ACROSS), rng.uniform(*CHAOS_SIGMA_ALONG))
+    chaos *= rng.uniform(*CHAOS_LEVEL) / (chaos.std() + 1e-12)
+    soft = blur(mask.astype(np.float32), CHAOS_EDGE, CHAOS_EDGE)
+    return image * (1.0 - soft) + chaos * soft
+
+
+def _blur_tile(array: np.ndarray, across: float, along: float) -> np.ndarray:
+    return cv2.GaussianBlur(array, (0, 0), sigmaX=across, sigmaY=along)  # tile rows are samples
+
+
 def make_tile(rng: np.random.Generator, salty: bool) -> tuple[np.ndarray, np.ndarray]:
     """One tile drawn from ``rng``: (image uint8 (101, 101), mask uint8 (101, 101), 1 = salt).
 
@@ -215,16 +232,7 @@ def make_tile(rng: np.random.Generator, salty: bool) -> tuple[np.ndarray, np.nda
     mask = _salt_mask(rng) if salty else np.zeros((SIZE, SIZE), dtype=np.uint8)
     image = _reflectors(rng, mask)
     if salty:
-        # Inside the salt: low-amplitude incoherent texture, streaky along the vertical.
-        chaos = cv2.GaussianBlur(
-            rng.standard_normal((SIZE, SIZE)).astype(np.float32),
-            (0, 0),
-            sigmaX=rng.uniform(*CHAOS_SIGMA_ACROSS),
-            sigmaY=rng.uniform(*CHAOS_SIGMA_ALONG),
-        )
-        chaos *= rng.uniform(*CHAOS_LEVEL) / (chaos.std() + 1e-12)
-        soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), CHAOS_EDGE)
-        image = image * (1.0 - soft) + chaos * soft
+        image = with_salt_texture(rng, image, mask, _blur_tile)
         # The top of salt reflects strongly, drawn row by row from each top pixel.
         top = _salt_top(mask).astype(np.float32)
         offsets = np.arange(-5, 5)  # row of the band minus row of the boundary

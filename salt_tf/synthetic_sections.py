@@ -13,17 +13,21 @@ from scipy import ndimage
 
 from salt_tf.atomic import building
 from salt_tf.seiswrite import write_segy_line, write_segy_volume
-from salt_tf.synthetic import CHAOS_EDGE, CHAOS_LEVEL, CHAOS_SIGMA_ACROSS, CHAOS_SIGMA_ALONG, _top_reflection, _trace
+from salt_tf.synthetic import _top_reflection, _trace, with_salt_texture
 
 
 def _smooth_field(rng: np.random.Generator, coords: list[np.ndarray], scale: float, waves: int = 12) -> np.ndarray:
     """Smooth noise of about unit variance varying over ``scale`` pixels: a sum of random plane
-    waves, which works on a grid of any dimension (the tile helper above is 2-D only)."""
+    waves, which works on a grid of any dimension (the tiles' ``synthetic._smooth_noise`` is 2-D only)."""
     field = np.zeros(np.broadcast_shapes(*(c.shape for c in coords)), dtype=np.float64)
     for _ in range(waves):
         k = rng.normal(0.0, 1.0 / scale, size=len(coords))
         field += np.cos(sum(ki * c for ki, c in zip(k, coords)) + rng.uniform(0.0, 2.0 * np.pi))
     return field * np.sqrt(2.0 / waves)
+
+
+def _blur_volume(array: np.ndarray, across: float, along: float) -> np.ndarray:
+    return ndimage.gaussian_filter(array, (across, across, along))  # (inlines, crosslines, samples)
 
 
 def make_volume(rng: np.random.Generator, n_inlines: int = 12, n_xlines: int = 160, n_samples: int = 200,
@@ -59,12 +63,7 @@ def make_volume(rng: np.random.Generator, n_inlines: int = 12, n_xlines: int = 1
     tau += rng.uniform(5.0, 15.0) * np.exp(-above / 25.0) * (mask == 0)  # layers dragged up against the salt
     image = np.interp(tau, t, trace)
     image /= image.std() + 1e-12
-    # Inside the salt, the tiles' texture (CHAOS_*): streaky along the trace, faded in at the edge.
-    across, along = rng.uniform(*CHAOS_SIGMA_ACROSS), rng.uniform(*CHAOS_SIGMA_ALONG)
-    chaos = ndimage.gaussian_filter(rng.standard_normal(image.shape), (across, across, along))
-    chaos *= rng.uniform(*CHAOS_LEVEL) / (chaos.std() + 1e-12)
-    soft = ndimage.gaussian_filter(mask.astype(np.float64), (CHAOS_EDGE, CHAOS_EDGE, CHAOS_EDGE))
-    image = image * (1.0 - soft) + chaos * soft
+    image = with_salt_texture(rng, image, mask, _blur_volume)  # the tiles' salt
     image += 2.5 * _top_reflection(z - top[:, :, None])
     image += rng.normal(0.0, 0.15, size=image.shape)
     return (amplitude * image).astype(np.float32), mask

@@ -76,6 +76,9 @@ def test_decoder_widths_and_the_light_decoder(tmp_path):
         build_unet("resnet18", 64, decoder_filters=(64, 32, 16, 8))
     with pytest.raises(ValueError, match="unknown decoder 'heavy'; known decoders: unet, light"):
         build_unet("resnet18", 64, decoder="heavy")
+    from salt_tf import config, model as model_mod
+
+    assert config.DECODERS == tuple(model_mod.DECODERS)  # the CLI's choices (config.py imports no TensorFlow)
 
 
 def test_gray_input_feeds_three_equal_channels(unets):
