@@ -285,15 +285,15 @@ def test_progressive_resizing_under_a_budget(tiny_data, tmp_path, monkeypatch, e
                         lambda images, masks, config: validated.append(config.size) or eval_dataset(images, masks, config))
     config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=64, encoder="resnet18", encoder_weights=None,
                     batch_size=8, phase1_epochs=500, phase2_epochs=500, phase2_patience=500, folds=2, fold=0,
-                    budget_min=0.3, warmup_size=32, warmup_share=0.5, phase1_schedule="linear")
+                    budget_min=0.5, warmup_size=32, warmup_share=0.5, phase1_schedule="linear")
     lines = []
     report = run(config, log=lines.append)
     fold = report["folds"][0]
     assert fold["stopped_by_budget"] == [1, 2]
     assert 1 <= fold["phase_epochs"]["1"] < 500 and 1 <= fold["phase_epochs"]["2"] < 500
-    assert sum(fold["phase_seconds"].values()) < 18 + 60  # stopped near the budget
+    assert sum(fold["phase_seconds"].values()) < config.budget_min * 60 + 60  # stopped near the budget
     assert any("phase 1 done" in line and "(time budget spent)" in line for line in lines)
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["budget_min"] == 0.3
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["budget_min"] == 0.5
     row = (tmp_path / "r" / "report.md").read_text().splitlines()[-1]
     assert row.endswith("| 1, 2 |") and f"| {fold['phase_epochs']['1']}/{fold['phase_epochs']['2']} |" in row
     history = pd.read_csv(tmp_path / "r" / "fold0" / "history.csv")
@@ -308,7 +308,8 @@ def test_progressive_resizing_under_a_budget(tiny_data, tmp_path, monkeypatch, e
     assert (history["ms_per_tile"] > 0).all() and (history["train_seconds"] <= history["seconds"]).all()
     # The learning rate decays over the whole phase, across the size change, to near 0 at its end
     # (the last batch's rate: the phase stops while one batch and the validation pass still fit, a
-    # large part of this tiny phase's 11 s).
+    # large part of this tiny phase's 21 s; with 0.3 minutes, 13 s, the eager validation passes left
+    # the rate at 0.31 of its peak once in CI).
     assert (np.diff(phase1["learning_rate"]) <= 0).all() and phase1["learning_rate"].iloc[-1] < 0.3 * config.phase1_lr
     served = tf.saved_model.load(str(tmp_path / "r" / "fold0" / "saved_model"))
     assert tuple(served.serve.input_signature[0].shape) == (None, 64, 64, 1)
