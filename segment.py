@@ -39,7 +39,8 @@ def main(argv=None) -> int:
                         help=f"smallest salt body listed in bodies.npy/bodies.csv, in voxels (default: {DEFAULT_MIN_BODY})")
     parser.add_argument("--no-uncertainty", dest="uncertainty", action="store_false",
                         help="only the ensemble's mean probability: no member spread (uncertainty.npy is then 0)")
-    parser.add_argument("--threshold", type=float, help="probability threshold (default: the run's tuned threshold)")
+    parser.add_argument("--threshold", type=float, help="probability threshold (default: the run's boundary threshold, "
+                        "the best pixel IoU out of fold)")
     parser.add_argument("--truth", help=".npy true mask in the input's layout: drawn in green on the figures")
     parser.add_argument("--figures", type=int, default=3, help="sections drawn as PNG figures (default: 3)")
     parser.add_argument("--no-tta", dest="tta", action="store_false", help="switch off horizontal-flip TTA")

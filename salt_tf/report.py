@@ -9,7 +9,7 @@ import pandas as pd
 
 from salt_tf import figures
 from salt_tf.atomic import write_text
-from salt_tf.metrics import tune_postprocessing
+from salt_tf.metrics import boundary_threshold, tune_postprocessing
 
 
 def write_report(out: Path, train) -> dict:
@@ -24,6 +24,7 @@ def write_report(out: Path, train) -> dict:
     masks = train.masks[pd.Index(train.ids).get_indexer(ids)]
     tuned = tune_postprocessing(masks, probs)
     threshold = tuned["threshold"]
+    boundary, pixel_iou = boundary_threshold(masks, probs)
     report = {
         "folds_done": [r["fold"] for r in results],
         "folds": results,
@@ -31,6 +32,8 @@ def write_report(out: Path, train) -> dict:
         "threshold": threshold,
         "min_area": tuned["min_area"],
         "cv_score_tuned": tuned["score_after"],
+        "boundary_threshold": boundary,  # segment.py's default: boundaries in whole sections
+        "pixel_iou": pixel_iou,
         "n_oof": int(len(ids)),
     }
     write_text(out / "report.json", json.dumps(report, indent=1))
@@ -38,7 +41,8 @@ def write_report(out: Path, train) -> dict:
         f"# Run report: {out}", "",
         f"Out-of-fold competition score at 101x101: **{report['cv_score']:.4f}** at threshold 0.5, "
         f"**{report['cv_score_tuned']:.4f}** at the best threshold {threshold:.3f} with minimum salt "
-        f"area {report['min_area']} px ({len(ids)} tiles).", "",
+        f"area {report['min_area']} px ({len(ids)} tiles). Pixel IoU over all tiles **{pixel_iou:.4f}** at "
+        f"{boundary:.3f}, the threshold `segment.py` uses for whole sections by default.", "",
     ]
     histories = {r["fold"]: _read_history(out / f"fold{r['fold']}" / "history.csv") for r in results}
     if any(h is not None and len(h) for h in histories.values()):

@@ -11,7 +11,7 @@ Outputs in ``out/``, in the input's layout (the selected inlines only):
 - ``probability.npy`` (float16): the members' mean salt probability.
 - ``uncertainty.npy`` (float16): the members' standard deviation (folds x flips; with
   ``--direction both`` the members of both passes pooled).
-- ``mask.npy`` (uint8): probability above the run's tuned threshold.
+- ``mask.npy`` (uint8): probability above the run's boundary threshold (``_threshold``).
 - ``bodies.npy`` (int32) and ``bodies.csv``: salt bodies, connected in 3-D (2-D for a line), of at
   least ``--min-body`` voxels, numbered from the largest; 0 elsewhere.
 - ``salt_surfaces.csv``: top and base of salt and the number of salt intervals of every trace with salt.
@@ -304,7 +304,7 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             model, what = ensemble_model(run_dir, batch_size, tta, uncertainty)
         else:
             what = "a given model"
-        cut = _threshold(run_dir, threshold)
+        cut, cut_source = _threshold(run_dir, threshold)
         stats = sections.read_tile_stats(run_dir, log) if run_dir else sections.DEFAULT_TILE_STATS
         amap = map_amplitudes(inp, stats, percentile, clip, centre)
         total = count_windows(inp, direction, stride)
@@ -312,7 +312,7 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
         geometry = _geometry(src)
         log(f"segmenting {inp.name} ({geometry['description']}, {direction}) with {what}: {total} windows of "
             f"{TILE}x{TILE}, stride {stride}; amplitudes {amap.centre:g} +- {spread / amap.gain:g} "
-            f"({percentile:g}th percentile) -> grey levels {amap.median:.0f} +- {spread:.0f}; threshold {cut:.3f}")
+            f"({percentile:g}th percentile) -> grey levels {amap.median:.0f} +- {spread:.0f}; threshold {cut:.3f} ({cut_source})")
         with atomic_path(out) as tmp:
             tmp.mkdir()
             vol = Volumes(tmp, inp)
@@ -326,6 +326,7 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             made = write_outputs(tmp, inp, vol, amap, cut, stats, min_body, n_figures, disagreement)
             summary = _summary(inp, src, geometry, direction, stride, cut, amap, percentile, stats, total, seconds,
                                uncertainty, disagreement, made, cluster)
+            summary["threshold_source"] = cut_source
             (tmp / "segment.json").write_text(json.dumps(summary, indent=1))
             del vol
     if cluster is not None:
@@ -366,13 +367,19 @@ def _tell(summary: dict, made: dict, truth, out, min_body: int, log, warn) -> No
         f"{made['bodies']['count']} bodies of {min_body}+ voxels")
 
 
-def _threshold(run_dir, threshold: float | None) -> float:
-    """The given threshold, else the run's tuned one (0.5 without a run)."""
-    if run_dir:
-        from salt_tf.predict import postprocessing  # TensorFlow: only with a run
-
-        return postprocessing(Path(run_dir), threshold)[0]
-    return 0.5 if threshold is None else float(threshold)
+def _threshold(run_dir, threshold: float | None) -> tuple[float, str]:
+    """The threshold and where it comes from: the given one; else the run's boundary threshold
+    (report.json's ``boundary_threshold``: best pixel IoU over its out-of-fold tiles, which places
+    boundaries, and so tops of salt, where they are); else, for a run trained before it was
+    recorded, the run's competition threshold; 0.5 without a run."""
+    if threshold is not None:
+        return float(threshold), "given"
+    report = Path(run_dir) / "report.json" if run_dir else None
+    tuned = json.loads(report.read_text()) if report is not None and report.exists() else {}
+    for key in ("boundary_threshold", "threshold"):
+        if key in tuned:
+            return float(tuned[key]), f"report.json {key}"
+    return 0.5, "default"
 
 
 def _geometry(src: Source) -> dict:

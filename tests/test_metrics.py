@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from salt_tf.metrics import THRESHOLDS, best_threshold, competition_score, image_scores
+from salt_tf.metrics import THRESHOLDS, best_threshold, boundary_threshold, competition_score, image_scores
 
 
 def masks_with_iou(intersection, only_truth, only_pred, shape=(10, 10)):
@@ -70,3 +70,26 @@ def test_best_threshold_finds_the_separating_value():
     probs = np.where(truth == 1, 0.7, 0.4)
     threshold, score = best_threshold(truth, probs)
     assert 0.4 <= threshold < 0.7 and score == 1.0
+
+
+def test_boundary_threshold_maximises_pixel_iou_over_all_images():
+    rng = np.random.default_rng(0)
+    truth = rng.random((5, 9, 9)) < 0.4
+    probs = rng.random((5, 9, 9)).astype(np.float32)
+    thresholds = np.round(np.arange(0.05, 0.951, 0.025), 4)
+    brute = [(truth & (probs > t)).sum() / (truth | (probs > t)).sum() for t in thresholds]
+    threshold, iou = boundary_threshold(truth, probs)
+    assert threshold == thresholds[int(np.argmax(brute))] and iou == pytest.approx(max(brute))
+
+
+def test_boundary_threshold_sits_below_the_competition_one_when_empty_images_need_a_high_cut():
+    # Salt at 0.6 with a ramp of 0.45 at its edge; an empty image with a stray 0.5 blob. Pixel IoU
+    # keeps the ramp (cut below 0.45); the competition score must drop the blob (cut at 0.5 or above).
+    truth = np.zeros((2, 10, 10), bool)
+    truth[0, 4:] = True
+    probs = np.where(truth, 0.6, 0.1).astype(np.float32)
+    probs[0, 4] = 0.45
+    probs[1, :2, :2] = 0.5
+    threshold, iou = boundary_threshold(truth, probs)
+    assert 0.1 <= threshold < 0.45 and iou == pytest.approx(60 / 64)
+    assert best_threshold(truth, probs)[0] >= 0.5

@@ -92,7 +92,7 @@ def tiny_export(tmp_path_factory):
     model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(keras.layers.Conv2D(4, 1, activation="tanh")(inputs)))
     folder = tmp_path_factory.mktemp("tiny") / "run"
     model.export(str(folder / "fold0" / "saved_model"), verbose=False)
-    (folder / "report.json").write_text(json.dumps({"threshold": 0.45, "min_area": 0}))
+    (folder / "report.json").write_text(json.dumps({"threshold": 0.45, "min_area": 0, "boundary_threshold": 0.4}))
     sections.write_tile_stats(folder, np.random.default_rng(1).integers(40, 220, (30, 101, 101), dtype=np.uint8))
     return folder
 
@@ -103,14 +103,16 @@ def test_cli_runs_the_ensemble_through_predict_probs(synth, tiny_export, tmp_pat
                      "--lines", "1:2", "--stride", "40", "--figures", "1"])
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "segment.json").read_text())
-    assert summary["threshold"] == 0.45 and summary["tile_stats"] == "training tiles"
+    # whole sections are cut at the run's boundary threshold, not its competition one
+    assert summary["threshold"] == 0.4 and summary["threshold_source"] == "report.json boundary_threshold"
+    assert summary["tile_stats"] == "training tiles"
     ensemble = load_ensemble(tiny_export)
     cube = np.load(synth / "volume.npy")
     for k in (1, 2):
         grey = grey_of(cube[k].T, summary)
         expected = sections.segment_section(grey, lambda w: predict_probs(ensemble, w, progress=False), stride=40)
         np.testing.assert_allclose(np.load(out / "probability.npy")[k - 1].astype(np.float32), expected.T, atol=1e-3)
-    assert (np.load(out / "mask.npy") == (np.load(out / "probability.npy").astype(np.float32) > 0.45)).all()
+    assert (np.load(out / "mask.npy") == (np.load(out / "probability.npy").astype(np.float32) > 0.4)).all()
     assert "windows/s" in capsys.readouterr().err
 
 

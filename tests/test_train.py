@@ -52,6 +52,7 @@ def test_end_to_end_writes_every_file(tiny_run, tiny_data):
     report = json.loads((out / "report.json").read_text())
     assert report["folds_done"] == [0, 1] and report["n_oof"] == 40
     assert 0 <= report["cv_score"] <= 1 and 0 <= report["cv_score_tuned"] <= 1 and 0 < report["threshold"] < 1
+    assert 0 < report["boundary_threshold"] < 1 and 0 <= report["pixel_iou"] <= 1
     assert all(r["phase_seconds"]["1"] > 0 and r["phase_seconds"]["2"] > 0 for r in report["folds"])
     assert "Out-of-fold competition score" in (out / "report.md").read_text()
     stats = json.loads((out / "tile_stats.json").read_text())  # for segment.py's amplitude mapping
