@@ -113,6 +113,7 @@ class _Fold:
     model: keras.Model
     resumed: bool
     clock: FoldClock
+    optimizer_state: list | None = None  # a resumed phase's saved optimizer variables, until compiled
     sized_sets: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -177,8 +178,11 @@ def _train_phase(f: _Fold, phase: int, epochs: int) -> None:
     config, state = f.config, f.state
     done = state.get("phase_epochs", {}).get(str(phase), 0)
     continuing = f.resumed and done and state.get("current_phase") == phase
-    if not continuing:  # else: keep the restored optimizer
+    if not continuing or f.optimizer_state is not None:  # else: keep the optimizer a .keras checkpoint restored
         _phase_compile(f.model, config, phase, f.steps, timed=f.deadline is not None)
+        if continuing:  # the phase's optimizer as the checkpoint left it: slots, step count, rate
+            Checkpoint.restore_optimizer(f.model, f.optimizer_state, f.dir / "checkpoint")
+    f.optimizer_state = None
     state["current_phase"] = phase
     clock, rules = PhaseClock(steps=done * f.steps), _phase_rules(config, phase)
     for callback in (clock, *rules):
@@ -235,17 +239,22 @@ def _start_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, fold
     keras.utils.set_random_seed(config.seed * 1000 + fold)
     checkpoint = Checkpoint(fold_dir / "checkpoint")
     state, last = checkpoint.resume()
-    if last is not None:
+    optimizer_state = None
+    if last is not None and last.suffix == ".keras":  # a checkpoint written before last.npz
         model = keras.models.load_model(last)
-        log(f"fold {fold}: resuming from {last} (epochs done: {state['phase_epochs']})")
     else:
         # With progressive resizing, one model for any input size (same layers and weights).
         size = None if config.warmup_size else config.size
-        model = build_from_config(config, size, config.encoder_weights)
+        model = build_from_config(config, size, config.encoder_weights if last is None else None)
+        if last is not None:
+            weights, optimizer_state = Checkpoint.load_last(last)
+            model.set_weights(weights)
+    if last is not None:
+        log(f"fold {fold}: resuming from {last} (epochs done: {state['phase_epochs']})")
     # A resumed fold continues its clock: the budget it spent before the interruption (up to the
     # last finished epoch) counts against its deadline.
     return _Fold(config, train, fold, fold_dir, tr, va, log, deadline, checkpoint, state, model,
-                 resumed=last is not None, clock=FoldClock(state))
+                 resumed=last is not None, clock=FoldClock(state), optimizer_state=optimizer_state)
 
 
 def _export(f: _Fold) -> keras.Model:
