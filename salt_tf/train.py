@@ -273,7 +273,7 @@ def _export(f: _Fold) -> keras.Model:
     with atomic_path(f.dir / "model.keras") as tmp:
         model.save(tmp)
     with atomic_path(f.dir / "saved_model") as tmp:
-        model.export(str(tmp), verbose=False)
+        export_saved_model(model, tmp)
     return model
 
 

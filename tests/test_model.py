@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from salt_tf.encoders import build_encoder
-from salt_tf.model import _all_layers, build_unet
+from salt_tf.model import _all_layers, build_unet, export_saved_model
 
 
 def tiles(n=2, size=64, seed=0):
@@ -108,9 +108,12 @@ def test_keras_file_and_savedmodel_round_trips(unets, name, tmp_path):
     model.save(path)
     restored = keras.models.load_model(path)
     np.testing.assert_allclose(restored.predict(x, verbose=0), expected, atol=1e-5, rtol=1e-5)
-    model.export(str(tmp_path / "saved_model"), verbose=False)
+    export_saved_model(model, tmp_path / "saved_model")  # what training exports (Keras' model.export: tests/test_predict.py)
     served = tf.saved_model.load(str(tmp_path / "saved_model"))
     np.testing.assert_allclose(served.serve(tf.constant(x)).numpy(), expected, atol=1e-5, rtol=1e-5)
+    assert tuple(served.serve.input_signature[0].shape) == (None, *x.shape[1:])
+    signature = served.signatures["serving_default"]
+    np.testing.assert_allclose(signature(tile=tf.constant(x))["output_0"].numpy(), expected, atol=1e-5, rtol=1e-5)
     # And eager against the exported graph: float32 round-off, amplified through the untrained
     # layers, reaches ~2e-5 of the logits' scale (seen in CI); a wrong graph would be off by O(1).
     # Rarely a near-tie (a ReLU or the stem's max-pool) flips and moves a small patch by more (8 of
