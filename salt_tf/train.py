@@ -34,7 +34,7 @@ from salt_tf.data import load_train
 from salt_tf.keras_metrics import CompetitionScore
 from salt_tf.losses import phase_loss
 from salt_tf.metrics import competition_score
-from salt_tf.model import build_from_config
+from salt_tf.model import build_from_config, export_saved_model
 from salt_tf.predict import Ensemble, RunError, predict_probs
 from salt_tf.report import write_report
 from salt_tf.runfolder import Checkpoint, budget_spent, finished_folds, held, open_run_folder
