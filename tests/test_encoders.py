@@ -10,6 +10,7 @@ import tensorflow as tf
 from salt_tf import encoders
 from salt_tf.encoders import build_encoder
 from salt_tf.layers import GroupedConv2D
+from salt_tf.model import export_saved_model
 
 SIZE = 64  # the smallest tile with a 2x2 deepest map
 
@@ -123,7 +124,7 @@ def test_resnext50_keras_file_round_trip(resnext50, tmp_path):
 
 
 def test_resnext50_savedmodel_export(resnext50, tmp_path):
-    resnext50.export(tmp_path / "exported", verbose=False)
+    export_saved_model(resnext50, tmp_path / "exported")  # as training exports its models
     reloaded = tf.saved_model.load(str(tmp_path / "exported"))  # keep it: it owns the variables
     images = tf.constant(_images())
     served = reloaded.serve(images)
