@@ -42,6 +42,8 @@ VARIANTS: dict[str, list[str]] = {
     "light-decoder": ["--decoder", "light"],
     "symmetric-lovasz": ["--lovasz-symmetric"],
     "lovasz-from-start": ["--phase1-lovasz-weight", "0.5"],
+    "ema": ["--ema", "0.99"],
+    "narrow-decoder-ema": ["--decoder-filters", "128,64,32,16,16", "--ema", "0.99"],
 }
 
 

@@ -64,6 +64,76 @@ class PhaseClock(keras.callbacks.Callback):
         self.steps = state.get("budget_steps", self.steps)
 
 
+class WeightAverage(keras.callbacks.Callback):
+    """An exponential moving average of the trainable weights, updated after every batch
+    (``average = momentum x average + (1 - momentum) x weights``, started at the first batch's
+    weights), for the whole fold across its phases and stages.
+
+    Validation runs on the average: it is swapped into the model for the pass and out after, so
+    training goes on from the raw weights. ``FoldTracker`` keeps the average as the best epoch's
+    weights (``weights``), so the fold exports it, and saves ``arrays`` in the checkpoint, so a
+    resumed fold goes on with it. Keras' own ``use_ema`` is not used: its ``fit`` writes the average
+    over the raw weights at the end of every call, which a resume between two calls cannot repeat.
+    Batch-norm statistics are not averaged: they are already running means of the raw weights'.
+    """
+
+    def __init__(self, momentum: float, arrays: list[np.ndarray] | None = None):
+        super().__init__()
+        self.momentum = float(momentum)
+        self.saved = arrays or None  # from a checkpoint, until the model is known
+        self.averages = None
+        self._update = None
+
+    def _start(self) -> None:
+        import tensorflow as tf
+
+        variables = self.model.trainable_weights
+        initial = self.saved if self.saved is not None else [w.numpy() for w in variables]
+        if len(initial) != len(variables):
+            raise ValueError(f"{len(initial)} averaged weights saved, the model has {len(variables)} trainable ones")
+        self.averages = [tf.Variable(a, trainable=False) for a in initial]
+        m, pairs = self.momentum, list(zip(self.averages, variables))
+
+        @tf.function(autograph=False)
+        def update():
+            for average, weight in pairs:
+                average.assign(m * average + (1.0 - m) * weight.value)
+
+        self._update = update
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.averages is None:
+            resumed = self.saved is not None
+            self._start()
+            if not resumed:  # the average starts at the weights after the first batch
+                return
+        self._update()
+
+    def _swap(self) -> None:
+        for average, weight in zip(self.averages, self.model.trainable_weights):
+            raw = weight.numpy()
+            weight.assign(average)
+            average.assign(raw)
+
+    def on_test_begin(self, logs=None):
+        if self.averages is not None:
+            self._swap()
+
+    def on_test_end(self, logs=None):
+        if self.averages is not None:
+            self._swap()
+
+    def weights(self) -> list[np.ndarray]:
+        """The model's weights (``model.weights``' order) with the average in place of the trainable ones."""
+        if self.averages is None:
+            return [w.numpy() for w in self.model.weights]
+        average = {id(w): a for w, a in zip(self.model.trainable_weights, self.averages)}
+        return [(average[id(w)] if id(w) in average else w).numpy() for w in self.model.weights]
+
+    def arrays(self) -> list[np.ndarray]:
+        return [a.numpy() for a in self.averages] if self.averages is not None else list(self.saved or [])
+
+
 class FoldTracker(keras.callbacks.Callback):
     """Per epoch: the history row, the best-by-score weights, the resume checkpoint, a summary line.
 
@@ -81,13 +151,13 @@ class FoldTracker(keras.callbacks.Callback):
 
     def __init__(self, fold_dir: Path, fold: int, phase: int, epochs: int, state: dict, log,
                  batch_size: int | None = None, size: int | None = None, final_size: int | None = None,
-                 clock: FoldClock | None = None, resumable: list | None = None):
+                 clock: FoldClock | None = None, resumable: list | None = None, average: WeightAverage | None = None):
         super().__init__()
         self.fold_dir, self.fold, self.phase, self.epochs = fold_dir, fold, phase, epochs
         self.state, self.log = state, log
         self.batch_size, self.size, self.final_size = batch_size, size, final_size
         self.checkpoint = Checkpoint(fold_dir / "checkpoint")
-        self.clock, self.resumable = clock, resumable or []
+        self.clock, self.resumable, self.average = clock, resumable or [], average
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -142,10 +212,12 @@ class FoldTracker(keras.callbacks.Callback):
         if self._ranks_above_best(score):
             self.state.update(best_score=float(score), best_phase=self.phase, best_epoch=epoch + 1,
                               best_size=self.size or self.final_size)
-            self.checkpoint.save_best(self.state, self.model, tag)
+            self.checkpoint.save_best(self.state, self.model, tag,
+                                      weights=self.average.weights() if self.average is not None else None)
         self.state["phase_epochs"] = {**self.state.get("phase_epochs", {}), str(self.phase): epoch + 1}
         self.record_progress()
-        self.checkpoint.save_last(self.state, self.model, tag)
+        self.checkpoint.save_last(self.state, self.model, tag,
+                                  averages=self.average.arrays() if self.average is not None else ())
 
     def record_progress(self) -> None:
         """Into the fold's state (written by the next commit): the clock's and the callbacks' state."""

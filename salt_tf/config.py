@@ -75,6 +75,9 @@ class Config:
     phase1_lovasz_weight: float = 0.0
     phase2_bce_weight: float = 0.0
     lovasz_symmetric: bool = False
+    # An exponential moving average of the weights (salt_tf.callbacks.WeightAverage), updated every
+    # batch with this momentum: validated, kept and exported in place of the raw weights. 0: off.
+    ema: float = 0.0
 
     # Wall-clock budget for training all requested folds (validation included). Each fold gets an
     # equal share of what is left when it starts; phase 1 gets `phase1_share` of the fold's time and
@@ -181,6 +184,8 @@ HELP = {
     "phase1_lovasz_weight": "phase 1 loss is BCE + this x Lovasz hinge (0: BCE alone)",
     "phase2_bce_weight": "phase 2 loss is Lovasz hinge + this x BCE (0: Lovasz alone)",
     "lovasz_symmetric": "Lovasz hinge as the mean over salt and background: lovasz(x, y) and lovasz(-x, 1 - y)",
+    "ema": "momentum of an exponential moving average of the weights, updated every batch; the average is "
+    "what is validated, kept as the best epoch's and exported (0: off; try 0.99)",
     "budget_min": "wall-clock minutes for training all requested folds; phases stop cleanly when "
     "their share is spent and the best model is kept (default: no limit)",
     "phase1_share": "with --budget-min, the fraction of each fold's time given to phase 1",
@@ -304,6 +309,8 @@ def check_config(config: Config) -> None:
                          ("--phase2-bce-weight", config.phase2_bce_weight)):
         if not weight >= 0:
             raise ValueError(f"{flag} {weight}: a loss weight must be 0 or more")
+    if not 0.0 <= config.ema < 1.0:
+        raise ValueError(f"--ema {config.ema}: must be a momentum in [0, 1) (0: no weight average; try 0.99)")
     if config.encoder_weights not in (None, "imagenet") and not Path(config.encoder_weights).is_file():
         raise ValueError(f"--encoder-weights {config.encoder_weights}: no such file")
 

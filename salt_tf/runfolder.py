@@ -208,34 +208,37 @@ class Checkpoint:
         self._remove_unnamed(state)
         return state, self.folder / self._final(state) if state else None
 
-    def save_best(self, state: dict, model, tag: str) -> None:
-        """The model's weights only (no optimizer slots: phase 1 and 2 optimizers differ)."""
+    def save_best(self, state: dict, model, tag: str, weights: list[np.ndarray] | None = None) -> None:
+        """The model's weights only (no optimizer slots: phase 1 and 2 optimizers differ), or the
+        given ones in their order (the weight average's)."""
         name = f"best_weights-{tag}.npz"
         with atomic_path(self.folder / name) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, *[w.numpy() for w in model.weights])
+                np.savez(f, *(weights if weights is not None else [w.numpy() for w in model.weights]))
         state["best_weights"] = name
 
-    def save_last(self, state: dict, model, tag: str) -> None:
-        """The model's weights and, if it is compiled, its optimizer's variables."""
+    def save_last(self, state: dict, model, tag: str, averages=()) -> None:
+        """The model's weights, its optimizer's variables if it is compiled, and the weight average's."""
         name = f"last-{tag}.npz"
         optimizer = getattr(model, "optimizer", None)
         arrays = {f"weight_{i}": w.numpy() for i, w in enumerate(model.weights)}
         if optimizer is not None and optimizer.built:
             arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
+        arrays.update({f"average_{i}": a for i, a in enumerate(averages)})
         with atomic_path(self.folder / name) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
         state["last"] = name
 
     @staticmethod
-    def load_last(path: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """A ``last.npz``'s model weights and optimizer variables (empty if it had none), in order."""
+    def load_last(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """A ``last.npz``'s model weights, optimizer variables and weight average (empty if it had
+        none), each in order."""
         with np.load(path) as saved:
             def series(prefix):
                 count = sum(1 for key in saved.files if key.startswith(prefix))
                 return [saved[f"{prefix}{i}"] for i in range(count)]
-            return series("weight_"), series("optimizer_")
+            return series("weight_"), series("optimizer_"), series("average_")
 
     @staticmethod
     def restore_optimizer(model, variables: list[np.ndarray], where: Path) -> None:

@@ -28,7 +28,7 @@ from salt_tf import folds as folds_mod
 from salt_tf import machine, pipeline
 from salt_tf.atomic import atomic_path, write_text
 from salt_tf.callbacks import (FoldClock, FoldTracker, PhaseClock, ResumableEarlyStopping,
-                               ResumableReduceLROnPlateau, TimeBudget)
+                               ResumableReduceLROnPlateau, TimeBudget, WeightAverage)
 from salt_tf.config import Config, check_config, check_weights
 from salt_tf.data import load_train
 from salt_tf.keras_metrics import CompetitionScore
@@ -114,6 +114,7 @@ class _Fold:
     resumed: bool
     clock: FoldClock
     optimizer_state: list | None = None  # a resumed phase's saved optimizer variables, until compiled
+    average: WeightAverage | None = None  # with config.ema: the fold's weight average
     sized_sets: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -159,10 +160,11 @@ def _budget(f: _Fold, phase: int, epochs: int, share: float, clock: PhaseClock, 
 
 def _stage_callbacks(f: _Fold, phase: int, clock: PhaseClock, budget: TimeBudget | None, rules: list,
                      tracker: FoldTracker) -> list:
-    # The budget before the tracker (it sets the learning rate the tracker logs), Keras' progress
-    # bar before the summary line, the plateau and early-stopping rules before the tracker, which
-    # saves their counters.
-    return [clock, *([budget] if budget is not None else []), keras.callbacks.ProgbarLogger(), *rules, tracker,
+    # The weight average first (it swaps itself in for validation). The budget before the tracker
+    # (it sets the learning rate the tracker logs), Keras' progress bar before the summary line, the
+    # plateau and early-stopping rules before the tracker, which saves their counters.
+    return [clock, *([f.average] if f.average is not None else []), *([budget] if budget is not None else []),
+            keras.callbacks.ProgbarLogger(), *rules, tracker,
             keras.callbacks.TensorBoard(str(f.dir / "logs" / f"phase{phase}"), profile_batch=0)]
 
 
@@ -189,7 +191,7 @@ def _train_phase(f: _Fold, phase: int, epochs: int) -> None:
         callback.load_state_dict(state.get("resume", {}) if continuing else {})
     f.clock.start_phase(phase)
     tracker = FoldTracker(f.dir, f.fold, phase, epochs, state, f.log, batch_size=config.batch_size,
-                          final_size=config.size, clock=f.clock, resumable=[clock, *rules])
+                          final_size=config.size, clock=f.clock, resumable=[clock, *rules], average=f.average)
     phase_end, budget, val_seconds, val_size = _phase_end(f, phase), None, None, config.size
     stages = _stages(config, phase, epochs)
     for index, (size, last_epoch, share) in enumerate(stages):
@@ -239,7 +241,7 @@ def _start_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, fold
     keras.utils.set_random_seed(config.seed * 1000 + fold)
     checkpoint = Checkpoint(fold_dir / "checkpoint")
     state, last = checkpoint.resume()
-    optimizer_state = None
+    optimizer_state, averages = None, None
     if last is not None and last.suffix == ".keras":  # a checkpoint written before last.npz
         model = keras.models.load_model(last)
     else:
@@ -247,14 +249,15 @@ def _start_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, fold
         size = None if config.warmup_size else config.size
         model = build_from_config(config, size, config.encoder_weights if last is None else None)
         if last is not None:
-            weights, optimizer_state = Checkpoint.load_last(last)
+            weights, optimizer_state, averages = Checkpoint.load_last(last)
             model.set_weights(weights)
     if last is not None:
         log(f"fold {fold}: resuming from {last} (epochs done: {state['phase_epochs']})")
     # A resumed fold continues its clock: the budget it spent before the interruption (up to the
     # last finished epoch) counts against its deadline.
     return _Fold(config, train, fold, fold_dir, tr, va, log, deadline, checkpoint, state, model,
-                 resumed=last is not None, clock=FoldClock(state), optimizer_state=optimizer_state)
+                 resumed=last is not None, clock=FoldClock(state), optimizer_state=optimizer_state,
+                 average=WeightAverage(config.ema, averages) if config.ema else None)
 
 
 def _export(f: _Fold) -> keras.Model:

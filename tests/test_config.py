@@ -63,6 +63,7 @@ def test_every_preset_is_a_valid_config():
     (("--warmup-size", "48"), "--warmup-size 48: must be a multiple of 32 below --size 128"),
     (("--warmup-size", "128"), "--warmup-size 128: must be a multiple of 32 below --size 128"),
     (("--warmup-size", "64", "--warmup-share", "1"), "--warmup-share 1.0: must be in (0, 1)"),
+    (("--ema", "1"), "--ema 1.0: must be a momentum in [0, 1)"),
 ])
 def test_bad_budget_and_schedule_settings_are_refused(flags, message):
     from salt_tf.config import check_config

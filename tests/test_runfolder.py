@@ -107,7 +107,7 @@ def test_a_resumed_optimizer_takes_the_same_next_step(tmp_path):
     checkpoint.save_last(state, model, "2-2")
     checkpoint.commit(state)
     _, last = checkpoint.resume()
-    weights, optimizer_state = Checkpoint.load_last(last)
+    weights, optimizer_state, _ = Checkpoint.load_last(last)
     rebuilt = build()
     rebuilt.set_weights(weights)
     Checkpoint.restore_optimizer(rebuilt, optimizer_state, last)
@@ -137,7 +137,9 @@ FLAGS = ["--size", "32", "--encoder", "resnet18", "--encoder-weights", "none", "
          "--phase2-patience", "100", "--phase2-lr-patience", "1", "--budget-min", "30", "--folds", "4", "--fold", "0",
          # Not the default model and losses: the export's check below then also proves that training
          # and its resumes used the configured losses (salt_tf.losses.phase_loss) and decoder.
-         "--decoder", "light", "--lovasz-symmetric", "--phase1-lovasz-weight", "0.5", "--phase2-bce-weight", "0.1"]
+         "--decoder", "light", "--lovasz-symmetric", "--phase1-lovasz-weight", "0.5", "--phase2-bce-weight", "0.1",
+         # A weight average: validated, kept and exported in place of the weights, and resumed.
+         "--ema", "0.5"]
 # When each process dies (tests/kill_at.py): "N" at its N-th file operation, within the epoch it
 # re-trains, before it commits it (no progress: the next process re-trains it again); "+J" at the
 # J-th operation after it first committed progress (state.json, result.json or report.json in

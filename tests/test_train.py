@@ -307,11 +307,16 @@ def test_progressive_resizing_under_a_budget(tiny_data, tmp_path, monkeypatch, e
     assert list(best["size"]) == [64]
     assert list(history["epoch"][history["phase"] == 1]) == list(range(1, len(phase1) + 1))  # no epoch twice
     assert (history["ms_per_tile"] > 0).all() and (history["train_seconds"] <= history["seconds"]).all()
-    # The learning rate decays over the whole phase, across the size change, to near 0 at its end
-    # (the last batch's rate: the phase stops while one batch and the validation pass still fit, a
-    # large part of this tiny phase's 21 s; with 0.3 minutes, 13 s, the eager validation passes left
-    # the rate at 0.31 of its peak once in CI).
-    assert (np.diff(phase1["learning_rate"]) <= 0).all() and phase1["learning_rate"].iloc[-1] < 0.3 * config.phase1_lr
+    # The learning rate decays over the whole phase, across the size change, to near 0 at its end:
+    # the last batch's rate is the linear decay's for the time the clock still had then. The phase
+    # stops while one batch and the validation pass still fit, a large part of this tiny phase (the
+    # eager validation passes left the rate at 0.31 and 0.33 of its peak in CI on a slow machine),
+    # so the bound is that time's share of the phase, not a fixed fraction.
+    last = phase1.iloc[-1]
+    left = last["val_seconds"] + last["after_last_batch_seconds"] + 2 * last["train_seconds"] / max(1, last["batches"])
+    assert (np.diff(phase1["learning_rate"]) <= 0).all()
+    assert last["learning_rate"] < config.phase1_lr * min(0.5, left / fold["phase_seconds"]["1"] + 0.1), \
+        (last.to_dict(), fold["phase_seconds"])
     served = tf.saved_model.load(str(tmp_path / "r" / "fold0" / "saved_model"))
     assert tuple(served.serve.input_signature[0].shape) == (None, 64, 64, 1)
     assert any("input 32x32 from epoch 1" in line for line in lines) and any("input 64x64 from epoch" in line for line in lines)
@@ -418,3 +423,52 @@ def test_cli_errors_are_one_line_exit_2_and_write_nothing(case, tiny_data, tmp_p
     assert sorted(p.name for p in run_dir.iterdir()) == before and not (tmp_path / "new").exists()
     assert not list(tmp_path.glob(".*.tmp"))
 
+
+
+def test_weight_average_is_what_is_validated_kept_and_resumed():
+    """WeightAverage: the exponential average of the weights after each batch; validation sees it
+    and training goes on from the raw weights; saved and restored, it goes on as if never stopped."""
+    import keras
+
+    from salt_tf.callbacks import WeightAverage
+
+    def build():
+        keras.utils.set_random_seed(2)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="relu"), keras.layers.Dense(1)])
+        model.compile(keras.optimizers.SGD(0.05), "mse")
+        return model
+
+    x = np.random.default_rng(0).normal(size=(12, 3)).astype("float32")
+    y = x[:, :1] - x[:, 1:2]
+    model, average = build(), WeightAverage(0.5)
+    snapshots, validated = [], []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda b, logs: snapshots.append(model.get_weights()),
+        on_test_begin=lambda logs: validated.append(model.get_weights()))
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, shuffle=False, validation_data=(x, y),
+              callbacks=[average, record])
+    expected = snapshots[0]  # started at the first batch's weights, then averaged batch by batch
+    for weights in snapshots[1:]:
+        expected = [0.5 * e + 0.5 * w for e, w in zip(expected, weights)]
+    for a, e in zip(average.weights(), expected):
+        np.testing.assert_allclose(a, e, rtol=1e-6)
+    for a, e in zip(validated[-1], expected):  # validation ran on the average (it was swapped in)...
+        np.testing.assert_allclose(a, e, rtol=1e-6)
+    for a, e in zip(model.get_weights(), snapshots[-1]):  # ...and swapped out after
+        np.testing.assert_array_equal(a, e)
+    assert not np.allclose(expected[0], snapshots[-1][0])  # the average differs from the raw weights
+
+    # Saved mid-way and restored into a rebuilt model: the same average as one uninterrupted run.
+    first, second = build(), build()
+    whole = WeightAverage(0.5)
+    first.fit(x, y, batch_size=4, epochs=2, verbose=0, shuffle=False, callbacks=[whole])
+    part = WeightAverage(0.5)
+    second.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False, callbacks=[part])
+    weights, arrays = second.get_weights(), part.arrays()
+    third = build()
+    third.set_weights(weights)
+    third.optimizer.build(third.trainable_variables)
+    rest = WeightAverage(0.5, arrays)
+    third.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False, callbacks=[rest])
+    for a, b in zip(whole.arrays(), rest.arrays()):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
