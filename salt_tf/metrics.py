@@ -45,12 +45,16 @@ def competition_score(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(image_scores(truth, pred).mean())
 
 
+# The probability thresholds the tuning tries: 0.05, 0.075, ..., 0.95.
+PROBABILITY_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.025), 4)
+
+
 def best_threshold(
     truth: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None
 ) -> tuple[float, float]:
     """The probability threshold that maximises the competition score, and that score."""
     if thresholds is None:
-        thresholds = np.round(np.arange(0.05, 0.951, 0.025), 4)
+        thresholds = PROBABILITY_THRESHOLDS
     scores = [competition_score(truth, probs > t) for t in thresholds]
     best = int(np.argmax(scores))
     return float(thresholds[best]), float(scores[best])
@@ -65,7 +69,7 @@ def boundary_threshold(
     competition threshold (``best_threshold``) also trades boundaries for empty images, whose whole
     score a few stray pixels cost, and so sits higher for a Lovasz-trained model."""
     if thresholds is None:
-        thresholds = np.round(np.arange(0.05, 0.951, 0.025), 4)
+        thresholds = PROBABILITY_THRESHOLDS
     truth, probs = _as_batch(truth, "truth").ravel(), np.asarray(probs, dtype=np.float32).ravel()
     if truth.shape != probs.shape:
         raise ValueError(f"truth and probs differ in size: {truth.size} vs {probs.size}")

@@ -21,6 +21,7 @@ from salt_tf import figures, pipeline, rle
 from salt_tf.atomic import atomic_path
 from salt_tf.data import DataError, read_csv, load_images, read_mask
 from salt_tf.metrics import image_scores, remove_small
+from salt_tf.report import read_report
 
 
 class RunError(ValueError):
@@ -49,15 +50,14 @@ def load_ensemble(run_dir: str | Path) -> Ensemble:
         raise RunError(f"{run_dir}: run folder not found")
     exported = sorted(run_dir.glob("fold*/saved_model/saved_model.pb"))
     report = run_dir / "report.json"
-    if report.exists():
-        # Exactly the folds the report (and its tuned threshold) covers: other --fold processes
-        # may still be training, or have exported a model the report does not know yet.
-        done = json.loads(report.read_text()).get("folds_done")
-        if done is not None:
-            exported = [run_dir / f"fold{k}" / "saved_model" / "saved_model.pb" for k in done]
-            missing = [p.parent for p in exported if not p.is_file()]
-            if missing:
-                raise RunError(f"{report}: lists fold models that are missing: {', '.join(map(str, missing))}")
+    # Exactly the folds the report (and its tuned threshold) covers: other --fold processes
+    # may still be training, or have exported a model the report does not know yet.
+    done = read_report(run_dir).get("folds_done")
+    if done is not None:
+        exported = [run_dir / f"fold{k}" / "saved_model" / "saved_model.pb" for k in done]
+        missing = [p.parent for p in exported if not p.is_file()]
+        if missing:
+            raise RunError(f"{report}: lists fold models that are missing: {', '.join(map(str, missing))}")
     if not exported:
         raise RunError(f"{run_dir}: no fold*/saved_model in this run folder; train first (python train.py)")
     folds, models, sizes = [], [], {}
@@ -86,8 +86,7 @@ def load_ensemble(run_dir: str | Path) -> Ensemble:
 
 def postprocessing(run_dir: Path, threshold: float | None) -> tuple[float, int]:
     """Threshold and minimum salt area: tuned out of fold by training (report.json), or given."""
-    report = Path(run_dir) / "report.json"
-    tuned = json.loads(report.read_text()) if report.exists() else {}
+    tuned = read_report(run_dir)
     if threshold is not None:
         return float(threshold), 0
     return float(tuned.get("threshold", 0.5)), int(tuned.get("min_area", 0))

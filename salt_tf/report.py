@@ -12,6 +12,12 @@ from salt_tf.atomic import write_text
 from salt_tf.metrics import boundary_threshold, tune_postprocessing
 
 
+def read_report(run_dir) -> dict:
+    """A run's report.json, {} if it has none yet (no fold finished)."""
+    path = Path(run_dir) / "report.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def write_report(out: Path, train) -> dict:
     """report.json and report.md from every finished fold in the run folder."""
     results = [json.loads(p.read_text()) for p in sorted(out.glob("fold*/result.json"))]

@@ -35,6 +35,7 @@ from salt_tf import interpret, sections
 from salt_tf.atomic import atomic_path
 from salt_tf.deliverables import GENTLE_DIP, write_outputs
 from salt_tf.errors import SectionError
+from salt_tf.report import read_report
 from salt_tf.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE, TILE
 from salt_tf.seisio import Source, open_source, release
 
@@ -374,8 +375,7 @@ def _threshold(run_dir, threshold: float | None) -> tuple[float, str]:
     recorded, the run's competition threshold; 0.5 without a run."""
     if threshold is not None:
         return float(threshold), "given"
-    report = Path(run_dir) / "report.json" if run_dir else None
-    tuned = json.loads(report.read_text()) if report is not None and report.exists() else {}
+    tuned = read_report(run_dir) if run_dir else {}
     for key in ("boundary_threshold", "threshold"):
         if key in tuned:
             return float(tuned[key]), f"report.json {key}"
