@@ -9,7 +9,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     from salt_tf.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE
     from salt_tf.segment import DEFAULT_MIN_BODY
 
@@ -55,7 +55,11 @@ def main(argv=None) -> int:
     dask.add_argument("--keep-store", action="store_true", help="keep the store after success (default: removed)")
     dask.add_argument("--task-lines", type=int, help="lines per task (crosslines in the crossline pass; default: up to "
                       "256 windows' worth, fewer to make 16 tasks a pass)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
 
     from salt_tf.predict import RunError
     from salt_tf.errors import SectionError

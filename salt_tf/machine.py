@@ -49,3 +49,21 @@ def describe() -> list[str]:
         f"machine: {platform.machine()}, {cpu}, nproc {usable}, {gpus} GPU(s), load average {load}",
         f"python {platform.python_version()}, tensorflow {tf.__version__}, keras {keras.__version__}",
     ]
+
+
+def strategy():
+    """TensorFlow's distribution strategy for this machine: mirrored over several GPUs, else the default."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def mixed_policy() -> str | None:
+    """Keras' mixed policy for this machine: float16 on a GPU, bfloat16 on a CPU that computes it
+    natively, None (stay float32) on one that would emulate it."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if fast_bfloat16() else None

@@ -82,6 +82,21 @@ def _hypercolumn(outputs: list) -> keras.KerasTensor:
     ])
 
 
+def _check_unet(size, decoder, decoder_filters) -> tuple[int, ...]:
+    """``build_unet``'s arguments checked; returns the decoder's five widths."""
+    if size is not None and size % 32:
+        raise ValueError(
+            f"size {size} is not a multiple of 32: the encoder halves it five times. "
+            "Tiles are 101x101; resize them to 128 (or 192, 256), as the pipeline does."
+        )
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; known decoders: {', '.join(DECODERS)}")
+    decoder_filters = tuple(DEFAULT_WIDTHS[decoder] if decoder_filters is None else decoder_filters)
+    if len(decoder_filters) != 5 or not all(isinstance(f, int) and f > 0 for f in decoder_filters):
+        raise ValueError(f"decoder_filters needs 5 positive widths (one per upsampling), got {decoder_filters}")
+    return decoder_filters
+
+
 def build_unet(
     encoder: str = "resnet34",
     size: int | None = 128,
@@ -114,16 +129,7 @@ def build_unet(
     skip concatenated; "light", 1x1 convs on the map and on its skip, added) and
     ``decoder_filters`` its five widths, deepest first (default ``DEFAULT_WIDTHS[decoder]``).
     """
-    if size is not None and size % 32:
-        raise ValueError(
-            f"size {size} is not a multiple of 32: the encoder halves it five times. "
-            "Tiles are 101x101; resize them to 128 (or 192, 256), as the pipeline does."
-        )
-    if decoder not in DECODERS:
-        raise ValueError(f"unknown decoder {decoder!r}; known decoders: {', '.join(DECODERS)}")
-    decoder_filters = tuple(DEFAULT_WIDTHS[decoder] if decoder_filters is None else decoder_filters)
-    if len(decoder_filters) != 5 or not all(isinstance(f, int) and f > 0 for f in decoder_filters):
-        raise ValueError(f"decoder_filters needs 5 positive widths (one per upsampling), got {decoder_filters}")
+    decoder_filters = _check_unet(size, decoder, decoder_filters)
     tiles = keras.Input((size, size, 1), name="tile")
     pixels = layers.Rescaling(255.0, name="to_pixels")(tiles)
     rgb = layers.Concatenate(name="gray_to_rgb")([pixels, pixels, pixels])

@@ -329,33 +329,20 @@ def train_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, run_d
 # --- the whole run --------------------------------------------------------------------------------
 
 
-def _strategy():
-    gpus = tf.config.list_physical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-
-
-def mixed_policy() -> str | None:
-    """Keras' mixed policy for this machine: float16 on a GPU, bfloat16 on a CPU that computes it
-    natively, None (stay float32) on one that would emulate it."""
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
-    return "mixed_bfloat16" if machine.fast_bfloat16() else None
-
-
 def _train_folds(config: Config, train, fold_table: pd.DataFrame, wanted: list[int], out: Path, log,
                  deadline: float | None) -> None:
     # Keras' dtype policy is global: set it for the run only, so that models built after it in the
     # same process (tests, notebooks, benchmarks/real_data.py) are float32 again.
     policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
-        chosen = mixed_policy()
+        chosen = machine.mixed_policy()
         if chosen is None:
             log("mixed precision: this CPU has no native bfloat16 (AVX-512 BF16, AMX or Arm BF16), where "
                 "TensorFlow's emulation is about ten times slower than float32; training in float32")
         else:
             keras.mixed_precision.set_global_policy(chosen)
     try:
-        with _strategy().scope():
+        with machine.strategy().scope():
             for i, fold in enumerate(wanted):
                 fold_deadline = None
                 if deadline is not None:  # an equal share of the time left

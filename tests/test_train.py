@@ -193,7 +193,7 @@ def test_mixed_precision_run_leaves_the_global_policy_as_it_found_it(tiny_data, 
                     batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0, mixed_precision=True)
     said = []
     run(config, log=said.append)
-    from salt_tf.train import mixed_policy
+    from salt_tf.machine import mixed_policy
 
     model = keras.models.load_model(tmp_path / "r" / "fold0" / "model.keras")
     # float16 where a GPU is visible, bfloat16 on a CPU that computes it natively; float32, said
