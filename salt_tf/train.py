@@ -35,6 +35,7 @@ from salt_tf.keras_metrics import CompetitionScore
 from salt_tf.losses import phase_loss
 from salt_tf.metrics import competition_score
 from salt_tf.model import build_from_config, export_saved_model
+from salt_tf.optimizers import FusedAdamW
 from salt_tf.predict import Ensemble, RunError, predict_probs
 from salt_tf.report import write_report
 from salt_tf.runfolder import Checkpoint, budget_spent, finished_folds, held, open_run_folder
@@ -73,7 +74,7 @@ def _phase_compile(model, config: Config, phase: int, steps: int, timed: bool = 
             schedule = keras.optimizers.schedules.CosineDecay(config.phase1_lr, decay_steps)
         optimizer = keras.optimizers.SGD(schedule, momentum=config.phase1_momentum)
     else:
-        optimizer = keras.optimizers.AdamW(config.phase2_lr, weight_decay=config.phase2_weight_decay)
+        optimizer = FusedAdamW(config.phase2_lr, weight_decay=config.phase2_weight_decay)  # Keras' AdamW, fused
     model.compile(optimizer=optimizer, loss=phase_loss(config, phase), metrics=[CompetitionScore()])
 
 
