@@ -114,11 +114,19 @@ def test_unknown_encoder_lists_known_ones(tiny_data, tmp_path, capsys):
     assert "resnet35" in result.stderr and "resnet34" in result.stderr and "resnext50" in result.stderr
 
 
-def test_short_training_beats_the_all_empty_score(tmp_path):
+def test_short_training_beats_the_all_empty_score_in_mixed_precision(tmp_path):
+    """A short training learns (in the machine's mixed precision), and the run leaves the process's
+    global precision policy as it found it."""
+    import keras
+
+    from salt_tf.machine import mixed_policy
+
     data = synthetic.generate(tmp_path / "data", n_train=200, n_test=4, seed=11)
     config = Config(data=str(data), out=str(tmp_path / "run"), size=32, encoder="resnet18", encoder_weights=None,
-                    batch_size=8, phase1_epochs=4, phase1_lr=0.05, phase2_epochs=0, folds=4, fold=0, seed=1)
-    report = run(config, log=lambda line: None)
+                    batch_size=8, phase1_epochs=4, phase1_lr=0.05, phase2_epochs=0, folds=4, fold=0, seed=1,
+                    mixed_precision=True)
+    said = []
+    report = run(config, log=said.append)
     train = load_train(data)
     folds = pd.read_csv(tmp_path / "run" / "folds.csv", dtype={"id": str}).set_index("id").loc[train.ids, "fold"]
     val_masks = train.masks[folds.to_numpy() == 0]
@@ -126,6 +134,13 @@ def test_short_training_beats_the_all_empty_score(tmp_path):
     fold = report["folds"][0]
     print(f"all-empty {all_empty:.3f}, trained {fold['val_score_101']:.3f} at 101x101")
     assert fold["val_score_101"] > all_empty + 0.05
+    # float16 where a GPU is visible, bfloat16 on a CPU that computes it natively; float32, said
+    # once, on a CPU that would emulate bfloat16 (about ten times slower)
+    model = keras.models.load_model(tmp_path / "run" / "fold0" / "model.keras")
+    expected = mixed_policy()
+    assert any(layer.dtype_policy.name == (expected or "float32") for layer in model.layers)
+    assert sum("no native bfloat16" in line for line in said) == (expected is None)
+    assert keras.mixed_precision.global_policy().name == "float32"  # and the process is float32 again
 
 
 def _tiny_fit(budget, epochs=3, n=64, batch=8):
@@ -184,24 +199,6 @@ def test_time_budget_cosine_learning_rate_ends_at_the_step_limit():
     # Set after each batch for the next: halfway down after 8 of 16 steps, zero at the end.
     assert rates[7] == pytest.approx(0.1, rel=1e-3) and rates[-1] == pytest.approx(0.0, abs=1e-6)
     assert all(a >= b for a, b in zip(rates, rates[1:]))
-
-
-def test_mixed_precision_run_leaves_the_global_policy_as_it_found_it(tiny_data, tmp_path, eager):
-    import keras
-
-    config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=64, encoder="resnet18", encoder_weights=None,
-                    batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0, mixed_precision=True)
-    said = []
-    run(config, log=said.append)
-    from salt_tf.machine import mixed_policy
-
-    model = keras.models.load_model(tmp_path / "r" / "fold0" / "model.keras")
-    # float16 where a GPU is visible, bfloat16 on a CPU that computes it natively; float32, said
-    # once, on a CPU that would emulate bfloat16 (about ten times slower)
-    expected = mixed_policy()
-    assert any(layer.dtype_policy.name == (expected or "float32") for layer in model.layers)
-    assert sum("no native bfloat16" in line for line in said) == (expected is None)
-    assert keras.mixed_precision.global_policy().name == "float32"  # and the process is float32 again
 
 
 def test_fast_bfloat16_reads_the_cpu_flags():
