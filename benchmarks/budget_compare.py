@@ -44,6 +44,9 @@ VARIANTS: dict[str, list[str]] = {
     "lovasz-from-start": ["--phase1-lovasz-weight", "0.5"],
     "ema": ["--ema", "0.99"],
     "narrow-decoder-ema": ["--decoder-filters", "128,64,32,16,16", "--ema", "0.99"],
+    # padding 101 -> 128 cannot warm up at 64: measure it against the preset without the warm-up too
+    "no-warmup": ["--warmup-size", "none"],
+    "pad": ["--fit", "pad", "--warmup-size", "none"],
 }
 
 

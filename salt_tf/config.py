@@ -32,6 +32,10 @@ class Config:
     encoder: str = "resnet34"
     encoder_weights: str | None = "imagenet"  # "imagenet", a local weights file, or None
     size: int = 128
+    # How a 101x101 tile becomes the model's input: "resize" (scaled to `size`, the original's) or
+    # "pad" (reflected out to `size` by the model's first layer, its logits cropped back to 101 by
+    # its last: the loss, the metric and every prediction see the tile's own pixels, unresampled).
+    fit: str = "resize"
     scse: bool = True
     hypercolumn: bool = False
     dropout: float = 0.0
@@ -140,6 +144,7 @@ def with_preset(config: Config, preset: str | None) -> Config:
 
 
 SCHEDULES = ("cosine", "linear")
+FITS = ("resize", "pad")
 
 # One line of help per setting; the CLI has one flag per field, named after it.
 HELP = {
@@ -154,6 +159,8 @@ HELP = {
     "encoder_weights": "'imagenet' (downloaded by segmentation-models), a local weights file, "
     "or 'none' for random initialisation",
     "size": "model input size (multiple of 32); 101x101 tiles are resized to it",
+    "fit": "how a 101x101 tile meets --size: 'resize' (scaled to it) or 'pad' (reflected out to it inside the "
+    "model, whose output is cropped back to 101, so loss, metric and predictions are on the tile's pixels)",
     "scse": "scSE blocks in the decoder",
     "hypercolumn": "concatenate all decoder stages before the head",
     "decoder": "decoder block: unet (two 3x3 convs on the upsampled map and its skip) or light (1x1 convs "
@@ -197,7 +204,7 @@ HELP = {
 
 
 DECODERS = ("unet", "light")  # salt_tf.model.DECODERS (config.py stays free of TensorFlow)
-CHOICES = {"preset": sorted(PRESETS), "phase1_schedule": list(SCHEDULES), "decoder": list(DECODERS)}
+CHOICES = {"preset": sorted(PRESETS), "phase1_schedule": list(SCHEDULES), "decoder": list(DECODERS), "fit": list(FITS)}
 
 
 def decoder_widths(config: Config) -> tuple[int, ...] | None:
@@ -285,6 +292,7 @@ def check_config(config: Config) -> None:
         raise ValueError(f"unknown encoder {config.encoder!r}; known encoders: {', '.join(ENCODERS)}")
     if config.size % 32:
         raise ValueError(f"--size {config.size} is not a multiple of 32; tiles are resized to it (try 128)")
+    _check_fit(config)
     if config.stratify not in STRATIFY_BY:
         raise ValueError(f"--stratify must be one of {STRATIFY_BY}, not {config.stratify!r}")
     if config.fold is not None and not 0 <= config.fold < config.folds:
@@ -313,6 +321,17 @@ def check_config(config: Config) -> None:
         raise ValueError(f"--ema {config.ema}: must be a momentum in [0, 1) (0: no weight average; try 0.99)")
     if config.encoder_weights not in (None, "imagenet") and not Path(config.encoder_weights).is_file():
         raise ValueError(f"--encoder-weights {config.encoder_weights}: no such file")
+
+
+def _check_fit(config: Config) -> None:
+    if config.fit not in FITS:
+        raise ValueError(f"--fit {config.fit!r}: must be one of {', '.join(FITS)}")
+    if config.fit == "pad" and not 101 < config.size <= 201:
+        raise ValueError(f"--fit pad --size {config.size}: a 101x101 tile is reflected out to the size, by at most "
+                         "100 pixels a side; use --size 128 or 192 (or --fit resize)")
+    if config.fit == "pad" and config.warmup_size is not None:
+        raise ValueError(f"--fit pad --warmup-size {config.warmup_size}: progressive resizing trains on resized "
+                         "tiles; leave out --warmup-size (or use --fit resize)")
 
 
 class WeightsError(ValueError):

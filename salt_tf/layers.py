@@ -1,6 +1,6 @@
-"""Custom Keras layers: scSE (decoder), a fused batch norm and the grouped convolution
-(encoders). Each is registered and has get_config, so saved models load back without
-custom-object plumbing."""
+"""Custom Keras layers: scSE (decoder), a fused batch norm, the grouped convolution (encoders) and
+the reflection padding of ``--fit pad``. Each is registered and has get_config, so saved models
+load back without custom-object plumbing."""
 from __future__ import annotations
 
 import functools
@@ -252,3 +252,24 @@ class GroupedConv2D(keras.layers.Layer):
 
 def _pair(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else tuple(value)
+
+
+@keras.saving.register_keras_serializable(package="salt_tf")
+class ReflectPad2D(layers.Layer):
+    """Pad (N, H, W, C) maps by reflection (the edge pixel not repeated, as ``np.pad(mode="reflect")``):
+    ``padding`` is ((top, bottom), (left, right)), each less than the side it reflects."""
+
+    def __init__(self, padding, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = tuple(tuple(int(p) for p in side) for side in padding)
+
+    def call(self, x):
+        return ops.pad(x, ((0, 0), *self.padding, (0, 0)), mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        (top, bottom), (left, right) = self.padding
+        return (n, None if h is None else h + top + bottom, None if w is None else w + left + right, c)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}

@@ -10,7 +10,7 @@ import keras
 from keras import layers
 
 from salt_tf.encoders import build_encoder
-from salt_tf.layers import SCSE, FusedBatchNormalization
+from salt_tf.layers import SCSE, FusedBatchNormalization, ReflectPad2D
 
 DECODER_FILTERS = (256, 128, 64, 32, 16)
 
@@ -82,6 +82,19 @@ def _hypercolumn(outputs: list) -> keras.KerasTensor:
     ])
 
 
+def _pad_to(tile: int, size: int | None) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Reflection padding of a tile out to ``size``: ((top, bottom), (left, right))."""
+    if size is None or not tile < size <= 2 * tile - 1:
+        raise ValueError(f"a {tile}x{tile} tile reflects out to a size from {tile + 1} to {2 * tile - 1}, not {size}")
+    before = (size - tile) // 2
+    return (before, size - tile - before), (before, size - tile - before)
+
+
+def _name(encoder: str, scse: bool, hypercolumn: bool, decoder: str, tile: int | None) -> str:
+    return (f"unet_{encoder}" + ("_scse" if scse else "") + ("_hypercolumn" if hypercolumn else "")
+            + ("" if decoder == "unet" else f"_{decoder}") + ("" if tile is None else "_pad"))
+
+
 def _check_unet(size, decoder, decoder_filters) -> tuple[int, ...]:
     """``build_unet``'s arguments checked; returns the decoder's five widths."""
     if size is not None and size % 32:
@@ -109,6 +122,7 @@ def build_unet(
     dropout: float = 0.0,
     bn_momentum: float = 0.9,
     fused_bn: bool = True,
+    tile: int | None = None,
 ) -> keras.Model:
     """U-Net on a segmentation-models encoder.
 
@@ -128,10 +142,13 @@ def build_unet(
     ``decoder`` names the block (``DECODERS``: "unet", two 3x3 convs on the upsampled map and its
     skip concatenated; "light", 1x1 convs on the map and on its skip, added) and
     ``decoder_filters`` its five widths, deepest first (default ``DEFAULT_WIDTHS[decoder]``).
+    ``tile`` (``--fit pad``): the model takes (tile, tile, 1) tiles, reflects them out to ``size``
+    and crops its logits back to (tile, tile, 1).
     """
     decoder_filters = _check_unet(size, decoder, decoder_filters)
-    tiles = keras.Input((size, size, 1), name="tile")
-    pixels = layers.Rescaling(255.0, name="to_pixels")(tiles)
+    tiles = keras.Input((tile or size, tile or size, 1), name="tile")
+    pad = None if tile is None else _pad_to(tile, size)
+    pixels = layers.Rescaling(255.0, name="to_pixels")(tiles if pad is None else ReflectPad2D(pad, name="reflect_pad")(tiles))
     rgb = layers.Concatenate(name="gray_to_rgb")([pixels, pixels, pixels])
     bn = FusedBatchNormalization if fused_bn else layers.BatchNormalization
     features = build_encoder(encoder, size, weights=encoder_weights, fused_bn=fused_bn)(rgb)
@@ -147,9 +164,9 @@ def build_unet(
         x = layers.SpatialDropout2D(dropout, name="head_dropout")(x)
     # float32 logits even under a mixed-precision policy: the losses need them.
     logits = layers.Conv2D(1, 3, padding="same", dtype="float32", name="logits")(x)
-    name = (f"unet_{encoder}" + ("_scse" if scse else "") + ("_hypercolumn" if hypercolumn else "")
-            + ("" if decoder == "unet" else f"_{decoder}"))
-    model = keras.Model(tiles, logits, name=name)
+    if pad is not None:
+        logits = layers.Cropping2D(pad, dtype="float32", name="to_tile")(logits)
+    model = keras.Model(tiles, logits, name=_name(encoder, scse, hypercolumn, decoder, tile))
     for layer in _all_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = bn_momentum
@@ -160,8 +177,10 @@ def build_from_config(config, size: int | None, weights=None) -> keras.Model:
     """The U-Net of a ``salt_tf.config.Config`` at ``size`` (None: any multiple of 32)."""
     from salt_tf.config import decoder_widths
 
-    return build_unet(config.encoder, size, weights, config.scse, config.hypercolumn, dropout=config.dropout,
-                      decoder=config.decoder, decoder_filters=decoder_widths(config))
+    pad = getattr(config, "fit", "resize") == "pad"  # the model pads its 101x101 tiles to config.size
+    return build_unet(config.encoder, config.size if pad else size, weights, config.scse, config.hypercolumn,
+                      dropout=config.dropout, decoder=config.decoder, decoder_filters=decoder_widths(config),
+                      tile=101 if pad else None)
 
 
 def _all_layers(model):

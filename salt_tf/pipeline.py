@@ -5,7 +5,9 @@ scaled to ``size``, else a plain resize to ``size``; horizontal flip; small brig
 on image and mask together (as in the original solution). Each tile's augmentation is drawn from
 its own seed, taken from a seeded stream, so a run is reproducible for a seed however many threads
 augment in parallel. Validation and test: the deterministic resize only, and ``to_tile`` maps
-predictions back to 101x101 for scoring.
+predictions back to 101x101 for scoring. With ``--fit pad`` every "size" here is the tile's own 101
+(a crop is scaled back to 101): the model reflects its input out to ``--size`` and crops its output
+back to 101 itself.
 """
 from __future__ import annotations
 
@@ -59,8 +61,14 @@ def to_input(images: np.ndarray, size: int) -> np.ndarray:
     return (resize(images, size).astype(np.float32) / 255.0)[..., None]
 
 
+def data_size(config) -> int:
+    """The side of the tiles the model takes: ``config.size``, or the tile's own 101 with ``--fit pad``
+    (the model pads them itself)."""
+    return TILE if getattr(config, "fit", "resize") == "pad" else config.size
+
+
 def augmentation(config) -> A.Compose:
-    size = (config.size, config.size)
+    size = (data_size(config), data_size(config))
     return A.Compose(
         [
             A.RandomResizedCrop(size=size, scale=(config.crop_min_area, 1.0), p=config.crop_prob),
@@ -99,7 +107,7 @@ def train_dataset(images: np.ndarray, masks: np.ndarray, config, seed: int) -> t
     images = np.ascontiguousarray(images, dtype=np.uint8)
     masks = np.ascontiguousarray(masks, dtype=np.uint8)
     augment = Augmenter(config)
-    size = config.size
+    size = data_size(config)
 
     def py_augment(index, tile_seed):
         image, mask = augment(images[index], masks[index], tile_seed)
@@ -128,8 +136,8 @@ def train_dataset(images: np.ndarray, masks: np.ndarray, config, seed: int) -> t
 
 def eval_dataset(images: np.ndarray, masks: np.ndarray | None, config) -> tf.data.Dataset:
     """The deterministic resize only, in order; masks (if given) resized nearest-neighbour."""
-    x = to_input(images, config.size)
+    x = to_input(images, data_size(config))
     if masks is None:
         return without_autotune(tf.data.Dataset.from_tensor_slices(x).batch(config.batch_size).prefetch(PREFETCH))
-    y = resize(masks, config.size, cv2.INTER_NEAREST).astype(np.float32)[..., None]
+    y = resize(masks, data_size(config), cv2.INTER_NEAREST).astype(np.float32)[..., None]
     return without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(config.batch_size).prefetch(PREFETCH))

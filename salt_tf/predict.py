@@ -78,7 +78,10 @@ def load_ensemble(run_dir: str | Path) -> Ensemble:
     size = next(iter(sizes.values()))
     config = run_dir / "config.json"
     if config.exists():
-        configured = json.loads(config.read_text()).get("size")
+        settings = json.loads(config.read_text())
+        configured = settings.get("size")
+        if settings.get("fit") == "pad":  # the models pad the 101x101 tiles themselves
+            configured = pipeline.TILE
         if configured is not None and configured != size:
             raise RunError(f"{run_dir}: models expect {size}x{size} tiles but config.json says size {configured}")
     return Ensemble(folds, models, size)

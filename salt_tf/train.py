@@ -270,7 +270,7 @@ def _export(f: _Fold) -> keras.Model:
                        f"phase2_epochs {config.phase2_epochs}); give at least one epoch")
     model = f.model
     model.set_weights(weights)
-    if model.input_shape[1] != config.size:  # trained at several sizes: export at config.size
+    if model.input_shape[1] != pipeline.data_size(config):  # trained at several sizes: export at config.size
         fixed = build_from_config(config, config.size)
         fixed.set_weights(model.get_weights())
         model = fixed
@@ -287,7 +287,7 @@ def _finish_fold(f: _Fold) -> dict:
     config, train, va, state = f.config, f.train, f.va, f.state
     # Out-of-fold probabilities made exactly as predict.py makes them (the exported SavedModel, flip
     # TTA, the same function), so that the threshold tuned on them fits the submission's.
-    probs = predict_probs(Ensemble([f.fold], [tf.saved_model.load(str(f.dir / "saved_model"))], config.size),
+    probs = predict_probs(Ensemble([f.fold], [tf.saved_model.load(str(f.dir / "saved_model"))], pipeline.data_size(config)),
                           train.images[va], batch_size=config.batch_size, tta=True, progress=False)
     with atomic_path(f.dir / "oof.npz") as tmp:
         with open(tmp, "wb") as out:

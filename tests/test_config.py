@@ -64,6 +64,9 @@ def test_every_preset_is_a_valid_config():
     (("--warmup-size", "128"), "--warmup-size 128: must be a multiple of 32 below --size 128"),
     (("--warmup-size", "64", "--warmup-share", "1"), "--warmup-share 1.0: must be in (0, 1)"),
     (("--ema", "1"), "--ema 1.0: must be a momentum in [0, 1)"),
+    (("--fit", "pad", "--size", "256"), "--fit pad --size 256: a 101x101 tile is reflected out to the size"),
+    (("--fit", "pad", "--size", "96"), "--fit pad --size 96: a 101x101 tile is reflected out to the size"),
+    (("--fit", "pad", "--warmup-size", "64"), "--fit pad --warmup-size 64: progressive resizing trains on resized"),
 ])
 def test_bad_budget_and_schedule_settings_are_refused(flags, message):
     from salt_tf.config import check_config
@@ -75,3 +78,5 @@ def test_bad_budget_and_schedule_settings_are_refused(flags, message):
 def test_unknown_schedule_is_refused_by_the_cli():
     with pytest.raises(SystemExit):
         parse("--phase1-schedule", "step")
+    with pytest.raises(SystemExit):
+        parse("--fit", "crop")

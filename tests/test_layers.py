@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from salt_tf.layers import SCSE, FusedBatchNormalization, GroupedConv2D
+from salt_tf.layers import SCSE, FusedBatchNormalization, GroupedConv2D, ReflectPad2D
 
 
 def test_shape_is_preserved():
@@ -208,3 +208,15 @@ def test_grouped_conv_rejects_indivisible_input_channels():
     with pytest.raises(ValueError,
                        match=r"input channels \(30\) must be .* divisible by groups=32"):
         GroupedConv2D(64, 3, groups=32).build((None, 8, 8, 30))
+
+
+def test_reflect_pad_is_numpys_reflection_and_saves(tmp_path):
+    x = np.random.default_rng(0).random((2, 101, 101, 1)).astype("float32")
+    padding = ((13, 14), (13, 14))
+    inputs = keras.Input((101, 101, 1))
+    model = keras.Model(inputs, ReflectPad2D(padding)(inputs))
+    expected = np.pad(x, ((0, 0), *padding, (0, 0)), mode="reflect")
+    np.testing.assert_array_equal(model(x).numpy(), expected)
+    assert model.output_shape == (None, 128, 128, 1)
+    model.save(tmp_path / "pad.keras")
+    np.testing.assert_array_equal(keras.models.load_model(tmp_path / "pad.keras")(x).numpy(), expected)

@@ -60,6 +60,19 @@ def test_train_dataset_shapes_and_reproducibility():
     assert not np.array_equal(run1[0][0], other_seed)
 
 
+def test_with_fit_pad_the_pipelines_keep_the_tiles_101():
+    """--fit pad: training and validation tiles and masks stay 101x101 (the model pads them);
+    validation is the tiles themselves, and a training crop is scaled back to 101."""
+    images, masks = tiles()
+    config = dataclasses.replace(CONFIG, size=128, fit="pad")
+    x, y = next(iter(train_dataset(images, masks, config, seed=3)))
+    assert x.shape == (4, 101, 101, 1) and y.shape == (4, 101, 101, 1)
+    assert set(np.unique(y.numpy())) <= {0.0, 1.0}
+    vx, vy = next(iter(eval_dataset(images, masks, config)))
+    np.testing.assert_array_equal(vx.numpy()[..., 0], images[:4] / np.float32(255))
+    np.testing.assert_array_equal(vy.numpy()[..., 0], masks[:4])
+
+
 @pytest.mark.parametrize("size", [128, 192, 256])
 def test_validation_resize_round_trips_masks(size):
     """101 -> size -> 101 for masks: below 1% of pixels change, and only at boundaries."""

@@ -469,3 +469,32 @@ def test_weight_average_is_what_is_validated_kept_and_resumed():
     third.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False, callbacks=[rest])
     for a, b in zip(whole.arrays(), rest.arrays()):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_a_padding_run_trains_on_101_tiles_and_predicts_them(tiny_data, tmp_path, eager):
+    """--fit pad end to end: the fold's model takes 101x101 tiles, reflects them out to 128 and gives
+    the 128-pixel U-Net's logits at the tile's own pixels; predict.py's ensemble loads the run and
+    gives its out-of-fold probabilities."""
+    import keras
+
+    import salt_tf.model  # noqa: F401  (registers the custom layers the file names)
+    from salt_tf.predict import load_ensemble, predict_probs
+
+    config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=128, fit="pad", encoder="resnet18",
+                    encoder_weights=None, batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0)
+    run(config, log=lambda line: None)
+    model = keras.models.load_model(tmp_path / "r" / "fold0" / "model.keras", compile=False)
+    assert model.input_shape == (None, 101, 101, 1) and model.output_shape == (None, 101, 101, 1)
+    train = load_train(tiny_data)
+    x = train.images[:3, ..., None].astype("float32") / 255
+    unet = keras.Model(model.get_layer("to_pixels").input, model.get_layer("logits").output)  # at 128
+    padded = np.pad(x, ((0, 0), (13, 14), (13, 14), (0, 0)), mode="reflect")
+    np.testing.assert_allclose(model.predict(x, verbose=0), unet.predict(padded, verbose=0)[:, 13:114, 13:114],
+                               rtol=1e-5, atol=1e-5)
+    ensemble = load_ensemble(tmp_path / "r")  # the SavedModels take 101x101 tiles, as config.json says
+    assert ensemble.size == 101
+    with np.load(tmp_path / "r" / "fold0" / "oof.npz") as oof:
+        images = train.images[pd.Index(train.ids).get_indexer(oof["ids"])]
+        probs = predict_probs(ensemble, images, tta=True, progress=False)
+        assert probs.shape == (len(images), 101, 101)
+        assert np.abs(oof["probs"].astype(np.float32) - probs).max() < 2e-3  # float16 storage
