@@ -4,8 +4,7 @@ the environment variable SALT_TF_TGS_DIR overrides that path. It is never copied
 One tiny trained run is made per session (``tiny_run``) for every test that only reads a run. The
 suite runs in two pytest-xdist workers (pyproject.toml: much of a test's time is single-threaded
 Python, tracing and saving); the session's data and run are made once for both, by whichever
-worker asks first, under a lock. Test files go to the workers heaviest first (``HEAVY_FIRST``), so
-that no long file starts last and leaves one worker running alone at the end."""
+worker asks first, under a lock."""
 from __future__ import annotations
 
 import fcntl
@@ -17,19 +16,6 @@ import pytest
 
 from salt_tf.data import real_data_dir
 from scripts import TINY, start_cli
-
-
-# The slowest files, slowest first (seconds per file from `pytest --durations=0`, 2026-12-01): the
-# kill sweep alone is two minutes, test_train's trainings three. The rest follow in their order.
-HEAVY_FIRST = ["test_runfolder.py", "test_train.py", "test_encoders.py", "test_model.py", "test_predict.py",
-               "test_distributed.py", "test_segment_surveys.py", "test_segment.py"]
-
-
-def pytest_collection_modifyitems(items):
-    """Heaviest files first; with ``--dist loadfile --no-loadscope-reorder`` (pyproject.toml) the
-    workers take the files in this order."""
-    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session")
