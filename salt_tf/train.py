@@ -287,8 +287,8 @@ def _finish_fold(f: _Fold) -> dict:
     config, train, va, state = f.config, f.train, f.va, f.state
     # Out-of-fold probabilities made exactly as predict.py makes them (the exported SavedModel, flip
     # TTA, the same function), so that the threshold tuned on them fits the submission's.
-    probs = predict_probs(Ensemble([f.fold], [tf.saved_model.load(str(f.dir / "saved_model"))], pipeline.data_size(config)),
-                          train.images[va], batch_size=config.batch_size, tta=True, progress=False)
+    exported = Ensemble([f.fold], [tf.saved_model.load(str(f.dir / "saved_model"))], pipeline.data_size(config))
+    probs = predict_probs(exported, train.images[va], batch_size=config.batch_size, tta=True, progress=False)
     with atomic_path(f.dir / "oof.npz") as tmp:
         with open(tmp, "wb") as out:
             np.savez_compressed(out, ids=train.ids[va], probs=probs.astype(np.float16))

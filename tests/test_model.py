@@ -186,4 +186,3 @@ def test_any_size_model_shares_the_fixed_models_weights():
     fixed.set_weights(model.get_weights())
     x = tiles(2, 128, seed=4)
     np.testing.assert_allclose(fixed.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
-
