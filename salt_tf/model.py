@@ -177,10 +177,13 @@ def build_from_config(config, size: int | None, weights=None) -> keras.Model:
     """The U-Net of a ``salt_tf.config.Config`` at ``size`` (None: any multiple of 32)."""
     from salt_tf.config import decoder_widths
 
-    pad = getattr(config, "fit", "resize") == "pad"  # the model pads its 101x101 tiles to config.size
+    from salt_tf.pipeline import data_size
+
+    tile = data_size(config)  # --fit pad: the model takes 101x101 tiles and pads them to config.size
+    pad = tile != config.size
     return build_unet(config.encoder, config.size if pad else size, weights, config.scse, config.hypercolumn,
                       dropout=config.dropout, decoder=config.decoder, decoder_filters=decoder_widths(config),
-                      tile=101 if pad else None)
+                      tile=tile if pad else None)
 
 
 def _all_layers(model):

@@ -64,7 +64,7 @@ def to_input(images: np.ndarray, size: int) -> np.ndarray:
 def data_size(config) -> int:
     """The side of the tiles the model takes: ``config.size``, or the tile's own 101 with ``--fit pad``
     (the model pads them itself)."""
-    return TILE if getattr(config, "fit", "resize") == "pad" else config.size
+    return TILE if config.fit == "pad" else config.size
 
 
 def augmentation(config) -> A.Compose:
