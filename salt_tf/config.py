@@ -79,6 +79,12 @@ class Config:
     phase1_lovasz_weight: float = 0.0
     phase2_bce_weight: float = 0.0
     lovasz_symmetric: bool = False
+    # Training-only heads (salt_tf.model._auxiliary), each on when its weight is above 0: deep
+    # supervision, the phase's loss on every decoder stage's own logits (tiles with salt only), and
+    # an image head, binary cross-entropy of "the tile has salt" (tugstugi/pytorch-saltnet: 0.1, 0.05).
+    # Exported models and predictions have the logits alone.
+    supervision_weight: float = 0.0
+    empty_weight: float = 0.0
     # An exponential moving average of the weights (salt_tf.callbacks.WeightAverage), updated every
     # batch with this momentum: validated, kept and exported in place of the raw weights. 0: off.
     ema: float = 0.0
@@ -191,6 +197,9 @@ HELP = {
     "phase1_lovasz_weight": "phase 1 loss is BCE + this x Lovasz hinge (0: BCE alone)",
     "phase2_bce_weight": "phase 2 loss is Lovasz hinge + this x BCE (0: Lovasz alone)",
     "lovasz_symmetric": "Lovasz hinge as the mean over salt and background: lovasz(x, y) and lovasz(-x, 1 - y)",
+    "supervision_weight": "deep supervision: add this x the phase's loss on each decoder stage's own logits, on "
+    "tiles with salt (0: off; try 0.1)",
+    "empty_weight": "an image head that tells empty tiles: add this x its binary cross-entropy (0: off; try 0.05)",
     "ema": "momentum of an exponential moving average of the weights, updated every batch; the average is "
     "what is validated, kept as the best epoch's and exported (0: off; try 0.99)",
     "budget_min": "wall-clock minutes for training all requested folds; phases stop cleanly when "
@@ -314,7 +323,8 @@ def check_config(config: Config) -> None:
         raise ValueError(f"--decoder {config.decoder!r}: must be one of {', '.join(DECODERS)}")
     decoder_widths(config)
     for flag, weight in (("--phase1-lovasz-weight", config.phase1_lovasz_weight),
-                         ("--phase2-bce-weight", config.phase2_bce_weight)):
+                         ("--phase2-bce-weight", config.phase2_bce_weight),
+                         ("--supervision-weight", config.supervision_weight), ("--empty-weight", config.empty_weight)):
         if not weight >= 0:
             raise ValueError(f"{flag} {weight}: a loss weight must be 0 or more")
     if not 0.0 <= config.ema < 1.0:

@@ -35,7 +35,7 @@ class CompetitionScore(keras.metrics.Metric):
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        scores = image_scores(y_true, y_pred)
+        scores = image_scores(y_true, y_pred[..., :1])  # channel 0: a model's auxiliary heads follow it
         weights = ops.ones_like(scores) if sample_weight is None else ops.reshape(
             ops.cast(sample_weight, "float32"), (-1,)
         )

@@ -1,6 +1,6 @@
-"""Custom Keras layers: scSE (decoder), a fused batch norm, the grouped convolution (encoders) and
-the reflection padding of ``--fit pad``. Each is registered and has get_config, so saved models
-load back without custom-object plumbing."""
+"""Custom Keras layers: scSE (decoder), a fused batch norm, the grouped convolution (encoders), the
+reflection padding of ``--fit pad`` and the image head's broadcast. Each is registered and has
+get_config where it has settings, so saved models load back without custom-object plumbing."""
 from __future__ import annotations
 
 import functools
@@ -273,3 +273,18 @@ class ReflectPad2D(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="salt_tf")
+class BroadcastLike(layers.Layer):
+    """One value per image, (N, C), spread over the pixels of a map ``like``, (N, H, W, ·):
+    (N, H, W, C). The image head's logit travels with the pixel logits this way (one output)."""
+
+    def call(self, inputs):
+        values, like = inputs
+        shape = ops.shape(like)
+        return ops.broadcast_to(values[:, None, None, :], (shape[0], shape[1], shape[2], ops.shape(values)[-1]))
+
+    def compute_output_shape(self, input_shape):
+        values, like = input_shape
+        return (*like[:3], values[-1])

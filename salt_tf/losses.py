@@ -110,9 +110,50 @@ class BCELovasz(keras.losses.Loss):
         }
 
 
+@keras.saving.register_keras_serializable(package="salt_tf")
+class WithAuxiliary(keras.losses.Loss):
+    """A loss for a model with auxiliary heads (``salt_tf.model._auxiliary``: channel 0 the logits,
+    then the image head's map if ``empty_weight``, then one map per supervised decoder stage):
+    ``main`` on the logits, + ``supervision_weight`` x ``main`` on each stage's map, averaged over
+    the stages and counted on tiles with salt only (0 on empty ones), + ``empty_weight`` x the
+    binary cross-entropy of the image head against "the tile has salt" (tugstugi/pytorch-saltnet:
+    0.1 and 0.05)."""
+
+    def __init__(self, main, supervision_weight: float = 0.0, empty_weight: float = 0.0, name: str = "with_auxiliary",
+                 **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.main = keras.saving.deserialize_keras_object(main) if isinstance(main, dict) else main
+        self.supervision_weight, self.empty_weight = supervision_weight, empty_weight
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        per_image = self.main.call(y_true, y_pred[..., :1])
+        has_salt = ops.cast(ops.max(ops.reshape(y_true, (ops.shape(y_true)[0], -1)), axis=-1) > 0.5, "float32")
+        first = 1
+        if self.empty_weight:
+            per_image += self.empty_weight * bce_per_image(has_salt[:, None], y_pred[:, 0, 0, 1:2])
+            first = 2
+        if self.supervision_weight:
+            stages = [self.main.call(y_true, y_pred[..., k:k + 1]) for k in range(first, y_pred.shape[-1])]
+            per_image += self.supervision_weight * has_salt * ops.mean(ops.stack(stages), axis=0)
+        return per_image
+
+    def get_config(self):
+        return {**super().get_config(), "main": keras.saving.serialize_keras_object(self.main),
+                "supervision_weight": self.supervision_weight, "empty_weight": self.empty_weight}
+
+
 def phase_loss(config, phase: int) -> keras.losses.Loss:
     """A training phase's loss from a ``salt_tf.config.Config``: phase 1 BCE (+ a weighted Lovasz
-    hinge), phase 2 the Lovasz hinge (+ a weighted BCE)."""
+    hinge), phase 2 the Lovasz hinge (+ a weighted BCE); with the auxiliary heads' terms
+    (``WithAuxiliary``) when the config gives them a weight."""
+    main = _main_loss(config, phase)
+    if config.supervision_weight or config.empty_weight:
+        return WithAuxiliary(main, config.supervision_weight, config.empty_weight)
+    return main
+
+
+def _main_loss(config, phase: int) -> keras.losses.Loss:
     lovasz = dict(elu=config.lovasz_elu, symmetric=config.lovasz_symmetric)
     if phase == 1:
         if config.phase1_lovasz_weight:

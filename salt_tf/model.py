@@ -2,7 +2,8 @@
 
 Read top to bottom like the figure: gray tile -> three channels -> encoder features at strides
 32, 16, 8, 4, 2 -> five upsampling blocks that merge the skips, each followed by scSE -> (optional
-hypercolumn) -> one-channel logits at the input size.
+hypercolumn) -> one-channel logits at the input size (training can add auxiliary heads beside them:
+``_auxiliary``, ``inference_model``).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import keras
 from keras import layers
 
 from salt_tf.encoders import build_encoder
-from salt_tf.layers import SCSE, FusedBatchNormalization, ReflectPad2D
+from salt_tf.layers import SCSE, BroadcastLike, FusedBatchNormalization, ReflectPad2D
 
 DECODER_FILTERS = (256, 128, 64, 32, 16)
 
@@ -82,6 +83,36 @@ def _hypercolumn(outputs: list) -> keras.KerasTensor:
     ])
 
 
+def _auxiliary(deepest, stages: list, logits, supervision: bool, empty_head: bool):
+    """The training-only heads as one float32 map beside the logits (None: no head), after
+    tugstugi/pytorch-saltnet: the image head's logit (is there salt in the tile?) from the encoder's
+    deepest features, the same at every pixel; then deep supervision, a 1x1-conv logit map of each
+    decoder stage but the last, upsampled to the logits' size (nearest neighbour: Keras' bilinear
+    upsampling fails on maps of unknown size, which progressive resizing trains). Their losses:
+    ``salt_tf.losses.WithAuxiliary``."""
+    maps = []
+    if empty_head:
+        pooled = layers.GlobalAveragePooling2D(name="empty_pool")(deepest)
+        logit = layers.Dense(1, dtype="float32", name="empty_logit")(pooled)
+        maps.append(BroadcastLike(dtype="float32", name="empty_map")([logit, logits]))
+    if supervision:
+        for stage, x in enumerate(stages):
+            m = layers.Conv2D(1, 1, dtype="float32", name=f"supervision{stage}_logits")(x)
+            factor = 2 ** (len(stages) - stage)  # stage 0 is at 1/16 of the logits' size
+            maps.append(layers.UpSampling2D(factor, dtype="float32", name=f"supervision{stage}_up")(m))
+    if len(maps) < 2:
+        return maps[0] if maps else None
+    return layers.Concatenate(dtype="float32", name="auxiliary")(maps)
+
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """What is exported and predicts: ``model`` itself, or, built with auxiliary heads, a model of
+    the same layers and weights that gives its logits alone."""
+    if "with_auxiliary" not in {layer.name for layer in model.layers}:
+        return model
+    return keras.Model(model.inputs, model.get_layer("with_auxiliary").input[0], name=model.name)
+
+
 def _pad_to(tile: int, size: int | None) -> tuple[tuple[int, int], tuple[int, int]]:
     """Reflection padding of a tile out to ``size``: ((top, bottom), (left, right))."""
     if size is None or not tile < size <= 2 * tile - 1:
@@ -93,6 +124,18 @@ def _pad_to(tile: int, size: int | None) -> tuple[tuple[int, int], tuple[int, in
 def _name(encoder: str, scse: bool, hypercolumn: bool, decoder: str, tile: int | None) -> str:
     return (f"unet_{encoder}" + ("_scse" if scse else "") + ("_hypercolumn" if hypercolumn else "")
             + ("" if decoder == "unet" else f"_{decoder}") + ("" if tile is None else "_pad"))
+
+
+def _output(logits, auxiliary, pad):
+    """The logits (cropped back to the tile with ``--fit pad``), with the auxiliary map packed after
+    them as more channels if there is one: channel 0 is always the logits."""
+    if pad is not None:
+        logits = layers.Cropping2D(pad, dtype="float32", name="to_tile")(logits)
+        if auxiliary is not None:
+            auxiliary = layers.Cropping2D(pad, dtype="float32", name="to_tile_auxiliary")(auxiliary)
+    if auxiliary is None:
+        return logits
+    return layers.Concatenate(dtype="float32", name="with_auxiliary")([logits, auxiliary])
 
 
 def _check_unet(size, decoder, decoder_filters) -> tuple[int, ...]:
@@ -123,6 +166,8 @@ def build_unet(
     bn_momentum: float = 0.9,
     fused_bn: bool = True,
     tile: int | None = None,
+    supervision: bool = False,
+    empty_head: bool = False,
 ) -> keras.Model:
     """U-Net on a segmentation-models encoder.
 
@@ -144,6 +189,8 @@ def build_unet(
     ``decoder_filters`` its five widths, deepest first (default ``DEFAULT_WIDTHS[decoder]``).
     ``tile`` (``--fit pad``): the model takes (tile, tile, 1) tiles, reflects them out to ``size``
     and crops its logits back to (tile, tile, 1).
+    ``supervision`` and ``empty_head`` add training-only heads (``_auxiliary``) as channels after
+    the logits; ``inference_model`` drops them.
     """
     decoder_filters = _check_unet(size, decoder, decoder_filters)
     tiles = keras.Input((tile or size, tile or size, 1), name="tile")
@@ -164,9 +211,8 @@ def build_unet(
         x = layers.SpatialDropout2D(dropout, name="head_dropout")(x)
     # float32 logits even under a mixed-precision policy: the losses need them.
     logits = layers.Conv2D(1, 3, padding="same", dtype="float32", name="logits")(x)
-    if pad is not None:
-        logits = layers.Cropping2D(pad, dtype="float32", name="to_tile")(logits)
-    model = keras.Model(tiles, logits, name=_name(encoder, scse, hypercolumn, decoder, tile))
+    auxiliary = _auxiliary(features[0], outputs[:-1], logits, supervision, empty_head)
+    model = keras.Model(tiles, _output(logits, auxiliary, pad), name=_name(encoder, scse, hypercolumn, decoder, tile))
     for layer in _all_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = bn_momentum
@@ -183,7 +229,8 @@ def build_from_config(config, size: int | None, weights=None) -> keras.Model:
     pad = tile != config.size
     return build_unet(config.encoder, config.size if pad else size, weights, config.scse, config.hypercolumn,
                       dropout=config.dropout, decoder=config.decoder, decoder_filters=decoder_widths(config),
-                      tile=tile if pad else None)
+                      tile=tile if pad else None, supervision=config.supervision_weight > 0,
+                      empty_head=config.empty_weight > 0)
 
 
 def _all_layers(model):

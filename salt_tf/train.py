@@ -34,7 +34,7 @@ from salt_tf.data import load_train
 from salt_tf.keras_metrics import CompetitionScore
 from salt_tf.losses import phase_loss
 from salt_tf.metrics import competition_score
-from salt_tf.model import build_from_config, export_saved_model
+from salt_tf.model import build_from_config, export_saved_model, inference_model
 from salt_tf.optimizers import FusedAdamW
 from salt_tf.predict import Ensemble, RunError, predict_probs
 from salt_tf.report import write_report
@@ -274,6 +274,7 @@ def _export(f: _Fold) -> keras.Model:
         fixed = build_from_config(config, config.size)
         fixed.set_weights(model.get_weights())
         model = fixed
+    model = inference_model(model)  # without the training-only heads, if any
     with atomic_path(f.dir / "model.keras") as tmp:
         model.save(tmp)
     with atomic_path(f.dir / "saved_model") as tmp:

@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 
 from salt_tf.config import Config
-from salt_tf.losses import BCELovasz, BCEWithLogits, LovaszHinge, lovasz_hinge_per_image, phase_loss
+from salt_tf.losses import (BCELovasz, BCEWithLogits, LovaszHinge, WithAuxiliary, bce_per_image, lovasz_hinge_per_image,
+                            phase_loss)
 
 
 def lovasz_reference(logits, labels, elu=False):
@@ -104,3 +105,41 @@ def test_phase_losses_follow_the_settings_and_survive_serialisation():
     assert float(second(labels, logits)) == pytest.approx(0.1 * bce + symmetric, rel=1e-5)
     restored = keras.losses.deserialize(keras.losses.serialize(second))
     assert restored.symmetric and float(restored(labels, logits)) == pytest.approx(float(second(labels, logits)))
+
+
+def test_auxiliary_heads_add_their_weighted_terms():
+    """Channel 0 the logits, 1 the image head (one value per tile), 2.. the stages: the main loss, +
+    0.05 x BCE of "has salt" on the head, + 0.1 x the main loss on each stage, averaged, tiles with
+    salt only."""
+    import keras
+
+    logits, labels = random_case(4)
+    rng = np.random.default_rng(9)
+    head = np.broadcast_to(rng.normal(size=(6, 1, 1, 1)), logits.shape).astype(np.float32)
+    stages = [rng.normal(0, 2, logits.shape).astype(np.float32) for _ in range(2)]
+    packed = np.concatenate([logits, head, *stages], axis=-1)
+    loss = WithAuxiliary(LovaszHinge(), supervision_weight=0.1, empty_weight=0.05, reduction=None)
+    has_salt = (labels.reshape(6, -1).max(axis=1) > 0.5).astype(np.float32)
+    assert has_salt[0] == 0 and has_salt[1] == 1
+    expected = (lovasz_reference(logits, labels)
+                + 0.05 * np.asarray(bce_per_image(has_salt[:, None], head[:, 0, 0, :]))
+                + 0.1 * has_salt * np.mean([lovasz_reference(m, labels) for m in stages], axis=0))
+    np.testing.assert_allclose(np.asarray(loss(labels, packed)), expected, rtol=1e-5, atol=1e-6)
+    # Either head alone: the image head's channel is there only with its weight.
+    only_stages = WithAuxiliary(LovaszHinge(), supervision_weight=0.1, reduction=None)
+    np.testing.assert_allclose(np.asarray(only_stages(labels, np.concatenate([logits, *stages], -1))),
+                               lovasz_reference(logits, labels) + 0.1 * has_salt * np.mean(
+                                   [lovasz_reference(m, labels) for m in stages], axis=0), rtol=1e-5, atol=1e-6)
+    # From the config, serialisable, and the metric reads channel 0 only.
+    config = Config(supervision_weight=0.1, empty_weight=0.05)
+    second = phase_loss(config, 2)
+    restored = keras.losses.deserialize(keras.losses.serialize(second))
+    assert isinstance(restored.main, LovaszHinge)
+    assert float(restored(labels, packed)) == pytest.approx(float(np.mean(expected)), rel=1e-5)
+    assert isinstance(phase_loss(config, 1).main, BCEWithLogits)
+    from salt_tf.keras_metrics import CompetitionScore
+
+    scores = [CompetitionScore(), CompetitionScore()]
+    scores[0].update_state(labels, packed)
+    scores[1].update_state(labels, logits)
+    assert float(scores[0].result()) == float(scores[1].result())

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from salt_tf.encoders import build_encoder
-from salt_tf.model import _all_layers, build_unet, export_saved_model
+from salt_tf.model import _all_layers, build_unet, export_saved_model, inference_model
 
 
 def tiles(n=2, size=64, seed=0):
@@ -186,3 +186,24 @@ def test_any_size_model_shares_the_fixed_models_weights():
     fixed.set_weights(model.get_weights())
     x = tiles(2, 128, seed=4)
     np.testing.assert_allclose(fixed.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+
+
+def test_auxiliary_heads_are_channels_after_the_logits_and_dropped_for_inference(tmp_path):
+    """Deep supervision (four stages) and the image head (one value per tile), for any input size and
+    with --fit pad; ``inference_model`` gives the logits alone, with the same weights."""
+    model = build_unet("resnet18", None, supervision=True, empty_head=True)
+    for size in (64, 96):
+        out = model.predict(tiles(2, size), verbose=0)
+        assert out.shape == (2, size, size, 6)
+        assert np.all(out[..., 1] == out[:, :1, :1, 1])  # the image head: one value per tile
+    fixed = build_unet("resnet18", 64, supervision=True, empty_head=True)
+    fixed.set_weights(model.get_weights())
+    logits = inference_model(fixed)
+    assert logits.output_shape == (None, 64, 64, 1) and inference_model(logits) is logits
+    x = tiles(2, 64, seed=2)
+    np.testing.assert_allclose(logits.predict(x, verbose=0), model.predict(x, verbose=0)[..., :1], rtol=1e-4, atol=1e-4)
+    logits.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert not any(layer.name.startswith(("supervision", "empty")) for layer in loaded.layers)
+    padded = build_unet("resnet18", 128, supervision=True, tile=101)
+    assert padded.output_shape == (None, 101, 101, 5) and inference_model(padded).output_shape == (None, 101, 101, 1)

@@ -474,17 +474,19 @@ def test_weight_average_is_what_is_validated_kept_and_resumed():
 def test_a_padding_run_trains_on_101_tiles_and_predicts_them(tiny_data, tmp_path, eager):
     """--fit pad end to end: the fold's model takes 101x101 tiles, reflects them out to 128 and gives
     the 128-pixel U-Net's logits at the tile's own pixels; predict.py's ensemble loads the run and
-    gives its out-of-fold probabilities."""
+    gives its out-of-fold probabilities. It trains with the auxiliary heads, which the export drops."""
     import keras
 
     import salt_tf.model  # noqa: F401  (registers the custom layers the file names)
     from salt_tf.predict import load_ensemble, predict_probs
 
     config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=128, fit="pad", encoder="resnet18",
-                    encoder_weights=None, batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0)
+                    encoder_weights=None, batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0,
+                    supervision_weight=0.1, empty_weight=0.05)
     run(config, log=lambda line: None)
     model = keras.models.load_model(tmp_path / "r" / "fold0" / "model.keras", compile=False)
     assert model.input_shape == (None, 101, 101, 1) and model.output_shape == (None, 101, 101, 1)
+    assert not any(layer.name.startswith(("supervision", "empty")) for layer in model.layers)
     train = load_train(tiny_data)
     x = train.images[:3, ..., None].astype("float32") / 255
     unet = keras.Model(model.get_layer("to_pixels").input, model.get_layer("logits").output)  # at 128
