@@ -3,11 +3,12 @@
 Side by side in one process, interleaved rounds (the host's own speed drifts by half over minutes,
 so only ratios within one run mean much), synthetic batches, SGD + BCE, ``train_on_batch``:
 
-    python benchmarks/unet_speed.py [--rounds 5] [--steps 3] [--batch-size 16] [--variants all|issue3|decoder]
+    python benchmarks/unet_speed.py [--rounds 5] [--steps 3] [--batch-size 16] [--variants all|issue3|decoder|conv]
 
 Each variant is one model: encoder, scSE or not, input size, float32 or mixed_bfloat16, Keras'
-BatchNormalization or ours (``FusedBatchNormalization``, the default in salt_tf), and the decoder
-(``--decoder`` and ``--decoder-filters``; the default U-Net decoder when not named). Printed
+BatchNormalization or ours (``FusedBatchNormalization``, the default in salt_tf), the decoder
+(``--decoder`` and ``--decoder-filters``; the default U-Net decoder when not named), and Keras'
+Conv2D or ours (``FastConv2D``, the default; "kerasConv" in a variant's name when not). Printed
 per variant: ms per training tile (median over rounds), the rounds, the ratio to the first variant
 of the same precision, and the achieved GFLOP/s: the forward pass's floating-point operations
 counted from the model's graph by TensorFlow's profiler (a multiply-add counts 2), times 3 for
@@ -27,7 +28,8 @@ from salt_tf.model import build_unet
 # The policy training takes here: mixed bfloat16 only where the CPU computes it natively.
 _POLICY = "mixed_bfloat16" if fast_bfloat16() else "float32"
 
-# (encoder, scSE, size, policy, fused batch norm[, decoder, decoder widths or None for its default])
+# (encoder, scSE, size, policy, fused batch norm[, decoder, decoder widths or None for its default[,
+# FastConv2D]])
 VARIANTS = {
     "all": [
         ("resnet34", True, 128, "float32", False),
@@ -51,6 +53,16 @@ VARIANTS = {
         ("resnet34", True, 128, _POLICY, True, "unet", None),
         ("resnet34", True, 128, _POLICY, True, "light", None),
     ],
+    "conv": [  # Keras' Conv2D against FastConv2D, in pairs: the cpu-60min preset's model at its two sizes
+        ("resnet18", True, 64, _POLICY, True, "unet", None, False),
+        ("resnet18", True, 64, _POLICY, True, "unet", None, True),
+        ("resnet18", True, 128, _POLICY, True, "unet", None, False),
+        ("resnet18", True, 128, _POLICY, True, "unet", None, True),
+        ("resnet18", True, 128, _POLICY, True, "unet", (128, 64, 32, 16, 16), False),
+        ("resnet18", True, 128, _POLICY, True, "unet", (128, 64, 32, 16, 16), True),
+        ("resnet18", True, 32, _POLICY, True, "unet", None, False),  # the suite's tiny trainings
+        ("resnet18", True, 32, _POLICY, True, "unet", None, True),
+    ],
 }
 
 
@@ -67,15 +79,16 @@ def forward_flops(model: keras.Model, size: int) -> int:
 
 
 def fields(variant) -> tuple:
-    """(encoder, scSE, size, policy, fused BN, decoder, widths): the decoder's defaults when not named."""
-    return (*variant, "unet", None)[:7]
+    """(encoder, scSE, size, policy, fused BN, decoder, widths, FastConv2D): defaults when not named."""
+    return (*variant, *("unet", None, True)[len(variant) - 5:])
 
 
 def name_of(variant) -> str:
-    encoder, scse, size, policy, fused, decoder, widths = fields(variant)
+    encoder, scse, size, policy, fused, decoder, widths, fast_conv = fields(variant)
     precision = "bf16" if "bfloat16" in policy else "fp32"
     named = "" if len(variant) == 5 else f" {decoder}" + (f" {','.join(map(str, widths))}" if widths else "")
-    return f"{encoder}{'+scSE' if scse else ''} {size} {precision} {'fusedBN' if fused else 'kerasBN'}{named}"
+    return (f"{encoder}{'+scSE' if scse else ''} {size} {precision} {'fusedBN' if fused else 'kerasBN'}{named}"
+            + ("" if fast_conv else " kerasConv"))
 
 
 def main() -> None:
@@ -87,10 +100,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     models, batches, flops = {}, {}, {}
     for variant in VARIANTS[args.variants]:
-        encoder, scse, size, policy, fused, decoder, widths = fields(variant)
+        encoder, scse, size, policy, fused, decoder, widths, fast_conv = fields(variant)
         keras.mixed_precision.set_global_policy(policy)
         keras.utils.set_random_seed(0)
-        model = build_unet(encoder, size, scse=scse, fused_bn=fused, decoder=decoder, decoder_filters=widths)
+        model = build_unet(encoder, size, scse=scse, fused_bn=fused, decoder=decoder, decoder_filters=widths,
+                           fast_conv=fast_conv)
         keras.mixed_precision.set_global_policy("float32")
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9), BCEWithLogits())
         if size not in batches:
@@ -112,14 +126,14 @@ def main() -> None:
         args.rounds)
     times = {variant: [s / args.steps / args.batch_size * 1000 for s in values] for variant, values in seconds.items()}
     print(f"\nbatch {args.batch_size}, {args.rounds} rounds x {args.steps} steps per variant")
-    print(f"{'variant':<36}{'ms/tile':>9}  {'rounds':<40}{'vs first of its precision':>26}{'GFLOP fwd':>11}{'GFLOP/s':>9}")
+    print(f"{'variant':<46}{'ms/tile':>9}  {'rounds':<40}{'vs first of its precision':>26}{'GFLOP fwd':>11}{'GFLOP/s':>9}")
     first = {}
     for variant, values in times.items():
         median = float(np.median(values))
         precision = variant[3]
         first.setdefault(precision, median)
         achieved = 3 * flops[variant] / (median / 1000) / 1e9
-        print(f"{name_of(variant):<36}{median:>9.1f}  {', '.join(f'{v:.1f}' for v in values):<40}"
+        print(f"{name_of(variant):<46}{median:>9.1f}  {', '.join(f'{v:.1f}' for v in values):<40}"
               f"{median / first[precision]:>25.2f}x{flops[variant] / 1e9:>11.2f}{achieved:>9.0f}")
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from salt_tf.layers import FusedBatchNormalization, GroupedConv2D
+from salt_tf.layers import FastConv2D, FusedBatchNormalization, GroupedConv2D
 
 STRIDES = (32, 16, 8, 4, 2)
 
@@ -52,12 +52,12 @@ _CONV = dict(kernel_initializer="glorot_uniform", use_bias=False, padding="valid
 # ---------------------------------------------------------------------------------------------
 
 def resnext_bottleneck(filters: int, stage: int, unit: int, strides: int, groups: int,
-                      conv_shortcut: bool, bn=FusedBatchNormalization):
+                      conv_shortcut: bool, bn=FusedBatchNormalization, conv=FastConv2D):
     """1x1 -> grouped 3x3 (stride here) -> 1x1 (2 * filters), plus the shortcut, then ReLU."""
     prefix = f"stage{stage}_unit{unit}_"
 
     def layer(input_tensor):
-        x = keras.layers.Conv2D(filters, 1, name=prefix + "conv1", **_CONV)(input_tensor)
+        x = conv(filters, 1, name=prefix + "conv1", **_CONV)(input_tensor)
         x = bn(name=prefix + "bn1", **_BN)(x)
         x = keras.layers.Activation("relu", name=prefix + "relu1")(x)
         # Explicit symmetric padding, as sm: "same" would pad stride-2 convs bottom/right only.
@@ -66,12 +66,11 @@ def resnext_bottleneck(filters: int, stage: int, unit: int, strides: int, groups
                           **_CONV)(x)
         x = bn(name=prefix + "bn2", **_BN)(x)
         x = keras.layers.Activation("relu", name=prefix + "relu2")(x)
-        x = keras.layers.Conv2D(2 * filters, 1, name=prefix + "conv3", **_CONV)(x)
+        x = conv(2 * filters, 1, name=prefix + "conv3", **_CONV)(x)
         x = bn(name=prefix + "bn3", **_BN)(x)
         shortcut = input_tensor
         if conv_shortcut:
-            shortcut = keras.layers.Conv2D(2 * filters, 1, strides=strides, name=prefix + "sc",
-                                           **_CONV)(input_tensor)
+            shortcut = conv(2 * filters, 1, strides=strides, name=prefix + "sc", **_CONV)(input_tensor)
             shortcut = bn(name=prefix + "sc_bn", **_BN)(shortcut)
         x = keras.layers.Add(name=prefix + "add")([x, shortcut])
         return keras.layers.Activation("relu", name=prefix + "relu")(x)
@@ -79,14 +78,16 @@ def resnext_bottleneck(filters: int, stage: int, unit: int, strides: int, groups
     return layer
 
 
-def build_resnext(name: str, size: int | None, fused_bn: bool = True) -> keras.Model:
+def build_resnext(name: str, size: int | None, fused_bn: bool = True, fast_conv: bool = True) -> keras.Model:
     """ResNeXt backbone without top (randomly initialised), sm's layer names, GroupedConv2D;
-    `fused_bn=False`: Keras' own BatchNormalization layers instead of ours."""
+    `fused_bn=False` / `fast_conv=False`: Keras' own BatchNormalization / Conv2D layers instead of
+    ours (same weights)."""
     bn = FusedBatchNormalization if fused_bn else keras.layers.BatchNormalization
+    conv = FastConv2D if fast_conv else keras.layers.Conv2D
     inputs = keras.Input((size, size, 3), name="data")
     x = bn(name="bn_data", scale=False, **_BN)(inputs)
     x = keras.layers.ZeroPadding2D(3, name="pad0")(x)
-    x = keras.layers.Conv2D(64, 7, strides=2, name="conv0", **_CONV)(x)
+    x = conv(64, 7, strides=2, name="conv0", **_CONV)(x)
     x = bn(name="bn0", **_BN)(x)
     x = keras.layers.Activation("relu", name="relu0")(x)
     x = keras.layers.ZeroPadding2D(1, name="pooling0_pad")(x)
@@ -96,7 +97,7 @@ def build_resnext(name: str, size: int | None, fused_bn: bool = True) -> keras.M
             # The first stage follows the max-pool, so it keeps the resolution.
             strides = 2 if unit == 1 and stage > 1 else 1
             x = resnext_bottleneck(128 * 2 ** (stage - 1), stage, unit, strides,
-                                  groups=_RESNEXT_GROUPS, conv_shortcut=unit == 1, bn=bn)(x)
+                                  groups=_RESNEXT_GROUPS, conv_shortcut=unit == 1, bn=bn, conv=conv)(x)
     return keras.Model(inputs, x, name=name)
 
 
@@ -115,30 +116,32 @@ def _sm():
     return sm
 
 
-class _LayersWithFusedBatchNorm:
+class _SmLayers:
     """The `layers` module that sm hands its builders, with our `FusedBatchNormalization` as
-    `BatchNormalization` (same weights and names, a faster kernel)."""
+    `BatchNormalization` and our `FastConv2D` as `Conv2D` (each optional; same weights and names,
+    faster kernels)."""
 
-    BatchNormalization = FusedBatchNormalization
-
-    def __init__(self, base):
+    def __init__(self, base, fused_bn: bool, fast_conv: bool):
         self._base = base
+        self.BatchNormalization = FusedBatchNormalization if fused_bn else base.BatchNormalization
+        self.Conv2D = FastConv2D if fast_conv else base.Conv2D
 
     def __getattr__(self, name):
         return getattr(self._base, name)
 
 
-def build_sm_backbone(name: str, size: int | None,
-                      weights: str | os.PathLike | None = None, fused_bn: bool = True) -> keras.Model:
+def build_sm_backbone(name: str, size: int | None, weights: str | os.PathLike | None = None,
+                      fused_bn: bool = True, fast_conv: bool = True) -> keras.Model:
     """sm's own backbone without top, as `sm.Unet` builds it (Lambda-based ResNeXts), with
-    `FusedBatchNormalization` layers unless `fused_bn=False` (sm's plain Keras layers).
+    `FusedBatchNormalization` and `FastConv2D` layers unless `fused_bn=False` / `fast_conv=False`
+    (sm's plain Keras layers).
 
     `weights`: None, "imagenet" (sm downloads it) or a path that sm's builder loads itself.
     `size`: None builds a backbone for any input size (a multiple of 32).
     """
     _check_name(name)
     sm = _sm()
-    layers = _LayersWithFusedBatchNorm(sm._KERAS_LAYERS) if fused_bn else sm._KERAS_LAYERS
+    layers = _SmLayers(sm._KERAS_LAYERS, fused_bn, fast_conv)
     return sm.Backbones.get_backbone(
         name, input_shape=(size, size, 3), include_top=False,
         weights=None if weights is None else str(weights),
@@ -278,12 +281,13 @@ def _has_grouped_convs(path: Path) -> bool:
 # The encoder
 # ---------------------------------------------------------------------------------------------
 
-def build_encoder(name: str, size: int | None,
-                  weights: str | os.PathLike | None = None, fused_bn: bool = True) -> keras.Model:
+def build_encoder(name: str, size: int | None, weights: str | os.PathLike | None = None,
+                  fused_bn: bool = True, fast_conv: bool = True) -> keras.Model:
     """Encoder `name` for (size, size, 3) float images -> 5 feature maps, deepest first.
 
     `size=None` accepts any multiple of 32 (the layers and weights are the same at every size).
-    `fused_bn=False` keeps Keras' BatchNormalization layers (for comparisons; same weights).
+    `fused_bn=False` / `fast_conv=False` keep Keras' BatchNormalization / Conv2D layers (for
+    comparisons; same weights).
 
     Outputs have strides `STRIDES` = (32, 16, 8, 4, 2): the backbone output, then sm's Unet skips.
     `weights`: None (random), "imagenet" or a weights file path (see the module docstring).
@@ -291,9 +295,9 @@ def build_encoder(name: str, size: int | None,
     _check_name(name)
     _check_size(size)
     if name in _RESNEXT_UNITS:
-        backbone = build_resnext(name, size, fused_bn=fused_bn)
+        backbone = build_resnext(name, size, fused_bn=fused_bn, fast_conv=fast_conv)
     else:
-        backbone = build_sm_backbone(name, size, fused_bn=fused_bn)
+        backbone = build_sm_backbone(name, size, fused_bn=fused_bn, fast_conv=fast_conv)
     skips = [backbone.get_layer(layer).output for layer in _feature_layers(name)]
     encoder = keras.Model(backbone.input, [backbone.output, *skips], name=f"{name}_encoder")
     if weights is None:

@@ -1,5 +1,6 @@
-"""Custom Keras layers: scSE (decoder), a fused batch norm, the grouped convolution (encoders), the
-reflection padding of ``--fit pad`` and the image head's broadcast. Each is registered and has
+"""Custom Keras layers: scSE (decoder), a fused batch norm, a convolution with a faster backward
+pass, the grouped convolution (encoders), the reflection padding of ``--fit pad`` and the image
+head's broadcast. Each is registered and has
 get_config where it has settings, so saved models load back without custom-object plumbing."""
 from __future__ import annotations
 
@@ -288,3 +289,53 @@ class BroadcastLike(layers.Layer):
     def compute_output_shape(self, input_shape):
         values, like = input_shape
         return (*like[:3], values[-1])
+
+
+def _backprop_input_as_forward_conv(kernel, padding: str):
+    """``Conv2DBackpropInput`` of a stride-1 convolution, written as the forward convolution of the
+    output's gradient with the kernel flipped and its channels swapped (padded out to a full
+    convolution for "VALID"). The same numbers; on CPU, oneDNN's forward kernel is 1.5-2x faster
+    than its backprop-input kernel on a 3x3 map's gradient, and 10-40x on the deep, few-pixel
+    maps of small tiles (512 channels at 1x1 or 2x2: benchmarks/RESULTS.md, issue 20)."""
+    import tensorflow as tf
+
+    flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+    kh, kw = kernel.shape[0], kernel.shape[1]
+
+    def backprop(dy):
+        if padding == "VALID":
+            dy = tf.pad(dy, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]])
+        return tf.nn.conv2d(dy, flipped, 1, padding)
+
+    return backprop
+
+
+@keras.saving.register_keras_serializable(package="salt_tf")
+class FastConv2D(layers.Conv2D):
+    """Keras' Conv2D (same weights, outputs and config) whose gradient with respect to its input
+    is computed by a forward convolution (``_backprop_input_as_forward_conv``) where that is exact:
+    stride 1, no dilation, an odd kernel, "valid" or "same" padding, channels last, TensorFlow.
+    Any other setting takes Keras' own path."""
+
+    def _fast_backprop(self) -> bool:
+        return (tuple(self.strides) == (1, 1) and tuple(self.dilation_rate) == (1, 1) and self.groups == 1
+                and all(k % 2 for k in self.kernel_size) and self.data_format == "channels_last"
+                and keras.backend.backend() == "tensorflow")
+
+    def convolution_op(self, inputs, kernel):
+        if not self._fast_backprop():
+            return super().convolution_op(inputs, kernel)
+        import tensorflow as tf
+
+        padding = self.padding.upper()
+
+        @tf.custom_gradient
+        def conv(x, w):
+            def grad(dy):
+                dw = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(w), out_backprop=dy,
+                                                     strides=[1, 1, 1, 1], padding=padding)
+                return _backprop_input_as_forward_conv(w, padding)(dy), dw
+
+            return tf.nn.conv2d(x, w, 1, padding), grad
+
+        return conv(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))

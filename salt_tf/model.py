@@ -11,21 +11,21 @@ import keras
 from keras import layers
 
 from salt_tf.encoders import build_encoder
-from salt_tf.layers import SCSE, BroadcastLike, FusedBatchNormalization, ReflectPad2D
+from salt_tf.layers import SCSE, BroadcastLike, FastConv2D, FusedBatchNormalization, ReflectPad2D
 
 DECODER_FILTERS = (256, 128, 64, 32, 16)
 
 
-def conv_bn_relu(filters: int, name: str, bn=FusedBatchNormalization):
+def conv_bn_relu(filters: int, name: str, bn=FusedBatchNormalization, conv=FastConv2D):
     def block(x):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = conv(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
         x = bn(name=f"{name}_bn")(x)
         return layers.Activation("relu", name=f"{name}_relu")(x)
 
     return block
 
 
-def decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn=FusedBatchNormalization):
+def decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn=FusedBatchNormalization, conv=FastConv2D):
     """Upsample x2, merge the skip (if any), two 3x3 conv-BN-ReLU, then scSE."""
     name = f"decoder_stage{stage}"
 
@@ -33,8 +33,8 @@ def decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn=Fused
         x = layers.UpSampling2D(2, name=f"{name}_upsample")(x)
         if skip is not None:
             x = layers.Concatenate(name=f"{name}_concat")([x, skip])
-        x = conv_bn_relu(filters, f"{name}a", bn)(x)
-        x = conv_bn_relu(filters, f"{name}b", bn)(x)
+        x = conv_bn_relu(filters, f"{name}a", bn, conv)(x)
+        x = conv_bn_relu(filters, f"{name}b", bn, conv)(x)
         if scse:
             x = SCSE(reduction=reduction, name=f"{name}_scse")(x)
         return x
@@ -42,7 +42,8 @@ def decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn=Fused
     return block
 
 
-def light_decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn=FusedBatchNormalization):
+def light_decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn=FusedBatchNormalization,
+                        conv=FastConv2D):
     """A cheap block after the 1st-place solution's final decoder: a 1x1 conv-BN-ReLU brings the
     map to ``filters`` at its coarse resolution, nearest-neighbour upsampling doubles it (the same
     as convolving after upsampling, at a quarter of the cost), a 1x1 conv-BN-ReLU brings the skip
@@ -53,12 +54,12 @@ def light_decoder_block(filters: int, stage: int, scse: bool, reduction: int, bn
     name = f"decoder_stage{stage}"
 
     def block(x, skip=None):
-        x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_conv")(x)
+        x = conv(filters, 1, use_bias=False, name=f"{name}_conv")(x)
         x = bn(name=f"{name}_bn")(x)
         x = layers.Activation("relu", name=f"{name}_relu")(x)
         x = layers.UpSampling2D(2, name=f"{name}_upsample")(x)
         if skip is not None:
-            s = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_skip_conv")(skip)
+            s = conv(filters, 1, use_bias=False, name=f"{name}_skip_conv")(skip)
             s = bn(name=f"{name}_skip_bn")(s)
             s = layers.Activation("relu", name=f"{name}_skip_relu")(s)
             x = layers.Add(name=f"{name}_add")([x, s])
@@ -165,6 +166,7 @@ def build_unet(
     dropout: float = 0.0,
     bn_momentum: float = 0.9,
     fused_bn: bool = True,
+    fast_conv: bool = True,
     tile: int | None = None,
     supervision: bool = False,
     empty_head: bool = False,
@@ -184,6 +186,8 @@ def build_unet(
     statistics far from the data for the first few hundred steps, so short runs validate badly.
     ``fused_bn`` (default) computes every batch norm with TensorFlow's fused kernel
     (``salt_tf.layers.FusedBatchNormalization``); False keeps Keras' layer, same weights.
+    ``fast_conv`` (default) makes every convolution a ``salt_tf.layers.FastConv2D`` (Keras' layer
+    with a faster backward pass, same weights and outputs); False keeps Keras' Conv2D.
     ``decoder`` names the block (``DECODERS``: "unet", two 3x3 convs on the upsampled map and its
     skip concatenated; "light", 1x1 convs on the map and on its skip, added) and
     ``decoder_filters`` its five widths, deepest first (default ``DEFAULT_WIDTHS[decoder]``).
@@ -198,19 +202,20 @@ def build_unet(
     pixels = layers.Rescaling(255.0, name="to_pixels")(tiles if pad is None else ReflectPad2D(pad, name="reflect_pad")(tiles))
     rgb = layers.Concatenate(name="gray_to_rgb")([pixels, pixels, pixels])
     bn = FusedBatchNormalization if fused_bn else layers.BatchNormalization
-    features = build_encoder(encoder, size, weights=encoder_weights, fused_bn=fused_bn)(rgb)
+    conv = FastConv2D if fast_conv else layers.Conv2D
+    features = build_encoder(encoder, size, weights=encoder_weights, fused_bn=fused_bn, fast_conv=fast_conv)(rgb)
     x, skips = features[0], list(features[1:]) + [None]
 
     outputs = []
     for stage, (filters, skip) in enumerate(zip(decoder_filters, skips)):
-        x = DECODERS[decoder](filters, stage, scse, scse_reduction, bn)(x, skip)
+        x = DECODERS[decoder](filters, stage, scse, scse_reduction, bn, conv)(x, skip)
         outputs.append(x)
     if hypercolumn:
         x = _hypercolumn(outputs)
     if dropout:
         x = layers.SpatialDropout2D(dropout, name="head_dropout")(x)
     # float32 logits even under a mixed-precision policy: the losses need them.
-    logits = layers.Conv2D(1, 3, padding="same", dtype="float32", name="logits")(x)
+    logits = conv(1, 3, padding="same", dtype="float32", name="logits")(x)
     auxiliary = _auxiliary(features[0], outputs[:-1], logits, supervision, empty_head)
     model = keras.Model(tiles, _output(logits, auxiliary, pad), name=_name(encoder, scse, hypercolumn, decoder, tile))
     for layer in _all_layers(model):

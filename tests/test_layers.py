@@ -220,3 +220,47 @@ def test_reflect_pad_is_numpys_reflection_and_saves(tmp_path):
     assert model.output_shape == (None, 128, 128, 1)
     model.save(tmp_path / "pad.keras")
     np.testing.assert_array_equal(keras.models.load_model(tmp_path / "pad.keras")(x).numpy(), expected)
+
+
+@pytest.mark.parametrize("kernel, strides, padding, policy", [
+    (3, 1, "valid", "float32"), (3, 1, "same", "float32"), (1, 1, "same", "float32"), (7, 1, "valid", "float32"),
+    (3, 2, "valid", "float32"),  # stride 2: Keras' own path
+    (3, 1, "same", "mixed_bfloat16")])
+def test_fast_conv_is_keras_conv_with_the_same_gradients(kernel, strides, padding, policy):
+    from salt_tf.layers import FastConv2D
+
+    rng = np.random.default_rng(kernel + strides)
+    x = tf.constant(rng.normal(size=(2, 9, 9, 16)).astype("float32"))
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        ours = FastConv2D(8, kernel, strides=strides, padding=padding, use_bias=True)
+        theirs = keras.layers.Conv2D(8, kernel, strides=strides, padding=padding, use_bias=True)
+        for layer in (ours, theirs):
+            layer.build(x.shape)
+        theirs.set_weights(ours.get_weights())
+        results = []
+        for layer in (ours, theirs):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = tf.cast(layer(x), "float32")
+                loss = tf.reduce_sum(y * tf.sin(y))  # an upstream gradient that varies per pixel
+            results.append([y, *tape.gradient(loss, [x, *layer.trainable_variables])])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    tolerance = 1e-5 if policy == "float32" else 2e-2
+    for a, b in zip(*results):
+        scale = float(np.abs(b).max())
+        np.testing.assert_allclose(np.asarray(a, "float32"), np.asarray(b, "float32"), atol=tolerance * scale, rtol=0)
+    assert ours._fast_backprop() == (strides == 1)
+
+
+def test_fast_conv_saves_and_loads(tmp_path):
+    from salt_tf.layers import FastConv2D
+
+    inputs = keras.Input((8, 8, 2))
+    model = keras.Model(inputs, FastConv2D(3, 3, padding="same", name="c")(inputs))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(loaded.get_layer("c")) is FastConv2D
+    x = np.random.default_rng(0).normal(size=(1, 8, 8, 2)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)

@@ -56,7 +56,7 @@ def test_options_change_the_parameter_count_as_expected():
 
 def test_decoder_widths_and_the_light_decoder(tmp_path):
     def decoder_convs(model, kind):
-        return [layer for layer in model.layers if layer.name.startswith("decoder_stage") and type(layer) is kind]
+        return [layer for layer in model.layers if layer.name.startswith("decoder_stage") and isinstance(layer, kind)]
 
     base = build_unet("resnet18", 64)
     narrow = build_unet("resnet18", 64, decoder_filters=(128, 64, 32, 16, 16))
@@ -147,18 +147,20 @@ def test_imagenet_offline_error_through_the_builder(monkeypatch, tmp_path):
         build_unet("resnet34", 64, encoder_weights="imagenet")
 
 
-def test_every_batch_norm_is_fused_and_the_keras_variant_computes_the_same(unets):
-    """The default model uses FusedBatchNormalization everywhere (encoder and decoder); the
-    fused_bn=False model has Keras' layers, the same weights, and the same training step."""
-    from salt_tf.layers import FusedBatchNormalization
+def test_the_fast_layers_are_everywhere_and_keras_layers_compute_the_same(unets):
+    """The default model uses FusedBatchNormalization and FastConv2D everywhere (encoder and
+    decoder); the fused_bn=False, fast_conv=False model has Keras' layers, the same weights, and the
+    same training step (so the same gradients)."""
+    from salt_tf.layers import FastConv2D, FusedBatchNormalization
 
-    def bns(model):
-        return [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    def of_kind(model, kind):
+        return [layer for layer in _all_layers(model) if isinstance(layer, kind)]
 
     fused = build_unet("resnet18", 64)
-    plain = build_unet("resnet18", 64, fused_bn=False)
-    assert bns(fused) and all(type(layer) is FusedBatchNormalization for layer in bns(fused))
-    assert all(type(layer) is keras.layers.BatchNormalization for layer in bns(plain))
+    plain = build_unet("resnet18", 64, fused_bn=False, fast_conv=False)
+    for kind, ours in ((keras.layers.BatchNormalization, FusedBatchNormalization), (keras.layers.Conv2D, FastConv2D)):
+        assert of_kind(fused, kind) and all(type(layer) is ours for layer in of_kind(fused, kind))
+        assert all(type(layer) is kind for layer in of_kind(plain, kind))
     assert [w.shape for w in fused.weights] == [w.shape for w in plain.weights]
     plain.set_weights(fused.get_weights())
     x, y = tiles(4, seed=2), (tiles(4, seed=3) > 0.6).astype("float32")
