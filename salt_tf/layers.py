@@ -1,7 +1,7 @@
 """Custom Keras layers: scSE (decoder), a fused batch norm, a convolution with a faster backward
 pass, the grouped convolution (encoders), the reflection padding of ``--fit pad`` and the image
-head's broadcast. Each is registered and has
-get_config where it has settings, so saved models load back without custom-object plumbing."""
+head's broadcast. Each is registered and has get_config where it has settings, so saved models
+load back without custom-object plumbing."""
 from __future__ import annotations
 
 import functools
