@@ -177,17 +177,13 @@ def build_unet(
     to three channels, which is exactly what an ImageNet ResNet of segmentation-models sees for a
     gray photo (its own first layer normalises raw 0-255 pixels). Output: (size, size, 1) float32
     logits (no sigmoid: the Lovasz hinge works on logits; apply a sigmoid for probabilities).
-    ``size`` must be a multiple of 32 (five halvings); tiles of 101 are resized by the pipeline.
-    ``size=None`` makes a model for any multiple of 32, with the same layers and weights as at a
-    fixed size: training uses it to change the input size between epochs (progressive resizing),
-    then copies its weights into a fixed-size model for export.
+    ``size``: a multiple of 32 (five halvings); None makes a model for any multiple of 32, with the
+    same layers and weights (progressive resizing trains it, then export copies its weights).
     ``bn_momentum`` is set on every BatchNormalization layer, the encoder's too: 0.9 is PyTorch's
     default (0.1 there), which the original solution trained with; Keras' 0.99 leaves the moving
     statistics far from the data for the first few hundred steps, so short runs validate badly.
-    ``fused_bn`` (default) computes every batch norm with TensorFlow's fused kernel
-    (``salt_tf.layers.FusedBatchNormalization``); False keeps Keras' layer, same weights.
-    ``fast_conv`` (default) makes every convolution a ``salt_tf.layers.FastConv2D`` (Keras' layer
-    with a faster backward pass, same weights and outputs); False keeps Keras' Conv2D.
+    ``fused_bn`` / ``fast_conv`` (defaults): every batch norm / convolution is our
+    ``FusedBatchNormalization`` / ``FastConv2D`` (faster kernels; Keras' weights and results).
     ``decoder`` names the block (``DECODERS``: "unet", two 3x3 convs on the upsampled map and its
     skip concatenated; "light", 1x1 convs on the map and on its skip, added) and
     ``decoder_filters`` its five widths, deepest first (default ``DEFAULT_WIDTHS[decoder]``).
