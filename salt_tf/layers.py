@@ -291,23 +291,19 @@ class BroadcastLike(layers.Layer):
         return (*like[:3], values[-1])
 
 
-def _backprop_input_as_forward_conv(kernel, padding: str):
+def _backprop_input_as_forward_conv(dy, kernel, padding: str):
     """``Conv2DBackpropInput`` of a stride-1 convolution, written as the forward convolution of the
-    output's gradient with the kernel flipped and its channels swapped (padded out to a full
-    convolution for "VALID"). The same numbers; on CPU, oneDNN's forward kernel is 1.5-2x faster
-    than its backprop-input kernel on a 3x3 map's gradient, and 10-40x on the deep, few-pixel
+    output's gradient ``dy`` with the kernel flipped and its channels swapped (``dy`` padded out to
+    a full convolution for "VALID"). The same numbers; on CPU, oneDNN's forward kernel is 1.5-2x
+    faster than its backprop-input kernel on a 3x3 map's gradient, and 10-40x on the deep, few-pixel
     maps of small tiles (512 channels at 1x1 or 2x2: benchmarks/RESULTS.md, issue 20)."""
     import tensorflow as tf
 
     flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-    kh, kw = kernel.shape[0], kernel.shape[1]
-
-    def backprop(dy):
-        if padding == "VALID":
-            dy = tf.pad(dy, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]])
-        return tf.nn.conv2d(dy, flipped, 1, padding)
-
-    return backprop
+    if padding == "VALID":
+        kh, kw = kernel.shape[0], kernel.shape[1]
+        dy = tf.pad(dy, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]])
+    return tf.nn.conv2d(dy, flipped, 1, padding)
 
 
 @keras.saving.register_keras_serializable(package="salt_tf")
@@ -334,7 +330,7 @@ class FastConv2D(layers.Conv2D):
             def grad(dy):
                 dw = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(w), out_backprop=dy,
                                                      strides=[1, 1, 1, 1], padding=padding)
-                return _backprop_input_as_forward_conv(w, padding)(dy), dw
+                return _backprop_input_as_forward_conv(dy, w, padding), dw
 
             return tf.nn.conv2d(x, w, 1, padding), grad
 
