@@ -84,7 +84,7 @@ def _hypercolumn(outputs: list) -> keras.KerasTensor:
     ])
 
 
-def _auxiliary(deepest, stages: list, logits, supervision: bool, empty_head: bool):
+def _auxiliary(deepest, stages: list, logits, supervision: bool, empty_head: bool, conv=FastConv2D):
     """The training-only heads as one float32 map beside the logits (None: no head), after
     tugstugi/pytorch-saltnet: the image head's logit (is there salt in the tile?) from the encoder's
     deepest features, the same at every pixel; then deep supervision, a 1x1-conv logit map of each
@@ -98,7 +98,7 @@ def _auxiliary(deepest, stages: list, logits, supervision: bool, empty_head: boo
         maps.append(BroadcastLike(dtype="float32", name="empty_map")([logit, logits]))
     if supervision:
         for stage, x in enumerate(stages):
-            m = layers.Conv2D(1, 1, dtype="float32", name=f"supervision{stage}_logits")(x)
+            m = conv(1, 1, dtype="float32", name=f"supervision{stage}_logits")(x)
             factor = 2 ** (len(stages) - stage)  # stage 0 is at 1/16 of the logits' size
             maps.append(layers.UpSampling2D(factor, dtype="float32", name=f"supervision{stage}_up")(m))
     if len(maps) < 2:
@@ -212,7 +212,7 @@ def build_unet(
         x = layers.SpatialDropout2D(dropout, name="head_dropout")(x)
     # float32 logits even under a mixed-precision policy: the losses need them.
     logits = conv(1, 3, padding="same", dtype="float32", name="logits")(x)
-    auxiliary = _auxiliary(features[0], outputs[:-1], logits, supervision, empty_head)
+    auxiliary = _auxiliary(features[0], outputs[:-1], logits, supervision, empty_head, conv)
     model = keras.Model(tiles, _output(logits, auxiliary, pad), name=_name(encoder, scse, hypercolumn, decoder, tile))
     for layer in _all_layers(model):
         if isinstance(layer, layers.BatchNormalization):
