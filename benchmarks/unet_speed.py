@@ -3,13 +3,12 @@
 Side by side in one process, interleaved rounds (the host's own speed drifts by half over minutes,
 so only ratios within one run mean much), synthetic batches, SGD + BCE, ``train_on_batch``:
 
-    python benchmarks/unet_speed.py [--rounds 5] [--steps 3] [--batch-size 16] [--variants all|issue3|decoder|conv|strided]
+    python benchmarks/unet_speed.py [--rounds 5] [--steps 3] [--batch-size 16] [--variants all|issue3|decoder|conv]
 
 Each variant is one model: encoder, scSE or not, input size, float32 or mixed_bfloat16, Keras'
 BatchNormalization or ours (``FusedBatchNormalization``, the default in salt_tf), the decoder
 (``--decoder`` and ``--decoder-filters``; the default U-Net decoder when not named), and Keras'
-Conv2D or ours (``FastConv2D``, the default; "kerasConv" in a variant's name when not; a number
-in place of True: FastConv2D with that ``_STRIDED_MAX_PIXELS``, "strided<=N" in its name). Printed
+Conv2D or ours (``FastConv2D``, the default; "kerasConv" in a variant's name when not). Printed
 per variant: ms per training tile (median over rounds), the rounds, the ratio to the first variant
 of the same precision, and the achieved GFLOP/s: the forward pass's floating-point operations
 counted from the model's graph by TensorFlow's profiler (a multiply-add counts 2), times 3 for
@@ -22,10 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from salt_tf.layers import FastConv2D
 from salt_tf.losses import BCEWithLogits
 from salt_tf.machine import fast_bfloat16
-from salt_tf.model import all_layers, build_unet
+from salt_tf.model import build_unet
 
 # The policy training takes here: mixed bfloat16 only where the CPU computes it natively.
 _POLICY = "mixed_bfloat16" if fast_bfloat16() else "float32"
@@ -65,10 +63,6 @@ VARIANTS = {
         ("resnet18", True, 32, _POLICY, True, "unet", None, False),  # the suite's tiny trainings
         ("resnet18", True, 32, _POLICY, True, "unet", None, True),
     ],
-    "strided": [  # FastConv2D's strided input gradient: never (0), the default (256 px), up to 32x32, always
-        *[("resnet18", True, size, _POLICY, True, "unet", None, limit) for size in (64, 128)
-          for limit in (0, 256, 1024, 10**9)],
-    ],
 }
 
 
@@ -93,8 +87,8 @@ def name_of(variant) -> str:
     encoder, scse, size, policy, fused, decoder, widths, fast_conv = fields(variant)
     precision = "bf16" if "bfloat16" in policy else "fp32"
     named = "" if len(variant) == 5 else f" {decoder}" + (f" {','.join(map(str, widths))}" if widths else "")
-    conv = "" if fast_conv is True else " kerasConv" if fast_conv is False else f" strided<={fast_conv}"
-    return f"{encoder}{'+scSE' if scse else ''} {size} {precision} {'fusedBN' if fused else 'kerasBN'}{named}{conv}"
+    return (f"{encoder}{'+scSE' if scse else ''} {size} {precision} {'fusedBN' if fused else 'kerasBN'}{named}"
+            + ("" if fast_conv else " kerasConv"))
 
 
 def main() -> None:
@@ -110,11 +104,7 @@ def main() -> None:
         keras.mixed_precision.set_global_policy(policy)
         keras.utils.set_random_seed(0)
         model = build_unet(encoder, size, scse=scse, fused_bn=fused, decoder=decoder, decoder_filters=widths,
-                           fast_conv=fast_conv is not False)
-        if fast_conv not in (True, False):  # before the step is traced: the limit is read then
-            for layer in all_layers(model):
-                if isinstance(layer, FastConv2D):
-                    layer._STRIDED_MAX_PIXELS = fast_conv
+                           fast_conv=fast_conv)
         keras.mixed_precision.set_global_policy("float32")
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9), BCEWithLogits())
         if size not in batches:

@@ -306,74 +306,32 @@ def _backprop_input_as_forward_conv(dy, kernel, padding: str):
     return tf.nn.conv2d(dy, flipped, 1, padding)
 
 
-def _strided_pads(n: int, m: int, k: int, s: int, padding: str) -> tuple[int, int]:
-    """For one axis of a stride-``s`` convolution (input ``n``, output ``m``, kernel ``k``): the
-    zeros before and after the stride-dilated output gradient (``(m - 1) s + 1`` long) that make the
-    input gradient its "VALID" convolution with the flipped kernel. TensorFlow's "SAME" pads
-    ``max((m - 1) s + k - n, 0)`` in all, the smaller half before."""
-    before = max((m - 1) * s + k - n, 0) // 2 if padding == "SAME" else 0
-    return k - 1 - before, n + before - (m - 1) * s - 1
-
-
-def _backprop_input_strided(dy, kernel, padding: str, strides: tuple[int, int], input_hw: tuple[int, int]):
-    """``Conv2DBackpropInput`` of a strided convolution as one forward convolution: ``dy`` with
-    ``s - 1`` zeros between its pixels (the input positions each output pixel read from, spaced as
-    the stride spaced them), padded by ``_strided_pads``, convolved ("VALID", stride 1) with the
-    flipped, channel-swapped kernel. It multiplies ``s^2`` times more than the forward convolution
-    (most of it by zeros), so it pays only where TensorFlow's backprop-input kernel is at its
-    slowest: the deep, few-pixel maps (``FastConv2D._STRIDED_MAX_PIXELS``)."""
-    import tensorflow as tf
-
-    (sh, sw), (kh, kw) = strides, kernel.shape[:2]
-    mh, mw = dy.shape[1], dy.shape[2]
-    batch, channels = tf.shape(dy)[0], dy.shape[3]
-    z = tf.pad(dy[:, :, None, :, None, :], [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
-    z = tf.reshape(z, [batch, mh * sh, mw * sw, channels])[:, :(mh - 1) * sh + 1, :(mw - 1) * sw + 1]
-    pads = [[0, 0], list(_strided_pads(input_hw[0], mh, kh, sh, padding)),
-            list(_strided_pads(input_hw[1], mw, kw, sw, padding)), [0, 0]]
-    flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-    return tf.nn.conv2d(tf.pad(z, pads), flipped, 1, "VALID")
-
-
 @keras.saving.register_keras_serializable(package="salt_tf")
 class FastConv2D(layers.Conv2D):
     """Keras' Conv2D (same weights, outputs and config) whose gradient with respect to its input
-    is computed by a forward convolution where that is exact and pays: stride 1
-    (``_backprop_input_as_forward_conv``), or a stride above 1 on an input of at most
-    ``_STRIDED_MAX_PIXELS`` pixels of known size (``_backprop_input_strided``); no dilation, an odd
-    kernel, "valid" or "same" padding, channels last, TensorFlow. Any other setting takes Keras'
-    own path, and larger strided inputs TensorFlow's own input gradient."""
+    is computed by a forward convolution (``_backprop_input_as_forward_conv``) where that is exact:
+    stride 1, no dilation, an odd kernel, "valid" or "same" padding, channels last, TensorFlow.
+    Any other setting takes Keras' own path."""
 
-    # Input maps of at most this many pixels (16x16) take the strided forward-convolution gradient:
-    # benchmarks/unet_speed.py --variants strided (benchmarks/RESULTS.md, issue 20).
-    _STRIDED_MAX_PIXELS = 256
-
-    def _fast_backprop(self, hw: tuple) -> bool:
-        """Whether an input of spatial size ``hw`` (None where unknown) takes a forward convolution
-        as its input gradient."""
-        if (tuple(self.dilation_rate) != (1, 1) or self.groups != 1 or not all(k % 2 for k in self.kernel_size)
-                or self.data_format != "channels_last" or keras.backend.backend() != "tensorflow"):
-            return False
-        return tuple(self.strides) == (1, 1) or (None not in hw and hw[0] * hw[1] <= self._STRIDED_MAX_PIXELS)
+    def _fast_backprop(self) -> bool:
+        return (tuple(self.strides) == (1, 1) and tuple(self.dilation_rate) == (1, 1) and self.groups == 1
+                and all(k % 2 for k in self.kernel_size) and self.data_format == "channels_last"
+                and keras.backend.backend() == "tensorflow")
 
     def convolution_op(self, inputs, kernel):
-        hw = tuple(inputs.shape[1:3])
-        if not self._fast_backprop(hw):
+        if not self._fast_backprop():
             return super().convolution_op(inputs, kernel)
         import tensorflow as tf
 
-        padding, strides = self.padding.upper(), tuple(self.strides)
-        strided = strides != (1, 1)
+        padding = self.padding.upper()
 
         @tf.custom_gradient
         def conv(x, w):
             def grad(dy):
                 dw = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(w), out_backprop=dy,
-                                                     strides=[1, *strides, 1], padding=padding)
-                if strided:
-                    return _backprop_input_strided(dy, w, padding, strides, hw), dw
+                                                     strides=[1, 1, 1, 1], padding=padding)
                 return _backprop_input_as_forward_conv(dy, w, padding), dw
 
-            return tf.nn.conv2d(x, w, strides, padding), grad
+            return tf.nn.conv2d(x, w, 1, padding), grad
 
         return conv(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))

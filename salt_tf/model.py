@@ -214,7 +214,7 @@ def build_unet(
     logits = conv(1, 3, padding="same", dtype="float32", name="logits")(x)
     auxiliary = _auxiliary(features[0], outputs[:-1], logits, supervision, empty_head, conv)
     model = keras.Model(tiles, _output(logits, auxiliary, pad), name=_name(encoder, scse, hypercolumn, decoder, tile))
-    for layer in all_layers(model):
+    for layer in _all_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = bn_momentum
     return model
@@ -234,12 +234,11 @@ def build_from_config(config, size: int | None, weights=None) -> keras.Model:
                       empty_head=config.empty_weight > 0)
 
 
-def all_layers(model):
-    """Every layer of ``model``, those of its nested models (the encoder) included."""
+def _all_layers(model):
     for layer in model.layers:
         yield layer
         if isinstance(layer, keras.Model):
-            yield from all_layers(layer)
+            yield from _all_layers(layer)
 
 
 def export_saved_model(model: keras.Model, path) -> None:
