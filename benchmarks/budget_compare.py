@@ -38,7 +38,9 @@ VARIANTS: dict[str, list[str]] = {
     "warmup-share-0.75": ["--warmup-share", "0.75"],
     "cosine": ["--phase1-schedule", "cosine"],
     # issue 20
+    # the preset's decoder since 2026-12-01 (RESULTS.md's rows before then: "baseline" is the wide one)
     "narrow-decoder": ["--decoder-filters", "128,64,32,16,16"],
+    "wide-decoder": ["--decoder-filters", "256,128,64,32,16"],  # segmentation-models' widths, the preset before
     "light-decoder": ["--decoder", "light"],
     "symmetric-lovasz": ["--lovasz-symmetric"],
     "lovasz-from-start": ["--phase1-lovasz-weight", "0.5"],
