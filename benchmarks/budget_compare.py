@@ -40,8 +40,8 @@ VARIANTS: dict[str, list[str]] = {
     # issue 20
     # the preset's decoder since 2026-12-01 (RESULTS.md's rows before then: "baseline" is the wide one)
     "narrow-decoder": ["--decoder-filters", "128,64,32,16,16"],
-    "wide-decoder": ["--decoder-filters", "256,128,64,32,16"],  # segmentation-models' widths, the preset before
-    "light-decoder": ["--decoder", "light"],
+    "wide-decoder": ["--decoder-filters", "none"],  # segmentation-models' widths 256,128,64,32,16, the preset before
+    "light-decoder": ["--decoder", "light", "--decoder-filters", "none"],  # its own widths, 64 x 5
     "symmetric-lovasz": ["--lovasz-symmetric"],
     "lovasz-from-start": ["--phase1-lovasz-weight", "0.5"],
     "ema": ["--ema", "0.99"],
