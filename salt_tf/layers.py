@@ -277,6 +277,30 @@ class ReflectPad2D(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="salt_tf")
+class BilinearUpsampling2D(layers.Layer):
+    """Keras' ``UpSampling2D(factor, interpolation="bilinear")`` on maps of any size: Keras' layer
+    cannot trace on maps of unknown size (the any-size model that progressive resizing trains)."""
+
+    def __init__(self, factor: int, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        shape = tf.shape(inputs)
+        resized = tf.image.resize(inputs, [shape[1] * self.factor, shape[2] * self.factor], method="bilinear")
+        return tf.cast(resized, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else h * self.factor, None if w is None else w * self.factor, c)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="salt_tf")
 class BroadcastLike(layers.Layer):
     """One value per image, (N, C), spread over the pixels of a map ``like``, (N, H, W, ·):
     (N, H, W, C). The image head's logit travels with the pixel logits this way (one output)."""

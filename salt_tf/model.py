@@ -11,7 +11,7 @@ import keras
 from keras import layers
 
 from salt_tf.encoders import build_encoder
-from salt_tf.layers import SCSE, BroadcastLike, FastConv2D, FusedBatchNormalization, ReflectPad2D
+from salt_tf.layers import SCSE, BilinearUpsampling2D, BroadcastLike, FastConv2D, FusedBatchNormalization, ReflectPad2D
 
 DECODER_FILTERS = (256, 128, 64, 32, 16)
 
@@ -79,7 +79,7 @@ def _hypercolumn(outputs: list) -> keras.KerasTensor:
     """Every decoder stage, upsampled to full size and concatenated (Hariharan et al. 2015)."""
     factors = [2 ** (len(outputs) - 1 - i) for i in range(len(outputs))]
     return layers.Concatenate(name="hypercolumn")([
-        layers.UpSampling2D(f, interpolation="bilinear", name=f"hypercolumn_up{i}")(o) if f > 1 else o
+        BilinearUpsampling2D(f, name=f"hypercolumn_up{i}")(o) if f > 1 else o
         for i, (o, f) in enumerate(zip(outputs, factors))
     ])
 

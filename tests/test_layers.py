@@ -264,3 +264,22 @@ def test_fast_conv_saves_and_loads(tmp_path):
     assert type(loaded.get_layer("c")) is FastConv2D
     x = np.random.default_rng(0).normal(size=(1, 8, 8, 2)).astype("float32")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_bilinear_upsampling_is_keras_on_any_size_map(tmp_path):
+    """The hypercolumn's upsampling: Keras' bilinear UpSampling2D's numbers, also traced on a map
+    of unknown size (Keras' layer cannot: the any-size model of progressive resizing), and saved."""
+    from salt_tf.layers import BilinearUpsampling2D
+    from salt_tf.model import build_unet
+
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 5, 7, 3)).astype("float32"))
+    expected = keras.layers.UpSampling2D(4, interpolation="bilinear")(x)
+    np.testing.assert_allclose(BilinearUpsampling2D(4)(x).numpy(), expected.numpy(), rtol=1e-6, atol=1e-6)
+    model = build_unet("resnet18", None, hypercolumn=True)  # as a warm-up trains it
+    traced = tf.function(lambda t: model(t, training=True), input_signature=[tf.TensorSpec((None, None, None, 1))])
+    assert tuple(traced(tf.zeros((1, 64, 64, 1))).shape) == (1, 64, 64, 1)
+    model.save(tmp_path / "h.keras")
+    loaded = keras.models.load_model(tmp_path / "h.keras")
+    assert type(loaded.get_layer("hypercolumn_up0")) is BilinearUpsampling2D
+    tiles = np.random.default_rng(1).random((1, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(loaded(tiles).numpy(), model(tiles).numpy(), rtol=1e-5, atol=1e-5)
