@@ -52,6 +52,8 @@ VARIANTS: dict[str, list[str]] = {
     # deep supervision and the image head (tugstugi/pytorch-saltnet's weights), on the narrow decoder
     "narrow-decoder-aux": ["--decoder-filters", "128,64,32,16,16", "--supervision-weight", "0.1", "--empty-weight", "0.05"],
     "narrow-decoder-hypercolumn": ["--decoder-filters", "128,64,32,16,16", "--hypercolumn"],
+    "narrow-decoder-hypercolumn-aux": ["--decoder-filters", "128,64,32,16,16", "--hypercolumn",
+                                       "--supervision-weight", "0.1", "--empty-weight", "0.05"],
 }
 
 
