@@ -49,6 +49,7 @@ VARIANTS: dict[str, list[str]] = {
     # padding 101 -> 128 cannot warm up at 64: measure it against the preset without the warm-up too
     "no-warmup": ["--warmup-size", "none"],
     "pad": ["--fit", "pad", "--warmup-size", "none"],
+    "narrow-decoder-pad": ["--decoder-filters", "128,64,32,16,16", "--fit", "pad", "--warmup-size", "none"],
     # deep supervision and the image head (tugstugi/pytorch-saltnet's weights), on the narrow decoder
     "narrow-decoder-aux": ["--decoder-filters", "128,64,32,16,16", "--supervision-weight", "0.1", "--empty-weight", "0.05"],
     "narrow-decoder-hypercolumn": ["--decoder-filters", "128,64,32,16,16", "--hypercolumn"],
