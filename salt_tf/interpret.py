@@ -176,7 +176,9 @@ DEFAULT_TRAINING_HISTOGRAM = (
 )
 
 # The warning's bounds, from measurement (grey levels after salt_tf.sections' amplitude map, TV =
-# total variation distance over the BINS bins to DEFAULT_TRAINING_HISTOGRAM):
+# total variation distance over the BINS bins to DEFAULT_TRAINING_HISTOGRAM). Remeasured by
+# `python benchmarks/domain_check_bounds.py` (benchmarks/RESULTS.md, "The domain check's bounds");
+# the first measurement, 2026-11-30:
 #   real tiles, by depth class (0-200, 200-400, ..., 800-1000 ft): TV 0.16, 0.10, 0.04, 0.10, 0.07;
 #     random groups of 8 tiles (one 808-trace line's worth): TV median 0.16, 99th percentile 0.34,
 #     max 0.43 over 400 groups; clipped share 0.0003 median (a group with a black tile: 0.125);
