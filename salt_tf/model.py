@@ -88,9 +88,10 @@ def _auxiliary(deepest, stages: list, logits, supervision: bool, empty_head: boo
     """The training-only heads as one float32 map beside the logits (None: no head), after
     tugstugi/pytorch-saltnet: the image head's logit (is there salt in the tile?) from the encoder's
     deepest features, the same at every pixel; then deep supervision, a 1x1-conv logit map of each
-    decoder stage but the last, upsampled to the logits' size (nearest neighbour: Keras' bilinear
-    upsampling fails on maps of unknown size, which progressive resizing trains). Their losses:
-    ``salt_tf.losses.WithAuxiliary``."""
+    decoder stage but the last, upsampled to the logits' size (nearest neighbour, chosen when Keras'
+    bilinear upsampling failed on the maps of unknown size that progressive resizing trains;
+    ``BilinearUpsampling2D`` would work now, but changes the heads' training and is not measured).
+    Their losses: ``salt_tf.losses.WithAuxiliary``."""
     maps = []
     if empty_head:
         pooled = layers.GlobalAveragePooling2D(name="empty_pool")(deepest)
