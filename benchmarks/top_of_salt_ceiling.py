@@ -3,8 +3,8 @@ boundary is off sideways by a fraction of a trace (issue 18's 95%-within-3-sampl
 
     python benchmarks/top_of_salt_ceiling.py [--seed 0]
 
-No model: the true mask of ``python -m salt_tf.synthetic sections`` (the same draw as
-``write_sections``), its top of salt per trace, and the top that a boundary displaced by d traces
+No model: the true mask of ``python -m salt_tf.synthetic sections`` (``write_sections``, into a
+temporary folder), its top of salt per trace (``interpret.trace_surfaces``), and the top that a boundary displaced by d traces
 along the crosslines (or the inlines) would give, read off the true top by linear interpolation
 between a trace and its neighbour (both with salt). On a flank that dips s samples per trace the
 displaced top is s * d samples off, so the share within 3 samples is what a model whose boundary
@@ -12,17 +12,22 @@ is that far aside can score at best. Prints one row per displacement, both direc
 """
 from __future__ import annotations
 
-import _bench  # noqa: F401  (start-up)
+import tempfile
+from pathlib import Path
+
+import _bench
 import numpy as np
 
-from salt_tf.synthetic_sections import make_volume
+from salt_tf import interpret
+from salt_tf.synthetic_sections import write_sections
 
 DISPLACEMENTS = (0.1, 0.25, 0.5, 1.0)
 
 
 def true_top(mask: np.ndarray) -> np.ndarray:
-    """First salt sample per trace, NaN where a trace has none."""
-    return np.where(mask.any(-1), mask.argmax(-1), np.nan).astype(np.float64)
+    """First salt sample per trace of a volume (inlines, crosslines, samples), NaN where none."""
+    top = np.stack([interpret.trace_surfaces(line)[0] for line in mask]).astype(np.float64)
+    return np.where(top >= 0, top, np.nan)
 
 
 def within(top: np.ndarray, axis: int, d: float, samples: float = 3.0) -> tuple[float, int]:
@@ -39,8 +44,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the sections' seed (default: 0, the README's)")
     args = parser.parse_args()
     _bench.header()
-    _, rng_volume = np.random.default_rng(args.seed).spawn(2)  # write_sections' two draws: section, volume
-    _, mask = make_volume(rng_volume, 12, 160, 200)
+    with tempfile.TemporaryDirectory() as tmp:
+        mask = np.load(write_sections(Path(tmp) / "sections", seed=args.seed) / "volume_mask.npy")
     top = true_top(mask)
     print(f"volume {mask.shape} (inlines, crosslines, samples), {int(np.sum(~np.isnan(top)))} traces with salt")
     print("| boundary aside by | within 3 samples, along crosslines | along inlines |")
