@@ -24,6 +24,7 @@ Weights (`build_encoder(..., weights=...)`):
 """
 from __future__ import annotations
 
+import functools
 import numbers
 import os
 from pathlib import Path
@@ -247,11 +248,22 @@ def load_encoder_weights(encoder: keras.Model, name: str, path: str | os.PathLik
         if kind == "keras3" and (not has_groups or _has_grouped_convs(path)):
             encoder.load_weights(path)  # saved from this encoder (or sm's identical ResNet)
         else:
-            copy_sm_weights(build_sm_backbone(name, encoder.input_shape[1], weights=path), encoder)
+            reader = _sm_reader(name, encoder.input_shape[1])
+            reader.load_weights(path)  # what sm's builder does with a path
+            copy_sm_weights(reader, encoder)
     except ValueError as err:
         first_line = str(err).strip().splitlines()[0]
         raise ValueError(f"{path}: these weights do not fit the {name} encoder (saved from "
                          f"another backbone?): {first_line}") from err
+
+
+@functools.lru_cache(maxsize=2)
+def _sm_reader(name: str, size: int | None) -> keras.Model:
+    """sm's backbone, to read sm's weight files into: built once per process for a name and size
+    (sm's ResNeXt50, 512 Lambda-sliced group convolutions, takes 10-20 s to build; every fold of a
+    run loads the same file). Each load sets every weight of it or raises, so nothing of an earlier
+    file can stay behind."""
+    return build_sm_backbone(name, size)
 
 
 def _weights_file_kind(path: Path) -> str:

@@ -205,6 +205,22 @@ def test_weights_of_another_encoder(tmp_path):
         build_encoder("resnet34", SIZE, weights=path)
 
 
+def test_sm_files_loaded_one_after_another_each_arrive_whole(tmp_path):
+    """sm's files are read into one sm backbone per process (encoders._sm_reader): after a file
+    that does not fit, two files in turn each give exactly their own weights."""
+    wrong = tmp_path / "resnet34_sm.h5"
+    encoders.build_sm_backbone("resnet34", SIZE).save(wrong)
+    with pytest.raises(ValueError, match="resnet34_sm.h5: these weights do not fit the resnet18 encoder"):
+        build_encoder("resnet18", SIZE, weights=wrong)
+    backbones = [encoders.build_sm_backbone("resnet18", SIZE) for _ in range(2)]
+    for seed, backbone in enumerate(backbones):
+        _randomise_batchnorms(backbone, seed=seed)
+        backbone.save(tmp_path / f"sm{seed}.h5")
+    assert not np.array_equal(backbones[0].weights[0].numpy(), backbones[1].weights[0].numpy())
+    for seed, backbone in enumerate(backbones):
+        _assert_has_sm_weights(build_encoder("resnet18", SIZE, weights=tmp_path / f"sm{seed}.h5"), backbone)
+
+
 def test_missing_weights_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.weights.h5: weights file not found"):
         build_encoder("resnet18", SIZE, weights=tmp_path / "nope.weights.h5")
