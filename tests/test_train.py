@@ -239,6 +239,24 @@ def test_time_budget_schedule_goes_on_across_two_fits():
     assert more[0] == pytest.approx(0.2 * 7 / 16, rel=1e-3) and more[-1] == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("phase", [1, 2])
+def test_a_phase_traces_its_training_step_once(phase):
+    """The phase's optimizer has its slots before fit(): the first fit traces the training step
+    once (Keras making them inside the traced step has it traced twice; benchmarks/first_fit.py)."""
+    import keras
+
+    from salt_tf.train import _phase_compile
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(1, 3, padding="same")])
+    _phase_compile(model, Config(), phase, steps=2)
+    traces = []
+    step = model.train_step
+    model.train_step = lambda data: traces.append(1) or step(data)
+    x = np.random.default_rng(0).random((8, 8, 8, 1), dtype=np.float32)
+    model.fit(x, (x > 0.5).astype("float32"), batch_size=4, epochs=2, verbose=0)
+    assert len(traces) == 1
+
+
 def test_stages_split_phase_one_for_progressive_resizing():
     from salt_tf.train import _stages
 
