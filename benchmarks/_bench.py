@@ -51,6 +51,17 @@ def volume_flags(p: argparse.ArgumentParser, lines: int, lines_help: str = "") -
     p.add_argument("--samples", type=int, default=200, help="samples per trace (default: 200)")
 
 
+def random_tiles(n: int, size: int, seed: int = 0):
+    """``n`` random (size, size, 1) float32 tiles in [0, 1) and random 0/1 masks of the same shape:
+    a training step's inputs for timing."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, size, size, 1), dtype=np.float32)
+    y = (rng.random((n, size, size, 1)) > 0.5).astype("float32")
+    return x, y
+
+
 def header(*extra: str) -> None:
     """Print the command, the machine (processor, cores, load, versions) and any ``extra`` lines."""
     from salt_tf import machine

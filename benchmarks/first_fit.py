@@ -34,10 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     _bench.header()
     config = Config()  # the default losses of each phase
-    rng = np.random.default_rng(0)
-    n = args.batch_size * args.steps
-    x = rng.random((n, args.size, args.size, 1), dtype=np.float32)
-    y = (rng.random((n, args.size, args.size, 1)) > 0.5).astype("float32")
+    x, y = _bench.random_tiles(args.batch_size * args.steps, args.size)
 
     def run(phase: int, build: bool):
         def once():

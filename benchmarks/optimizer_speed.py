@@ -28,10 +28,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="steps per fit() (default: 10)")
     args = parser.parse_args()
     _bench.header()
-    rng = np.random.default_rng(0)
-    n = args.batch_size * args.steps
-    x = rng.random((n, args.size, args.size, 1), dtype=np.float32)
-    y = (rng.random((n, args.size, args.size, 1)) > 0.5).astype("float32")
+    x, y = _bench.random_tiles(args.batch_size * args.steps, args.size)
 
     def run(optimizer_class):
         def once():
