@@ -54,7 +54,7 @@ def test_options_change_the_parameter_count_as_expected():
     assert any(layer.name == "hypercolumn" for layer in hyper.layers)
 
 
-def test_decoder_widths_and_the_light_decoder(tmp_path):
+def test_decoder_widths_and_the_light_decoder(tmp_path, eager):
     def decoder_convs(model, kind):
         return [layer for layer in model.layers if layer.name.startswith("decoder_stage") and isinstance(layer, kind)]
 
@@ -147,7 +147,7 @@ def test_imagenet_offline_error_through_the_builder(monkeypatch, tmp_path):
         build_unet("resnet34", 64, encoder_weights="imagenet")
 
 
-def test_the_fast_layers_are_everywhere_and_keras_layers_compute_the_same(unets):
+def test_the_fast_layers_are_everywhere_and_keras_layers_compute_the_same(unets, eager):
     """The default model uses FusedBatchNormalization and FastConv2D everywhere (encoder and
     decoder); the fused_bn=False, fast_conv=False model has Keras' layers, the same weights, and the
     same training step (so the same gradients)."""
@@ -177,7 +177,7 @@ def test_the_fast_layers_are_everywhere_and_keras_layers_compute_the_same(unets)
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)
 
 
-def test_any_size_model_shares_the_fixed_models_weights():
+def test_any_size_model_shares_the_fixed_models_weights(eager):
     """size=None takes 64 and 128 inputs; its weights copied into a fixed-size model give the same
     logits (what training does after progressive resizing, before export)."""
     model = build_unet("resnet18", None)
@@ -190,7 +190,7 @@ def test_any_size_model_shares_the_fixed_models_weights():
     np.testing.assert_allclose(fixed.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
 
 
-def test_auxiliary_heads_are_channels_after_the_logits_and_dropped_for_inference(tmp_path):
+def test_auxiliary_heads_are_channels_after_the_logits_and_dropped_for_inference(tmp_path, eager):
     """Deep supervision (four stages) and the image head (one value per tile), for any input size and
     with --fit pad; ``inference_model`` gives the logits alone, with the same weights."""
     model = build_unet("resnet18", None, supervision=True, empty_head=True)
