@@ -128,11 +128,11 @@ def test_resnext50_savedmodel_export(resnext50, tmp_path):
     reloaded = tf.saved_model.load(str(tmp_path / "exported"))  # keep it: it owns the variables
     images = tf.constant(_images())
     served = reloaded.serve(images)
-    # The same graph in this process gives the same numbers (grappler fuses conv/BN alike)...
-    in_graph = tf.function(lambda x: resnext50(x, training=False), autograph=False)(images)
-    _assert_outputs_close(served, in_graph, atol=1e-5)
-    # ...and eager op-by-op execution agrees to float32 rounding, relative to the output scale.
-    for a, e in zip(served, resnext50(images, training=False)):
+    # The exported graph computes what the model computes eagerly, to float32 rounding relative to
+    # the output scale (its fused conv/BN kernels move the last bits; a wrong graph is off by O(1)).
+    expected = resnext50(images, training=False)
+    assert len(served) == len(expected) == 5
+    for a, e in zip(served, expected):
         np.testing.assert_allclose(a, e, rtol=0, atol=1e-5 * float(np.abs(e).max()))
 
 
