@@ -111,11 +111,13 @@ def serve() -> None:
     """Fork one training process per request: ``{"folder", "log", "rule", "flags", "stdout"}`` on a
     line of stdin; answers ``{"status": S}``, S the child's exit status or minus its signal.
 
-    The server imports TensorFlow and the package once and runs no TensorFlow op itself, so that
+    The server imports TensorFlow, the package and TensorBoard's summaries (which the training's
+    TensorBoard callback imports at its first scalar) once, and runs no TensorFlow op itself, so that
     each child starts in a fraction of a second (no import, no thread pool to inherit); the child
     runs its step functions eagerly, so that it traces nothing (tracing a U-Net's step costs more
     than the one or two epochs a child trains).
     """
+    import tensorboard.summary.v2  # noqa: F401  (TensorFlow imports it at the first scalar logged: 0.5-0.7 s a child)
     import tensorflow as tf
 
     import salt_tf.train  # noqa: F401

@@ -128,13 +128,13 @@ def test_a_resumed_optimizer_takes_the_same_next_step(tmp_path):
 
 # --- kill at any instant --------------------------------------------------------------------------
 
-# Tiny and quick: 32x32, one batch per epoch, 4 epochs in phase 1 and 3 in phase 2, a quarter of 40 tiles validated.
+# Tiny and quick: 32x32, one batch per epoch, 4 epochs in phase 1 and 3 in phase 2, an eighth of 40 tiles validated (one batch).
 # A budget far from running out, so that phase 1's cosine follows the steps (lr = peak/2 (1 + cos(pi
 # e / 4)) after epoch e, whatever the kills), and a plateau patience of one epoch in phase 2, so that
 # the history shows whether the budget's and the plateau's counters came back after each kill.
 FLAGS = ["--size", "32", "--encoder", "resnet18", "--encoder-weights", "none", "--batch-size", "8",
          "--steps-per-epoch", "1", "--phase1-epochs", "4", "--phase1-lr", "0.02", "--phase2-epochs", "3",
-         "--phase2-patience", "100", "--phase2-lr-patience", "1", "--budget-min", "30", "--folds", "4", "--fold", "0",
+         "--phase2-patience", "100", "--phase2-lr-patience", "1", "--budget-min", "30", "--folds", "8", "--fold", "0",
          # Not the default model and losses: the export's check below then also proves that training
          # and its resumes used the configured losses (salt_tf.losses.phase_loss) and decoder.
          "--decoder", "light", "--lovasz-symmetric", "--phase1-lovasz-weight", "0.5", "--phase2-bce-weight", "0.1",
