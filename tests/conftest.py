@@ -20,7 +20,7 @@ from scripts import TINY, start_cli
 # The order in which xdist hands whole files to the two workers (pyproject.toml: --dist loadfile
 # --no-loadscope-reorder), the rest after these in their own order. test_train.py starts the
 # session's tiny run (two training processes: both cores) while the other worker waits for it in
-# test_predict.py, which then goes on to test_runfolder.py's kill sweep (one process for two to three
+# test_predict.py, which then goes on to test_runfolder.py's kill sweep (one process for about two
 # minutes) beside the rest of test_train.py; the kill sweep no longer runs alone at the end, nor
 # beside the tiny run. benchmarks/RESULTS.md, "Eighth session: back under the limit".
 FIRST = ("test_train.py", "test_predict.py", "test_runfolder.py", "test_encoders.py", "test_model.py",

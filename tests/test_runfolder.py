@@ -128,12 +128,12 @@ def test_a_resumed_optimizer_takes_the_same_next_step(tmp_path):
 
 # --- kill at any instant --------------------------------------------------------------------------
 
-# Tiny and quick: 32x32, one batch per epoch, 4 epochs in phase 1 and 3 in phase 2, an eighth of 40 tiles validated (one batch).
+# Tiny and quick: 32x32, one batch per epoch, 3 epochs in phase 1 and 3 in phase 2, an eighth of 40 tiles validated (one batch).
 # A budget far from running out, so that phase 1's cosine follows the steps (lr = peak/2 (1 + cos(pi
-# e / 4)) after epoch e, whatever the kills), and a plateau patience of one epoch in phase 2, so that
+# e / 3)) after epoch e, whatever the kills), and a plateau patience of one epoch in phase 2, so that
 # the history shows whether the budget's and the plateau's counters came back after each kill.
 FLAGS = ["--size", "32", "--encoder", "resnet18", "--encoder-weights", "none", "--batch-size", "8",
-         "--steps-per-epoch", "1", "--phase1-epochs", "4", "--phase1-lr", "0.02", "--phase2-epochs", "3",
+         "--steps-per-epoch", "1", "--phase1-epochs", "3", "--phase1-lr", "0.02", "--phase2-epochs", "3",
          "--phase2-patience", "100", "--phase2-lr-patience", "1", "--budget-min", "30", "--folds", "8", "--fold", "0",
          # Not the default model and losses: the export's check below then also proves that training
          # and its resumes used the configured losses (salt_tf.losses.phase_loss) and decoder.
@@ -144,10 +144,11 @@ FLAGS = ["--size", "32", "--encoder", "resnet18", "--encoder-weights", "none", "
 # re-trains, before it commits it (no progress: the next process re-trains it again); "+J" at the
 # J-th operation after it first committed progress (state.json, result.json or report.json in
 # place). One of each per epoch (each process trains an epoch before it dies: about 6 s), then two
-# in the export and five in the report's writes (a process that finds the fold done only writes the
+# in the export and seven in the report's writes (a process that finds the fold done only writes the
 # report: a fraction of a second). 21 kills.
-WITHIN = ["9", "3", "12", "5", "7", "11", "2"]
-SCHEDULE = [rule for pair in zip(WITHIN, ["+1", "+2"] * 4) for rule in pair] + ["+3", "+8", "+2", "3", "+5", "+9", "+10"]
+WITHIN = ["9", "3", "12", "7", "11", "5"]
+SCHEDULE = [rule for pair in zip(WITHIN, ["+1", "+2"] * 3) for rule in pair] + \
+    ["+3", "+8", "+2", "3", "+5", "+6", "+9", "+10", "+11"]
 
 
 class Server:
@@ -216,7 +217,7 @@ def _evaluate_export(out, data, phase: int) -> dict:
 def _assert_schedules_continued(history):
     """Phase 1's cosine over the budget's steps and phase 2's plateau halving, as one unbroken run."""
     phase1 = history[history["phase"] == 1]["learning_rate"].to_numpy()
-    assert phase1 == pytest.approx([0.01 * (1 + np.cos(np.pi * e / 4)) for e in range(1, 5)], abs=1e-6)
+    assert phase1 == pytest.approx([0.01 * (1 + np.cos(np.pi * e / 3)) for e in range(1, 4)], abs=1e-6)
     # The logged rate (before that epoch's plateau check) halves exactly when val_loss failed to
     # improve for one epoch.
     lr, best, rates = 1e-4, None, []
@@ -256,7 +257,7 @@ def test_a_run_killed_at_any_file_operation_resumes_to_an_unbroken_end(tiny_data
     assert {1, 2} <= {k[1] for k in kills}, where  # in both phases
     assert any(k[2] == [1, 2] or "report" in k[0] or "result" in k[0] for k in kills), where  # in the export
     history = pd.read_csv(out / "fold0" / "history.csv")
-    assert list(zip(history["phase"], history["epoch"])) == [(1, e) for e in range(1, 5)] + [(2, e) for e in range(1, 4)]
+    assert list(zip(history["phase"], history["epoch"])) == [(1, e) for e in range(1, 4)] + [(2, e) for e in range(1, 4)]
     _assert_schedules_continued(history)
     result = json.loads((out / "fold0" / "result.json").read_text())
     best = history.iloc[int(np.argmax(history["val_score"].to_numpy()))]  # the first of the best scores
