@@ -156,7 +156,8 @@ def test_uncertainty_is_high_where_the_members_disagree_and_zero_elsewhere(tmp_p
 
     for direction in ("inline", "both"):
         out = tmp_path / direction
-        summary = segment(tmp_path / "v.npy", out, model=ensemble, direction=direction, clip=300.0, centre=0.0)
+        summary = segment(tmp_path / "v.npy", out, model=ensemble, direction=direction, clip=300.0, centre=0.0,
+                          n_figures=0)  # the sections' figures: tests/test_figures.py
         spread = np.load(out / "uncertainty.npy").astype(np.float32)
         region = np.zeros(cube.shape, bool)
         region[4:8, 10:30, 10:25] = True
@@ -175,9 +176,9 @@ def test_an_input_unlike_the_training_tiles_gets_one_warning_line(volume, tmp_pa
     cube, _, _ = volume
     np.save(tmp_path / "v.npy", cube)
     said = []
-    summary = segment(tmp_path / "v.npy", tmp_path / "ok", warn=said.append)
+    summary = segment(tmp_path / "v.npy", tmp_path / "ok", warn=said.append, n_figures=0)  # no section figures
     assert summary["domain_check"]["warning"] is None and not said
-    summary = segment(tmp_path / "v.npy", tmp_path / "hot", clip=50.0, warn=said.append)  # 20x too much gain
+    summary = segment(tmp_path / "v.npy", tmp_path / "hot", clip=50.0, warn=said.append, n_figures=0)  # 20x the gain
     assert len(said) == 1 and said[0].startswith("warning: input unlike the training tiles")
     assert summary["domain_check"]["clipped_low"] > 0.2
     assert (tmp_path / "hot" / "figures" / "domain_check.png").is_file()
