@@ -143,9 +143,10 @@ FLAGS = ["--size", "32", "--encoder", "resnet18", "--encoder-weights", "none", "
 # When each process dies (tests/kill_at.py): "N" at its N-th file operation, within the epoch it
 # re-trains, before it commits it (no progress: the next process re-trains it again); "+J" at the
 # J-th operation after it first committed progress (state.json, result.json or report.json in
-# place). One of each per epoch (each process trains an epoch before it dies: about 6 s), then two
-# in the export and seven in the report's writes (a process that finds the fold done only writes the
-# report: a fraction of a second). 21 kills.
+# place). One of each per epoch (each process trains an epoch before it dies: about 6 s), except
+# that the fourth process ("7") dies between the phases, as it removes its temporary folder just after
+# recording phase 1 as finished; then two in the export and seven in the report's writes (a process
+# that finds the fold done only writes the report: a fraction of a second). 21 kills.
 WITHIN = ["9", "3", "12", "7", "11", "5"]
 SCHEDULE = [rule for pair in zip(WITHIN, ["+1", "+2"] * 3) for rule in pair] + \
     ["+3", "+8", "+2", "3", "+5", "+6", "+9", "+10", "+11"]
