@@ -144,7 +144,7 @@ FLAGS = ["--size", "32", "--encoder", "resnet18", "--encoder-weights", "none", "
 # re-trains, before it commits it (no progress: the next process re-trains it again); "+J" at the
 # J-th operation after it first committed progress (state.json, result.json or report.json in
 # place). One of each per epoch (each process trains an epoch before it dies: about 6 s), except
-# that the fourth process ("7") dies between the phases, as it removes its temporary folder just after
+# that the process of the fourth "N" ("7") dies between the phases, removing its temporary folder just after
 # recording phase 1 as finished; then two in the export and seven in the report's writes (a process
 # that finds the fold done only writes the report: a fraction of a second). 21 kills.
 WITHIN = ["9", "3", "12", "7", "11", "5"]
