@@ -90,9 +90,10 @@ def tiny_run(tiny_data, tmp_path_factory) -> tuple[Path, str]:
 
 @pytest.fixture
 def eager():
-    """Keras' step functions run eagerly for this test: a tiny training traces nothing (tracing a
-    U-Net's train and test steps costs more than the few batches these tests train). The traced
-    path is what the session's ``tiny_run`` and the CLI trainings take."""
+    """Keras' step functions run eagerly for this test: a tiny training, or a comparison of two
+    models on a few tiles, traces nothing (tracing a U-Net's train, test or predict step costs more
+    than the few batches these tests run). The traced path is what the session's ``tiny_run``, the
+    CLI trainings and the round-trip and export tests take."""
     import tensorflow as tf
 
     tf.config.run_functions_eagerly(True)
