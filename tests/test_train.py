@@ -114,9 +114,12 @@ def test_unknown_encoder_lists_known_ones(tiny_data, tmp_path, capsys):
     assert "resnet35" in result.stderr and "resnet34" in result.stderr and "resnext50" in result.stderr
 
 
-def test_short_training_beats_the_all_empty_score_in_mixed_precision(tmp_path):
+def test_short_training_learns_in_mixed_precision(tmp_path):
     """A short training learns (in the machine's mixed precision), and the run leaves the process's
-    global precision policy as it found it."""
+    global precision policy as it found it. Learning is judged by the out-of-fold pixel IoU (best
+    over thresholds) against predicting salt everywhere, which an uninformative model reaches: on 50
+    tiles after 4 epochs the competition score against predicting no salt depends on the seed
+    (benchmarks/RESULTS.md, "The learning test, judged by pixel IoU")."""
     import keras
 
     from salt_tf.machine import mixed_policy
@@ -130,10 +133,11 @@ def test_short_training_beats_the_all_empty_score_in_mixed_precision(tmp_path):
     train = load_train(data)
     folds = pd.read_csv(tmp_path / "run" / "folds.csv", dtype={"id": str}).set_index("id").loc[train.ids, "fold"]
     val_masks = train.masks[folds.to_numpy() == 0]
-    all_empty = np.mean([m.max() == 0 for m in val_masks])  # score of predicting no salt anywhere
-    fold = report["folds"][0]
-    print(f"all-empty {all_empty:.3f}, trained {fold['val_score_101']:.3f} at 101x101")
-    assert fold["val_score_101"] > all_empty + 0.05
+    salt_everywhere = val_masks.mean()  # the pixel IoU of predicting salt on every pixel
+    all_empty = np.mean([m.max() == 0 for m in val_masks])  # the competition score of predicting no salt
+    print(f"pixel IoU {report['pixel_iou']:.3f} (salt everywhere {salt_everywhere:.3f}); competition score "
+          f"{report['folds'][0]['val_score_101']:.3f} at 101x101 (no salt anywhere {all_empty:.3f})")
+    assert report["pixel_iou"] > salt_everywhere + 0.12
     # float16 where a GPU is visible, bfloat16 on a CPU that computes it natively; float32, said
     # once, on a CPU that would emulate bfloat16 (about ten times slower)
     model = keras.models.load_model(tmp_path / "run" / "fold0" / "model.keras")

@@ -1,0 +1,83 @@
+"""What the suite's learning test (tests/test_train.py, test_short_training_learns_in_mixed_precision)
+judges by, over seeds and precisions, and whether it can fail: its training, seeded otherwise.
+
+    python benchmarks/learning_test_seeds.py [--seeds 1 2 3 4 5 6] [--bf16-seeds 1 2 3 4] [--out DIR]
+
+The test's training: 200 synthetic tiles (seed 11), fold 0 of 4, resnet18 from scratch at 32x32,
+4 epochs of phase 1 at learning rate 0.05. ``--seeds`` vary the seed of the split and of the
+initial weights (the test uses 1); ``--bf16-seeds`` train them in mixed bfloat16 as a CPU with
+native bfloat16 would (emulated here if it has none: slower, same numbers). Two broken trainings
+follow, which the test must refuse: masks shuffled among the tiles, and learning rate 0.
+
+One line per training: the out-of-fold pixel IoU (best over thresholds, report.json) against
+predicting salt everywhere, and the competition score at 101x101 against predicting no salt, with
+the test's rule (pixel IoU above salt everywhere + ``MARGIN``) and the rule it had before
+(competition score above no salt + 0.05).
+"""
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import _bench
+import numpy as np
+import pandas as pd
+
+MARGIN = 0.12  # the test's
+
+
+def train(data: Path, out: Path, seed: int, bf16: bool = False, broken: str = "") -> str:
+    import salt_tf.machine
+    import salt_tf.train
+    from salt_tf.config import Config
+
+    policy, load = salt_tf.machine.mixed_policy, salt_tf.train.load_train
+    if bf16:
+        salt_tf.machine.mixed_policy = lambda: "mixed_bfloat16"
+    if broken == "shuffled masks":
+        def shuffled(root):
+            tiles = load(root)
+            return dataclasses.replace(tiles, masks=tiles.masks[np.random.default_rng(0).permutation(len(tiles.masks))])
+        salt_tf.train.load_train = shuffled
+    config = Config(data=str(data), out=str(out), size=32, encoder="resnet18", encoder_weights=None, batch_size=8,
+                    phase1_epochs=4, phase1_lr=0.0 if broken == "learning rate 0" else 0.05, phase2_epochs=0,
+                    folds=4, fold=0, seed=seed, mixed_precision=True)
+    start = time.perf_counter()
+    try:
+        report = salt_tf.train.run(config, log=lambda line: None)
+        tiles = salt_tf.train.load_train(data)  # shuffled as training had them
+    finally:
+        salt_tf.machine.mixed_policy, salt_tf.train.load_train = policy, load
+    folds = pd.read_csv(out / "folds.csv", dtype={"id": str}).set_index("id").loc[tiles.ids, "fold"].to_numpy()
+    masks = tiles.masks[folds == 0]
+    everywhere, no_salt = masks.mean(), np.mean([m.max() == 0 for m in masks])
+    iou, score = report["pixel_iou"], report["folds"][0]["val_score_101"]
+    return (f"{'bfloat16' if bf16 else 'float32':8s} seed {seed} {broken or 'trained':15s} pixel IoU {iou:.3f} "
+            f"(salt everywhere {everywhere:.3f}, margin {iou - everywhere:+.3f}: "
+            f"{'passes' if iou > everywhere + MARGIN else 'FAILS'})  competition {score:.3f} (no salt {no_salt:.3f}: "
+            f"old rule {'passes' if score > no_salt + 0.05 else 'FAILS'})  {time.perf_counter() - start:.0f} s")
+
+
+def main() -> None:
+    parser = _bench.parser(__doc__)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3, 4, 5, 6], help="float32 trainings")
+    parser.add_argument("--bf16-seeds", type=int, nargs="*", default=[1, 2, 3, 4], help="mixed bfloat16 trainings")
+    parser.add_argument("--out", type=Path, help="where the runs go (default: a temporary folder)")
+    args = parser.parse_args()
+    _bench.header(f"the test's rule: pixel IoU > salt everywhere + {MARGIN}")
+    from salt_tf import synthetic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.out or Path(tmp)
+        data = synthetic.generate(root / "data", n_train=200, n_test=4, seed=11)
+        runs = [(seed, False, "") for seed in args.seeds] + [(seed, True, "") for seed in args.bf16_seeds] + \
+            [(1, False, "shuffled masks"), (1, False, "learning rate 0")]
+        for seed, bf16, broken in runs:
+            name = f"{'bf16' if bf16 else 'fp32'}-{seed}-{broken.replace(' ', '-') or 'trained'}"
+            print(train(data, root / name, seed, bf16, broken), flush=True)
+
+
+if __name__ == "__main__":
+    main()
