@@ -1,10 +1,10 @@
 """What the suite's learning test (tests/test_train.py, test_short_training_learns_in_mixed_precision)
 judges by, over seeds and precisions, and whether it can fail: its training, seeded otherwise.
 
-    python benchmarks/learning_test_seeds.py [--seeds 1 2 3 4 5 6] [--bf16-seeds 1 2 3 4] [--out DIR]
+    python benchmarks/learning_test_seeds.py [--seeds 1 2 3 4 5 6] [--bf16-seeds 1 2 3 4] [--epochs 4] [--out DIR]
 
 The test's training: 200 synthetic tiles (seed 11), fold 0 of 4, resnet18 from scratch at 32x32,
-4 epochs of phase 1 at learning rate 0.05. ``--seeds`` vary the seed of the split and of the
+4 epochs (``--epochs``) of phase 1 at learning rate 0.05. ``--seeds`` vary the seed of the split and of the
 initial weights (the test uses 1); ``--bf16-seeds`` train them in mixed bfloat16 as a CPU with
 native bfloat16 would (emulated here if it has none: slower, same numbers). Two broken trainings
 follow, which the test must refuse: masks shuffled among the tiles, and learning rate 0.
@@ -28,7 +28,7 @@ import pandas as pd
 MARGIN = 0.12  # the test's
 
 
-def train(data: Path, out: Path, seed: int, bf16: bool = False, broken: str = "") -> str:
+def train(data: Path, out: Path, seed: int, bf16: bool = False, broken: str = "", epochs: int = 4) -> str:
     import salt_tf.machine
     import salt_tf.train
     from salt_tf.config import Config
@@ -42,7 +42,7 @@ def train(data: Path, out: Path, seed: int, bf16: bool = False, broken: str = ""
             return dataclasses.replace(tiles, masks=tiles.masks[np.random.default_rng(0).permutation(len(tiles.masks))])
         salt_tf.train.load_train = shuffled
     config = Config(data=str(data), out=str(out), size=32, encoder="resnet18", encoder_weights=None, batch_size=8,
-                    phase1_epochs=4, phase1_lr=0.0 if broken == "learning rate 0" else 0.05, phase2_epochs=0,
+                    phase1_epochs=epochs, phase1_lr=0.0 if broken == "learning rate 0" else 0.05, phase2_epochs=0,
                     folds=4, fold=0, seed=seed, mixed_precision=True)
     start = time.perf_counter()
     try:
@@ -64,9 +64,10 @@ def main() -> None:
     parser = _bench.parser(__doc__)
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3, 4, 5, 6], help="float32 trainings")
     parser.add_argument("--bf16-seeds", type=int, nargs="*", default=[1, 2, 3, 4], help="mixed bfloat16 trainings")
+    parser.add_argument("--epochs", type=int, default=4, help="phase-1 epochs (default: 4, the test's)")
     parser.add_argument("--out", type=Path, help="where the runs go (default: a temporary folder)")
     args = parser.parse_args()
-    _bench.header(f"the test's rule: pixel IoU > salt everywhere + {MARGIN}")
+    _bench.header(f"the test's rule: pixel IoU > salt everywhere + {MARGIN}; {args.epochs} epochs")
     from salt_tf import synthetic
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +77,7 @@ def main() -> None:
             [(1, False, "shuffled masks"), (1, False, "learning rate 0")]
         for seed, bf16, broken in runs:
             name = f"{'bf16' if bf16 else 'fp32'}-{seed}-{broken.replace(' ', '-') or 'trained'}"
-            print(train(data, root / name, seed, bf16, broken), flush=True)
+            print(train(data, root / name, seed, bf16, broken, args.epochs), flush=True)
 
 
 if __name__ == "__main__":
