@@ -23,7 +23,8 @@ from pathlib import Path
 
 import _bench
 import numpy as np
-import pandas as pd
+
+from salt_tf.folds import read_folds
 
 MARGIN = 0.12  # the test's
 
@@ -50,7 +51,7 @@ def train(data: Path, out: Path, seed: int, bf16: bool = False, broken: str = ""
         tiles = salt_tf.train.load_train(data)  # shuffled as training had them
     finally:
         salt_tf.machine.mixed_policy, salt_tf.train.load_train = policy, load
-    folds = pd.read_csv(out / "folds.csv", dtype={"id": str}).set_index("id").loc[tiles.ids, "fold"].to_numpy()
+    folds = read_folds(out / "folds.csv", ids=tiles.ids).set_index("id").loc[tiles.ids, "fold"].to_numpy()
     masks = tiles.masks[folds == 0]
     everywhere, no_salt = masks.mean(), np.mean([m.max() == 0 for m in masks])
     iou, score = report["pixel_iou"], report["folds"][0]["val_score_101"]
