@@ -1,0 +1,120 @@
+"""The top of salt on the README's synthetic volume over training seeds and tile fits: how much of
+issue 18's target (95% of traces within 3 samples) a run's own draw decides.
+
+    python benchmarks/top_of_salt_seeds.py [--seeds 0 1] [--fits resize pad] [--out DIR]
+
+Per seed and fit, in fresh processes as a user runs them: one fold of the demo preset trained for
+10 + 5 epochs (``train.py --preset demo --folds 5 --fold 0 --size 128 --phase1-epochs 10
+--phase2-epochs 5 --phase2-patience 2 --seed S --fit F``, about 15 minutes each on 2 cores), then
+``segment.py --truth`` on the volume of ``python -m salt_tf.synthetic sections --sections``, inline
+and ``--direction both``, at the run's boundary threshold. Then, in this process: each run on 200
+fresh synthetic tiles and on the volume's own inline windows (the tile path, no blending), and the
+runs of one fit averaged (``both``'s probabilities) over thresholds. Runs and outputs already in
+``--out`` are reused; every line is also appended to ``DIR/results.txt``.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import _bench
+import numpy as np
+
+from salt_tf import interpret, predict, sections, synthetic
+from salt_tf.synthetic_sections import write_sections
+
+TRAIN = ("--preset", "demo", "--folds", "5", "--fold", "0", "--size", "128", "--phase1-epochs", "10",
+         "--phase2-epochs", "5", "--phase2-patience", "2")
+THRESHOLDS = (0.35, 0.4, 0.45, 0.5, 0.55)
+
+
+def say(out: Path, line: str) -> None:
+    print(line, flush=True)
+    with open(out / "results.txt", "a") as f:
+        f.write(line + "\n")
+
+
+def run_cli(script: str, *flags, log: Path) -> None:
+    with open(log, "w") as f:
+        subprocess.run([sys.executable, str(_bench.ROOT / script), *map(str, flags)], stdout=f, stderr=subprocess.STDOUT,
+                       check=True)
+
+
+def top_share(prob: np.ndarray, truth: np.ndarray, cut: float) -> tuple[float, float, int]:
+    """Voxel IoU, share of traces (salt in both) whose top is within 3 samples, and their count."""
+    mask = prob > cut
+    top = np.stack([interpret.trace_surfaces(line)[0] for line in mask])
+    true_top = np.stack([interpret.trace_surfaces(line)[0] for line in truth])
+    both = (top >= 0) & (true_top >= 0)
+    iou = np.count_nonzero(mask & truth) / max(np.count_nonzero(mask | truth), 1)
+    return iou, float(np.mean(np.abs(top - true_top)[both] <= 3)), int(both.sum())
+
+
+def best_iou(probs: np.ndarray, masks: np.ndarray) -> tuple[float, float]:
+    scores = [(np.count_nonzero((probs > t) & masks) / max(np.count_nonzero((probs > t) | masks), 1), t)
+              for t in np.arange(0.2, 0.8, 0.05)]
+    return max(scores)
+
+
+def volume_windows(folder: Path, segment_json: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The volume's inline windows as segment.py cut them (its amplitude map), and their true masks."""
+    amplitudes, truth = np.load(folder / "volume.npy"), np.load(folder / "volume_mask.npy")
+    m = json.loads(segment_json.read_text())["amplitude_map"]
+    amap = sections.AmplitudeMap(centre=m["centre"], gain=m["gain"], median=m["grey_median"])
+    grey = [sections.windows(amap(line).T)[0] for line in amplitudes]  # rows are samples
+    true = [sections.windows(line.T.astype(np.uint8))[0] for line in truth]
+    return np.concatenate(grey), np.concatenate(true).astype(bool)
+
+
+def main() -> None:
+    parser = _bench.parser(__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--fits", nargs="+", default=["resize", "pad"], choices=["resize", "pad"])
+    parser.add_argument("--out", type=Path, default=Path("runs/top_of_salt_seeds"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    _bench.header()
+    volume = args.out / "sections"
+    if not (volume / "volume_mask.npy").exists():
+        write_sections(volume, seed=0)
+    truth = np.load(volume / "volume_mask.npy").astype(bool)
+    rng = np.random.default_rng(99)
+    fresh = [synthetic.make_tile(rng, True) for _ in range(200)]
+    tiles, tile_masks = np.stack([t for t, _ in fresh]), np.stack([m for _, m in fresh]).astype(bool)
+    both: dict[str, list] = {fit: [] for fit in args.fits}
+    for seed in args.seeds:
+        for fit in args.fits:
+            name = f"s{seed}-{fit}"
+            run = args.out / f"run-{name}"
+            if not (run / "report.json").exists():
+                run_cli("train.py", *TRAIN, "--seed", seed, "--fit", fit, "--out", run, log=args.out / f"train-{name}.log")
+            report = json.loads((run / "report.json").read_text())
+            cut = report["boundary_threshold"]
+            line = [f"seed {seed} {fit:6s}: out-of-fold {report['cv_score_tuned']:.3f} (tuned), boundary threshold {cut:.3f}"]
+            for direction in ("inline", "both"):
+                seg = args.out / f"seg-{name}-{direction}"
+                if not (seg / "segment.json").exists():
+                    run_cli("segment.py", "--run", run, "--input", volume / "volume.sgy", "--out", seg, "--truth",
+                            volume / "volume_mask.npy", "--direction", direction, log=args.out / f"seg-{name}-{direction}.log")
+                prob = np.load(seg / "probability.npy").astype(np.float32)
+                iou, share, n = top_share(prob, truth, cut)
+                line.append(f"{direction}: voxel IoU {iou:.3f}, top within 3 samples {100 * share:.1f}% of {n}")
+                if direction == "both":
+                    both[fit].append(prob)
+            ensemble = predict.load_ensemble(run)
+            windows, window_masks = volume_windows(volume, args.out / f"seg-{name}-inline" / "segment.json")
+            for what, x, y in (("fresh tiles", tiles, tile_masks), ("volume windows", windows, window_masks)):
+                iou, t = best_iou(predict.predict_probs(ensemble, x, progress=False), y)
+                line.append(f"{what}: best pixel IoU {iou:.3f} at {t:.2f}")
+            say(args.out, "; ".join(line))
+    for fit, probs in both.items():
+        if len(probs) > 1:
+            mean = np.mean(probs, axis=0)
+            cells = [f"{t:.2f}: {100 * top_share(mean, truth, t)[1]:.1f}%" for t in THRESHOLDS]
+            say(args.out, f"{fit}, seeds {args.seeds} averaged (both), top within 3 samples at " + ", ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
