@@ -22,7 +22,7 @@ from pathlib import Path
 import _bench
 import numpy as np
 
-from salt_tf import interpret, predict, sections, synthetic
+from salt_tf import interpret, metrics, predict, sections, synthetic
 from salt_tf.synthetic_sections import write_sections
 
 TRAIN = ("--preset", "demo", "--folds", "5", "--fold", "0", "--size", "128", "--phase1-epochs", "10",
@@ -42,20 +42,12 @@ def run_cli(script: str, *flags, log: Path) -> None:
                        check=True)
 
 
-def top_share(prob: np.ndarray, truth: np.ndarray, cut: float) -> tuple[float, float, int]:
-    """Voxel IoU, share of traces (salt in both) whose top is within 3 samples, and their count."""
-    mask = prob > cut
-    top = np.stack([interpret.trace_surfaces(line)[0] for line in mask])
-    true_top = np.stack([interpret.trace_surfaces(line)[0] for line in truth])
+def top_share(prob: np.ndarray, true_top: np.ndarray, cut: float) -> float:
+    """Share of traces (salt in both) whose top at ``cut`` is within 3 samples of ``true_top``, as
+    ``segment.py --truth`` counts it (its figures for one run are read from its segment.json)."""
+    top = np.stack([interpret.trace_surfaces(line)[0] for line in prob > cut])
     both = (top >= 0) & (true_top >= 0)
-    iou = np.count_nonzero(mask & truth) / max(np.count_nonzero(mask | truth), 1)
-    return iou, float(np.mean(np.abs(top - true_top)[both] <= 3)), int(both.sum())
-
-
-def best_iou(probs: np.ndarray, masks: np.ndarray) -> tuple[float, float]:
-    scores = [(np.count_nonzero((probs > t) & masks) / max(np.count_nonzero((probs > t) | masks), 1), t)
-              for t in np.arange(0.2, 0.8, 0.05)]
-    return max(scores)
+    return float(np.mean(np.abs(top - true_top)[both] <= 3))
 
 
 def volume_windows(folder: Path, segment_json: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +71,7 @@ def main() -> None:
     volume = args.out / "sections"
     if not (volume / "volume_mask.npy").exists():
         write_sections(volume, seed=0)
-    truth = np.load(volume / "volume_mask.npy").astype(bool)
+    true_top = np.stack([interpret.trace_surfaces(line)[0] for line in np.load(volume / "volume_mask.npy")])
     rng = np.random.default_rng(99)
     fresh = [synthetic.make_tile(rng, True) for _ in range(200)]
     tiles, tile_masks = np.stack([t for t, _ in fresh]), np.stack([m for _, m in fresh]).astype(bool)
@@ -98,21 +90,21 @@ def main() -> None:
                 if not (seg / "segment.json").exists():
                     run_cli("segment.py", "--run", run, "--input", volume / "volume.sgy", "--out", seg, "--truth",
                             volume / "volume_mask.npy", "--direction", direction, log=args.out / f"seg-{name}-{direction}.log")
-                prob = np.load(seg / "probability.npy").astype(np.float32)
-                iou, share, n = top_share(prob, truth, cut)
-                line.append(f"{direction}: voxel IoU {iou:.3f}, top within 3 samples {100 * share:.1f}% of {n}")
+                truth = json.loads((seg / "segment.json").read_text())["against_truth"]
+                line.append(f"{direction}: voxel IoU {truth['voxel_iou']:.3f}, top within 3 samples "
+                            f"{100 * truth['top_within_3_samples']:.1f}% of {truth['traces_both_salt']}")
                 if direction == "both":
-                    both[fit].append(prob)
+                    both[fit].append(np.load(seg / "probability.npy").astype(np.float32))
             ensemble = predict.load_ensemble(run)
             windows, window_masks = volume_windows(volume, args.out / f"seg-{name}-inline" / "segment.json")
             for what, x, y in (("fresh tiles", tiles, tile_masks), ("volume windows", windows, window_masks)):
-                iou, t = best_iou(predict.predict_probs(ensemble, x, progress=False), y)
+                t, iou = metrics.boundary_threshold(y, predict.predict_probs(ensemble, x, progress=False))
                 line.append(f"{what}: best pixel IoU {iou:.3f} at {t:.2f}")
             say(args.out, "; ".join(line))
     for fit, probs in both.items():
         if len(probs) > 1:
             mean = np.mean(probs, axis=0)
-            cells = [f"{t:.2f}: {100 * top_share(mean, truth, t)[1]:.1f}%" for t in THRESHOLDS]
+            cells = [f"{t:.2f}: {100 * top_share(mean, true_top, t):.1f}%" for t in THRESHOLDS]
             say(args.out, f"{fit}, seeds {args.seeds} averaged (both), top within 3 samples at " + ", ".join(cells))
 
 
