@@ -10,6 +10,7 @@ import pytest
 from salt_tf import synthetic
 from salt_tf.config import Config
 from salt_tf.data import load_train
+from salt_tf.folds import read_folds
 from salt_tf.train import run
 from scripts import TINY, load_script
 
@@ -131,7 +132,7 @@ def test_short_training_learns_in_mixed_precision(tmp_path):
     said = []
     report = run(config, log=said.append)
     train = load_train(data)
-    folds = pd.read_csv(tmp_path / "run" / "folds.csv", dtype={"id": str}).set_index("id").loc[train.ids, "fold"]
+    folds = read_folds(tmp_path / "run" / "folds.csv", ids=train.ids).set_index("id").loc[train.ids, "fold"]
     val_masks = train.masks[folds.to_numpy() == 0]
     salt_everywhere = val_masks.mean()  # the pixel IoU of predicting salt on every pixel
     all_empty = np.mean([m.max() == 0 for m in val_masks])  # the competition score of predicting no salt
