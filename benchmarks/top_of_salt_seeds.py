@@ -1,7 +1,7 @@
 """The top of salt on the README's synthetic volume over training seeds and tile fits: how much of
 issue 18's target (95% of traces within 3 samples) a run's own draw decides.
 
-    python benchmarks/top_of_salt_seeds.py [--seeds 0 1] [--fits resize pad] [--out DIR]
+    python benchmarks/top_of_salt_seeds.py [--seeds 0 1] [--fits resize pad] [--out DIR] [--five-folds]
 
 Per seed and fit, in fresh processes as a user runs them: one fold of the demo preset trained for
 10 + 5 epochs (``train.py --preset demo --folds 5 --fold 0 --size 128 --phase1-epochs 10
@@ -9,24 +9,31 @@ Per seed and fit, in fresh processes as a user runs them: one fold of the demo p
 ``segment.py --truth`` on the volume of ``python -m salt_tf.synthetic sections --sections``, inline
 and ``--direction both``, at the run's boundary threshold. Then, in this process: each run on 200
 fresh synthetic tiles and on the volume's own inline windows (the tile path, no blending), and the
-runs of one fit averaged (``both``'s probabilities) over thresholds. Runs and outputs already in
-``--out`` are reused; every line is also appended to ``DIR/results.txt``.
+runs of one fit averaged (``both``'s probabilities) over thresholds. With ``--five-folds``, the first
+seed's resized run is joined by folds 1-4 of the same command (``--fold K`` processes into one run
+folder, the README's way: about an hour more) and segmented as the others, then each of its five
+folds alone (``--direction both`` at that fold's own boundary threshold). Runs and outputs already
+in ``--out`` are reused; every line is also appended to ``DIR/results.txt``.
 """
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import _bench
 import numpy as np
+import pandas as pd
 
 from salt_tf import interpret, metrics, predict, sections, synthetic
+from salt_tf.data import load_train
 from salt_tf.synthetic_sections import write_sections
 
-TRAIN = ("--preset", "demo", "--folds", "5", "--fold", "0", "--size", "128", "--phase1-epochs", "10",
-         "--phase2-epochs", "5", "--phase2-patience", "2")
+RECIPE = ("--preset", "demo", "--folds", "5", "--size", "128", "--phase1-epochs", "10", "--phase2-epochs", "5",
+          "--phase2-patience", "2")
+TRAIN = (*RECIPE, "--fold", "0")
 THRESHOLDS = (0.35, 0.4, 0.45, 0.5, 0.55)
 
 
@@ -50,6 +57,58 @@ def top_share(prob: np.ndarray, true_top: np.ndarray, cut: float) -> float:
     return float(np.mean(np.abs(top - true_top)[both] <= 3))
 
 
+def segment(run: Path, volume: Path, seg: Path, direction: str, *flags) -> dict:
+    """``segment.py --truth`` on the volume (unless ``seg`` holds its output): its ``against_truth``."""
+    if not (seg / "segment.json").exists():
+        run_cli("segment.py", "--run", run, "--input", volume / "volume.sgy", "--out", seg, "--truth",
+                volume / "volume_mask.npy", "--direction", direction, *flags, log=seg.with_suffix(".log"))
+    return json.loads((seg / "segment.json").read_text())["against_truth"]
+
+
+def against(truth: dict) -> str:
+    share = 100 * truth["top_within_3_samples"]
+    return f"voxel IoU {truth['voxel_iou']:.3f}, top within 3 samples {share:.1f}% of {truth['traces_both_salt']}"
+
+
+def five_folds(out: Path, seed: int, volume: Path, true_top: np.ndarray) -> None:
+    """The seed's one-fold resized run joined by folds 1-4, segmented; then each fold alone."""
+    run = out / f"run-s{seed}-resize-5folds"
+    if not run.exists():
+        shutil.copytree(out / f"run-s{seed}-resize", run)  # its fold 0, as trained
+    for k in range(1, 5):
+        if not (run / f"fold{k}" / "result.json").exists():
+            run_cli("train.py", *RECIPE, "--fold", k, "--seed", seed, "--out", run,
+                    log=out / f"train-s{seed}-resize-fold{k}.log")
+    report = json.loads((run / "report.json").read_text())
+    assert report["folds_done"] == [0, 1, 2, 3, 4], report["folds_done"]
+    line = [f"seed {seed} resize, five folds: out-of-fold {report['cv_score_tuned']:.3f} (tuned), boundary threshold "
+            f"{report['boundary_threshold']:.3f}"]
+    for direction in ("inline", "both"):
+        seg = out / f"seg-s{seed}-resize-5folds-{direction}"
+        line.append(f"{direction}: " + against(segment(run, volume, seg, direction)))
+    say(out, "; ".join(line))
+    mean = np.load(out / f"seg-s{seed}-resize-5folds-both" / "probability.npy").astype(np.float32)
+    cells = [f"{t:.2f}: {100 * top_share(mean, true_top, t):.1f}%" for t in THRESHOLDS]
+    say(out, f"seed {seed} resize, five folds (both), top within 3 samples at " + ", ".join(cells))
+    train = load_train(json.loads((run / "config.json").read_text())["data"])
+    for k in range(5):
+        alone = out / f"run-s{seed}-resize-fold{k}-alone"
+        if not alone.exists():  # the fold's model with the run's settings and grey levels, no report
+            alone.mkdir()
+            for name in ("config.json", "tile_stats.json"):
+                shutil.copy(run / name, alone / name)
+            (alone / f"fold{k}").symlink_to((run / f"fold{k}").absolute())
+        with np.load(run / f"fold{k}" / "oof.npz") as oof:
+            masks = train.masks[pd.Index(train.ids).get_indexer(oof["ids"])]
+            cut, _ = metrics.boundary_threshold(masks, oof["probs"].astype(np.float32))
+        seg = out / f"seg-s{seed}-resize-fold{k}-alone-both"
+        truth = segment(alone, volume, seg, "both", "--threshold", cut)
+        prob = np.load(seg / "probability.npy").astype(np.float32)
+        cells = [f"{t:.2f}: {100 * top_share(prob, true_top, t):.1f}%" for t in THRESHOLDS]
+        say(out, f"seed {seed} resize, fold {k} alone: boundary threshold {cut:.3f}; both: {against(truth)}; "
+                 "top within 3 samples at " + ", ".join(cells))
+
+
 def volume_windows(folder: Path, segment_json: Path) -> tuple[np.ndarray, np.ndarray]:
     """The volume's inline windows as segment.py cut them (its amplitude map), and their true masks."""
     amplitudes, truth = np.load(folder / "volume.npy"), np.load(folder / "volume_mask.npy")
@@ -65,6 +124,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--fits", nargs="+", default=["resize", "pad"], choices=["resize", "pad"])
     parser.add_argument("--out", type=Path, default=Path("runs/top_of_salt_seeds"))
+    parser.add_argument("--five-folds", action="store_true", help="also the first seed's resized run as five folds")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     _bench.header()
@@ -87,12 +147,7 @@ def main() -> None:
             line = [f"seed {seed} {fit:6s}: out-of-fold {report['cv_score_tuned']:.3f} (tuned), boundary threshold {cut:.3f}"]
             for direction in ("inline", "both"):
                 seg = args.out / f"seg-{name}-{direction}"
-                if not (seg / "segment.json").exists():
-                    run_cli("segment.py", "--run", run, "--input", volume / "volume.sgy", "--out", seg, "--truth",
-                            volume / "volume_mask.npy", "--direction", direction, log=args.out / f"seg-{name}-{direction}.log")
-                truth = json.loads((seg / "segment.json").read_text())["against_truth"]
-                line.append(f"{direction}: voxel IoU {truth['voxel_iou']:.3f}, top within 3 samples "
-                            f"{100 * truth['top_within_3_samples']:.1f}% of {truth['traces_both_salt']}")
+                line.append(f"{direction}: " + against(segment(run, volume, seg, direction)))
                 if direction == "both":
                     both[fit].append(np.load(seg / "probability.npy").astype(np.float32))
             ensemble = predict.load_ensemble(run)
@@ -106,6 +161,8 @@ def main() -> None:
             mean = np.mean(probs, axis=0)
             cells = [f"{t:.2f}: {100 * top_share(mean, true_top, t):.1f}%" for t in THRESHOLDS]
             say(args.out, f"{fit}, seeds {args.seeds} averaged (both), top within 3 samples at " + ", ".join(cells))
+    if args.five_folds:
+        five_folds(args.out, args.seeds[0], volume, true_top)
 
 
 if __name__ == "__main__":
