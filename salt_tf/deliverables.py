@@ -37,7 +37,7 @@ class LineOutputs:
         self.writer.writerow(SURFACE_COLUMNS)
         self.traces_with_salt = self.several_intervals = 0
         self.truth = {"intersection": 0, "union": 0, "traces_both_salt": 0, "top_within_3": 0, "top_abs_sum": 0,
-                      "top_signed_sum": 0, "traces_gentle": 0, "top_within_3_gentle": 0,
+                      "top_signed_sum": 0, "traces_gentle": 0, "top_within_3_gentle": 0, "top_within_3_near": 0,
                       "traces_salt_only_predicted": 0, "traces_salt_only_true": 0} if inp.truth is not None else None
         self.seconds = {"mask_and_domain": 0.0, "surfaces": 0.0, "bodies": 0.0}
 
@@ -74,10 +74,31 @@ class LineOutputs:
             self.writer.writerow((int(inline), int(src.trace_numbers[j]), _number(x[j]), _number(y[j]), int(top[j]),
                                   int(base[j]), _number(src.samples[top[j]]), _number(src.samples[base[j]]), int(intervals[j])))
 
+    def _true(self, k: int) -> np.ndarray:
+        """Line ``k``'s true mask, live traces only."""
+        return np.asarray(self.inp.truth[k]).astype(bool) & self.inp.src.live(k)[:, None]
+
+    def _near_true_top(self, k: int, top: np.ndarray) -> np.ndarray:
+        """Per trace: whether ``top`` is within 3 samples of the true top at that trace or at a
+        trace next to it (on this line or the next lines, diagonals included). On a flank that
+        steps more than 3 samples a trace, a boundary at most one trace aside passes here and fails
+        the strict count."""
+        near = np.zeros(top.shape, bool)
+        for line in range(max(k - 1, 0), min(k + 2, len(self.inp.truth))):
+            true_top = interpret.trace_surfaces(self._true(line))[0]
+            for step in (-1, 0, 1):
+                shifted = np.full_like(true_top, -1)
+                if step >= 0:
+                    shifted[:len(top) - step] = true_top[step:]
+                else:
+                    shifted[-step:] = true_top[:step]
+                near |= (shifted >= 0) & (np.abs(top - shifted) <= 3)
+        return near
+
     def _against_truth(self, k: int, mask: np.ndarray, top: np.ndarray) -> None:
         """Voxel IoU and top-of-salt agreement with the true mask (live traces only)."""
         live = self.inp.src.live(k)
-        true = np.asarray(self.inp.truth[k]).astype(bool) & live[:, None]
+        true = self._true(k)
         true_top = interpret.trace_surfaces(true)[0]
         both = (top >= 0) & (true_top >= 0)
         signed = top[both] - true_top[both]
@@ -92,6 +113,7 @@ class LineOutputs:
         t["top_signed_sum"] += int(signed.sum())
         t["traces_gentle"] += int(gentle.sum())
         t["top_within_3_gentle"] += int(np.count_nonzero(error[gentle] <= 3))
+        t["top_within_3_near"] += int(np.count_nonzero(self._near_true_top(k, top)[both]))
         t["traces_salt_only_predicted"] += int(np.count_nonzero((top >= 0) & (true_top < 0) & live))
         t["traces_salt_only_true"] += int(np.count_nonzero((top < 0) & (true_top >= 0)))
 
@@ -105,6 +127,7 @@ class LineOutputs:
                 "top_mean_signed_samples": t["top_signed_sum"] / both,
                 "traces_gentle_top": t["traces_gentle"],
                 "top_within_3_samples_gentle": t["top_within_3_gentle"] / max(t["traces_gentle"], 1),
+                "top_within_3_samples_1_trace": t["top_within_3_near"] / both,
                 "traces_salt_only_predicted": t["traces_salt_only_predicted"],
                 "traces_salt_only_true": t["traces_salt_only_true"]}
 

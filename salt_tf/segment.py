@@ -362,7 +362,8 @@ def _tell(summary: dict, made: dict, truth, out, min_body: int, log, warn) -> No
             f"{100 * t['top_within_3_samples']:.1f}% of the {t['traces_both_salt']} traces where both have salt "
             f"(mean error {t['top_mean_signed_samples']:+.1f} samples, + deeper; "
             f"{100 * t['top_within_3_samples_gentle']:.1f}% of the {t['traces_gentle_top']} where the true top dips "
-            f"at most {GENTLE_DIP} samples per trace)")
+            f"at most {GENTLE_DIP} samples per trace; {100 * t['top_within_3_samples_1_trace']:.1f}% within 3 samples "
+            "of the true top at the trace or one next to it)")
     log(f"wrote {out}: {summary['windows']} windows in {summary['seconds']:.1f} s "
         f"({summary['windows_per_second']:.1f} windows/s); {made['surfaces']['traces_with_salt']} traces with salt, "
         f"{made['bodies']['count']} bodies of {min_body}+ voxels")

@@ -111,6 +111,7 @@ def test_the_identity_model_gives_the_truths_surfaces_intervals_and_bodies_exact
     assert against["traces_both_salt"] == np.count_nonzero(truth.any(axis=2))
 
     assert against["top_mean_signed_samples"] == 0 and against["top_within_3_samples_gentle"] == 1.0
+    assert against["top_within_3_samples_1_trace"] == 1.0
     assert against["traces_gentle_top"] == against["traces_both_salt"]  # every top here is flat
 
     rows = list(csv.DictReader(open(out / "salt_surfaces.csv")))
@@ -212,6 +213,28 @@ def test_bad_settings_are_one_error_line_and_nothing_is_written(segy, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+@pytest.mark.parametrize("axis, traces, strict, near", [(1, 1, 20 / 30, 1.0), (1, 2, 19 / 30, 20 / 30),
+                                                         (0, 1, 0.0, 5 / 6)])
+def test_a_flank_a_trace_aside_is_within_3_samples_of_a_neighbouring_true_top(tmp_path, axis, traces, strict, near):
+    """A flank that steps 8 samples a trace (crosslines 10-20) or a line; the truth handed in is what
+    the identity model finds, moved ``traces`` traces along ``axis``. The strict count fails every
+    trace whose top moved; the count against the true tops next to each trace forgives a move of
+    one trace (but on the last line, which has no next one), not of two."""
+    i, j = np.meshgrid(np.arange(6), np.arange(30), indexing="ij")
+    top = (lambda i, j: 20 + 8 * np.clip(j - 10, 0, 10)) if axis == 1 else (lambda i, j: 20 + 8 * i)
+    found_top = top(i, j)
+    true_top = top(i - traces, j) if axis == 0 else top(i, j - traces)
+    z = np.arange(150)
+    found, truth = ((z >= t[..., None]).astype(np.uint8) for t in (found_top, true_top))
+    write_segy_volume(tmp_path / "v.sgy", np.where(found == 1, 1000.0, -1000.0).astype(np.float32))
+    np.save(tmp_path / "truth.npy", truth)
+    against = segment(tmp_path / "v.sgy", tmp_path / "out", clip=1000.0, centre=0.0, threshold=0.5,
+                      truth=tmp_path / "truth.npy")["against_truth"]
+    assert against["traces_both_salt"] == 6 * 30
+    assert against["top_within_3_samples"] == pytest.approx(strict)
+    assert against["top_within_3_samples_1_trace"] == pytest.approx(near)
 
 
 @pytest.mark.parametrize("shift", [2, 5])
