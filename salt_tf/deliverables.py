@@ -39,6 +39,7 @@ class LineOutputs:
         self.truth = {"intersection": 0, "union": 0, "traces_both_salt": 0, "top_within_3": 0, "top_abs_sum": 0,
                       "top_signed_sum": 0, "traces_gentle": 0, "top_within_3_gentle": 0, "top_within_3_near": 0,
                       "traces_salt_only_predicted": 0, "traces_salt_only_true": 0} if inp.truth is not None else None
+        self.true_tops: dict[int, np.ndarray] = {}
         self.seconds = {"mask_and_domain": 0.0, "surfaces": 0.0, "bodies": 0.0}
 
     def add(self, i: int) -> None:
@@ -78,14 +79,22 @@ class LineOutputs:
         """Line ``k``'s true mask, live traces only."""
         return np.asarray(self.inp.truth[k]).astype(bool) & self.inp.src.live(k)[:, None]
 
+    def _true_top(self, k: int) -> np.ndarray:
+        """Line ``k``'s true top of salt (-1: none), kept for the lines on either side."""
+        if k not in self.true_tops:
+            self.true_tops[k] = interpret.trace_surfaces(self._true(k))[0]
+        for line in [line for line in self.true_tops if abs(line - k) > 2]:
+            del self.true_tops[line]
+        return self.true_tops[k]
+
     def _near_true_top(self, k: int, top: np.ndarray) -> np.ndarray:
         """Per trace: whether ``top`` is within 3 samples of the true top at that trace or at a
-        trace next to it (on this line or the next lines, diagonals included). On a flank that
-        steps more than 3 samples a trace, a boundary at most one trace aside passes here and fails
-        the strict count."""
+        trace next to it (on this line or the lines on either side, diagonals included). On a flank
+        that steps more than 3 samples a trace, a boundary at most one trace aside passes here and
+        fails the strict count."""
         near = np.zeros(top.shape, bool)
         for line in range(max(k - 1, 0), min(k + 2, len(self.inp.truth))):
-            true_top = interpret.trace_surfaces(self._true(line))[0]
+            true_top = self._true_top(line)
             for step in (-1, 0, 1):
                 shifted = np.full_like(true_top, -1)
                 if step >= 0:
@@ -99,7 +108,7 @@ class LineOutputs:
         """Voxel IoU and top-of-salt agreement with the true mask (live traces only)."""
         live = self.inp.src.live(k)
         true = self._true(k)
-        true_top = interpret.trace_surfaces(true)[0]
+        true_top = self._true_top(k)
         both = (top >= 0) & (true_top >= 0)
         signed = top[both] - true_top[both]
         error = np.abs(signed)
