@@ -94,14 +94,10 @@ class LineOutputs:
         fails the strict count."""
         near = np.zeros(top.shape, bool)
         for line in range(max(k - 1, 0), min(k + 2, len(self.inp.truth))):
-            true_top = self._true_top(line)
-            for step in (-1, 0, 1):
-                shifted = np.full_like(true_top, -1)
-                if step >= 0:
-                    shifted[:len(top) - step] = true_top[step:]
-                else:
-                    shifted[-step:] = true_top[:step]
-                near |= (shifted >= 0) & (np.abs(top - shifted) <= 3)
+            padded = np.pad(self._true_top(line), 1, constant_values=-1)  # -1: no salt beyond the ends
+            for start in (0, 1, 2):  # the trace before, the trace itself, the trace after
+                neighbour = padded[start:start + len(top)]
+                near |= (neighbour >= 0) & (np.abs(top - neighbour) <= 3)
         return near
 
     def _against_truth(self, k: int, mask: np.ndarray, top: np.ndarray) -> None:
