@@ -12,7 +12,8 @@ fresh synthetic tiles and on the volume's own inline windows (the tile path, no 
 runs of one fit averaged (``both``'s probabilities) over thresholds. With ``--five-folds``, the first
 seed's resized run is joined by folds 1-4 of the same command (``--fold K`` processes into one run
 folder, the README's way: about an hour more) and segmented as the others, then each of its five
-folds alone (``--direction both`` at that fold's own boundary threshold). Runs and outputs already
+folds alone (``--direction both`` at that fold's own boundary threshold, from the report
+``salt_tf.report`` writes for it as training does). Runs and outputs already
 in ``--out`` are reused; every line is also appended to ``DIR/results.txt``.
 """
 from __future__ import annotations
@@ -25,10 +26,10 @@ from pathlib import Path
 
 import _bench
 import numpy as np
-import pandas as pd
 
 from salt_tf import interpret, metrics, predict, sections, synthetic
 from salt_tf.data import load_train
+from salt_tf.report import write_report
 from salt_tf.synthetic_sections import write_sections
 
 RECIPE = ("--preset", "demo", "--folds", "5", "--size", "128", "--phase1-epochs", "10", "--phase2-epochs", "5",
@@ -57,11 +58,17 @@ def top_share(prob: np.ndarray, true_top: np.ndarray, cut: float) -> float:
     return float(np.mean(np.abs(top - true_top)[both] <= 3))
 
 
-def segment(run: Path, volume: Path, seg: Path, direction: str, *flags) -> dict:
+def sweep(prob: np.ndarray, true_top: np.ndarray) -> str:
+    """``top_share`` at each of THRESHOLDS."""
+    cells = [f"{t:.2f}: {100 * top_share(prob, true_top, t):.1f}%" for t in THRESHOLDS]
+    return "top within 3 samples at " + ", ".join(cells)
+
+
+def segment(run: Path, volume: Path, seg: Path, direction: str) -> dict:
     """``segment.py --truth`` on the volume (unless ``seg`` holds its output): its ``against_truth``."""
     if not (seg / "segment.json").exists():
         run_cli("segment.py", "--run", run, "--input", volume / "volume.sgy", "--out", seg, "--truth",
-                volume / "volume_mask.npy", "--direction", direction, *flags, log=seg.with_suffix(".log"))
+                volume / "volume_mask.npy", "--direction", direction, log=seg.with_suffix(".log"))
     return json.loads((seg / "segment.json").read_text())["against_truth"]
 
 
@@ -88,25 +95,23 @@ def five_folds(out: Path, seed: int, volume: Path, true_top: np.ndarray) -> None
         line.append(f"{direction}: " + against(segment(run, volume, seg, direction)))
     say(out, "; ".join(line))
     mean = np.load(out / f"seg-s{seed}-resize-5folds-both" / "probability.npy").astype(np.float32)
-    cells = [f"{t:.2f}: {100 * top_share(mean, true_top, t):.1f}%" for t in THRESHOLDS]
-    say(out, f"seed {seed} resize, five folds (both), top within 3 samples at " + ", ".join(cells))
+    say(out, f"seed {seed} resize, five folds (both), " + sweep(mean, true_top))
     train = load_train(json.loads((run / "config.json").read_text())["data"])
     for k in range(5):
         alone = out / f"run-s{seed}-resize-fold{k}-alone"
-        if not alone.exists():  # the fold's model with the run's settings and grey levels, no report
+        if not alone.exists():  # the fold's model with the run's settings and grey levels
             alone.mkdir()
             for name in ("config.json", "tile_stats.json"):
                 shutil.copy(run / name, alone / name)
             (alone / f"fold{k}").symlink_to((run / f"fold{k}").absolute())
-        with np.load(run / f"fold{k}" / "oof.npz") as oof:
-            masks = train.masks[pd.Index(train.ids).get_indexer(oof["ids"])]
-            cut, _ = metrics.boundary_threshold(masks, oof["probs"].astype(np.float32))
+        if not (alone / "report.json").exists():
+            write_report(alone, train)  # the fold's own out-of-fold tiles and boundary threshold
+        cut = json.loads((alone / "report.json").read_text())["boundary_threshold"]
         seg = out / f"seg-s{seed}-resize-fold{k}-alone-both"
-        truth = segment(alone, volume, seg, "both", "--threshold", cut)
+        truth = segment(alone, volume, seg, "both")
         prob = np.load(seg / "probability.npy").astype(np.float32)
-        cells = [f"{t:.2f}: {100 * top_share(prob, true_top, t):.1f}%" for t in THRESHOLDS]
         say(out, f"seed {seed} resize, fold {k} alone: boundary threshold {cut:.3f}; both: {against(truth)}; "
-                 "top within 3 samples at " + ", ".join(cells))
+                 + sweep(prob, true_top))
 
 
 def volume_windows(folder: Path, segment_json: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -158,9 +163,7 @@ def main() -> None:
             say(args.out, "; ".join(line))
     for fit, probs in both.items():
         if len(probs) > 1:
-            mean = np.mean(probs, axis=0)
-            cells = [f"{t:.2f}: {100 * top_share(mean, true_top, t):.1f}%" for t in THRESHOLDS]
-            say(args.out, f"{fit}, seeds {args.seeds} averaged (both), top within 3 samples at " + ", ".join(cells))
+            say(args.out, f"{fit}, seeds {args.seeds} averaged (both), " + sweep(np.mean(probs, axis=0), true_top))
     if args.five_folds:
         five_folds(args.out, args.seeds[0], volume, true_top)
 
