@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
                         "21 and 17 are common in older files)")
     parser.add_argument("--min-body", type=int, default=DEFAULT_MIN_BODY,
                         help=f"smallest salt body listed in bodies.npy/bodies.csv, in voxels (default: {DEFAULT_MIN_BODY})")
+    parser.add_argument("--snap-top", type=int, default=0, metavar="SAMPLES",
+                        help="move each trace's top of salt onto the strongest reflection within this many samples of "
+                        "the mask's first salt sample, as an interpreter snaps a pick to the top-salt event; about the "
+                        "steepest flank's dip in samples per trace (default: 0, the mask's own top)")
+    parser.add_argument("--snap-polarity", default="peak", choices=["peak", "trough"],
+                        help="the top-salt reflection is a peak (positive amplitude: SEG normal polarity of a hard top "
+                        "of salt) or a trough (reversed polarity) (default: peak)")
     parser.add_argument("--no-uncertainty", dest="uncertainty", action="store_false",
                         help="only the ensemble's mean probability: no member spread (uncertainty.npy is then 0)")
     parser.add_argument("--threshold", type=float, help="probability threshold (default: the run's boundary threshold, "
@@ -76,7 +83,7 @@ def main(argv=None) -> int:
             stride=args.stride, batch_size=args.batch_size, tta=args.tta, threshold=args.threshold,
             percentile=args.amp_percentile, clip=args.amp_clip, centre=args.amp_centre, truth=args.truth,
             n_figures=args.figures, min_body=args.min_body, iline_byte=args.iline_byte, xline_byte=args.xline_byte,
-            uncertainty=args.uncertainty, cluster=cluster)
+            uncertainty=args.uncertainty, snap_top=args.snap_top, snap_polarity=args.snap_polarity, cluster=cluster)
     except (SectionError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

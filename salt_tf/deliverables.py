@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from salt_tf import figures, interpret
+from salt_tf import figures, interpret, sections
 from salt_tf.seiswrite import write_segy_like
 
 if TYPE_CHECKING:
@@ -28,17 +28,22 @@ BODY_COLUMNS = ("id", "voxels", "inline_min", "inline_max", "crossline_min", "cr
 class LineOutputs:
     """The mask, surfaces, provisional bodies and domain statistics, one line at a time."""
 
-    def __init__(self, inp: Input, vol: Volumes, amap, cut: float, stats: dict, surfaces_csv):
+    def __init__(self, inp: Input, vol: Volumes, amap, cut: float, stats: dict, surfaces_csv, snap=(0, "peak")):
         self.inp, self.vol, self.amap, self.cut = inp, vol, amap, cut
+        self.snap = snap  # (samples, polarity): the top moved onto the strongest reflection that near; 0: the mask's
+        # The amplitude that maps onto the training tiles' 95th percentile of |grey - median|: the
+        # input's own 95th percentile of |amplitude - centre| under the default mapping.
+        self.amplitude_scale = sections.training_spread(stats, 95.0) / amap.gain
         self.bodies = interpret.BodyLabeller()
         self.domain = interpret.DomainCheck(stats.get("histogram", interpret.DEFAULT_TRAINING_HISTOGRAM))
         self.top = np.full((len(inp.chosen), inp.src.shape[1]), np.nan, np.float32)
         self.writer = csv.writer(surfaces_csv)
         self.writer.writerow(SURFACE_COLUMNS)
         self.traces_with_salt = self.several_intervals = 0
-        self.truth = {"intersection": 0, "union": 0, "traces_both_salt": 0, "top_within_3": 0, "top_abs_sum": 0,
-                      "top_signed_sum": 0, "traces_gentle": 0, "top_within_3_gentle": 0, "top_within_3_near": 0,
-                      "traces_salt_only_predicted": 0, "traces_salt_only_true": 0} if inp.truth is not None else None
+        counts = ("intersection", "union", "traces_both_salt", "top_within_3", "top_abs_sum", "top_signed_sum",
+                  "traces_gentle", "top_within_3_gentle", "top_within_3_near", "mask_top_within_3",
+                  "traces_salt_only_predicted", "traces_salt_only_true")
+        self.truth = dict.fromkeys(counts, 0) if inp.truth is not None else None
         self.true_tops: dict[int, np.ndarray] = {}
         self.seconds = {"mask_and_domain": 0.0, "surfaces": 0.0, "bodies": 0.0}
 
@@ -48,23 +53,29 @@ class LineOutputs:
         prob, live = self.vol["probability"][i].astype(np.float32), src.live(k)
         mask = (prob > self.cut) & live[:, None]
         self.vol["mask"][i] = mask
-        grey = self.amap(self.amap.filled(src.line(k), live))
+        amplitudes = src.line(k)
+        grey = self.amap(self.amap.filled(amplitudes, live))
         self.domain.add_line(grey, live, line_number=src.line_numbers[k])
         self.domain.record(src.line_numbers[k], float(np.nanmean(prob)) if live.any() else float("nan"),
                            float(np.nanmean(self.vol["uncertainty"][i].astype(np.float32))) if live.any() else float("nan"))
         self.seconds["mask_and_domain"] += time.perf_counter() - clock
         clock = time.perf_counter()
-        self._surfaces(i, k, mask)
+        self._surfaces(i, k, mask, amplitudes, prob)
         self.seconds["surfaces"] += time.perf_counter() - clock
         clock = time.perf_counter()
         self.vol["bodies"][i] = self.bodies.add(mask)
         self.seconds["bodies"] += time.perf_counter() - clock
 
-    def _surfaces(self, i: int, k: int, mask: np.ndarray) -> None:
+    def _surfaces(self, i: int, k: int, mask: np.ndarray, amplitudes: np.ndarray, prob: np.ndarray) -> None:
         src = self.inp.src
-        top, base, intervals = interpret.trace_surfaces(mask)
+        mask_top, base, intervals = interpret.trace_surfaces(mask)
+        top = mask_top
+        if self.snap[0]:
+            snapped = interpret.snap_top(mask_top, amplitudes, *self.snap, centre=self.amap.centre,
+                                         scale=self.amplitude_scale, probability=prob)
+            top = np.where(snapped <= base, snapped, mask_top)  # never below the salt's last sample
         if self.truth is not None:
-            self._against_truth(k, mask, top)
+            self._against_truth(k, mask, top, mask_top)
         salty = np.flatnonzero(intervals > 0)
         self.top[i, salty] = src.samples[top[salty]]
         self.traces_with_salt += len(salty)
@@ -100,8 +111,9 @@ class LineOutputs:
                 near |= (neighbour >= 0) & (np.abs(top - neighbour) <= 3)
         return near
 
-    def _against_truth(self, k: int, mask: np.ndarray, top: np.ndarray) -> None:
-        """Voxel IoU and top-of-salt agreement with the true mask (live traces only)."""
+    def _against_truth(self, k: int, mask: np.ndarray, top: np.ndarray, mask_top: np.ndarray) -> None:
+        """Voxel IoU and agreement of the delivered top of salt (``top``) with the true mask (live
+        traces only); with snapping, also of the mask's own top (``mask_top``)."""
         live = self.inp.src.live(k)
         true = self._true(k)
         true_top = self._true_top(k)
@@ -119,6 +131,7 @@ class LineOutputs:
         t["traces_gentle"] += int(gentle.sum())
         t["top_within_3_gentle"] += int(np.count_nonzero(error[gentle] <= 3))
         t["top_within_3_near"] += int(np.count_nonzero(self._near_true_top(k, top)[both]))
+        t["mask_top_within_3"] += int(np.count_nonzero(np.abs(mask_top[both] - true_top[both]) <= 3))
         t["traces_salt_only_predicted"] += int(np.count_nonzero((top >= 0) & (true_top < 0) & live))
         t["traces_salt_only_true"] += int(np.count_nonzero((top < 0) & (true_top >= 0)))
 
@@ -133,6 +146,7 @@ class LineOutputs:
                 "traces_gentle_top": t["traces_gentle"],
                 "top_within_3_samples_gentle": t["top_within_3_gentle"] / max(t["traces_gentle"], 1),
                 "top_within_3_samples_1_trace": t["top_within_3_near"] / both,
+                "mask_top_within_3_samples": t["mask_top_within_3"] / both,
                 "traces_salt_only_predicted": t["traces_salt_only_predicted"],
                 "traces_salt_only_true": t["traces_salt_only_true"]}
 
@@ -160,11 +174,12 @@ def _number(value: float) -> str:
 
 
 def write_outputs(tmp: Path, inp: Input, vol: Volumes, amap, cut: float, stats: dict, min_body: int,
-                  n_figures: int, disagreement) -> dict:
+                  n_figures: int, disagreement, snap=(0, "peak")) -> dict:
     """Mask, surfaces, bodies and domain check (streamed line by line), SEG-Y copies and figures;
-    returns their figures for segment.json."""
+    returns their figures for segment.json. ``snap`` (samples, polarity): the top of salt moved
+    onto the strongest reflection within that many samples of the mask's (``interpret.snap_top``)."""
     with open(tmp / "salt_surfaces.csv", "w", newline="") as surfaces_csv:
-        lines = LineOutputs(inp, vol, amap, cut, stats, surfaces_csv)
+        lines = LineOutputs(inp, vol, amap, cut, stats, surfaces_csv, snap)
         for i in range(len(inp.chosen)):
             lines.add(i)
             vol.release()
@@ -180,7 +195,10 @@ def write_outputs(tmp: Path, inp: Input, vol: Volumes, amap, cut: float, stats: 
     domain = lines.domain.summary()
     _figures(tmp / "figures", inp, vol, amap, cut, n_figures, lines.top, domain, disagreement)
     return {"domain_check": domain,
-            "surfaces": {"traces_with_salt": lines.traces_with_salt, "traces_with_several_intervals": lines.several_intervals},
+            "surfaces": {"traces_with_salt": lines.traces_with_salt,
+                         "traces_with_several_intervals": lines.several_intervals,
+                         "top": (f"the strongest {snap[1]} within {snap[0]} samples of the mask's first salt sample"
+                                 if snap[0] else "the mask's first salt sample")},
             "against_truth": lines.truth_summary(),
             "bodies": {"count": len(table["id"]), "min_voxels": min_body, "largest_voxels": [int(v) for v in table["voxels"][:20]]},
             "output_seconds": dict(lines.seconds, segy=segy_seconds)}

@@ -42,6 +42,74 @@ def top_dip(top: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(top), np.nan, np.where(np.isnan(dip), np.inf, dip)).astype(np.float32)
 
 
+POLARITIES = ("peak", "trough")
+# How a reflection near the mask's top is weighed (``snap_top``), chosen on two validation volumes
+# (synthetic seeds 1 and 2, not the README's seed 0) with the five-fold demo run's masks and
+# probabilities, a broad plateau (benchmarks/RESULTS.md, issue 18): a reflection one sample further
+# from the mask's top must be SNAP_PENALTY stronger, in units of the amplitudes' scale (their 95th
+# percentile of |amplitude - centre|); and it gains SNAP_SUPPORT times the rise of the salt
+# probability across it (the mean over the SNAP_SPAN samples below less that over the SNAP_SPAN
+# above), since salt lies below the top of salt and not above it.
+SNAP_PENALTY = 0.04
+SNAP_SUPPORT = 2.0
+SNAP_SPAN = 4
+
+
+def snap_top(top: np.ndarray, amplitudes: np.ndarray, window: int, polarity: str = "peak",
+             centre: float = 0.0, scale: float = 1.0, probability: np.ndarray | None = None,
+             penalty: float = SNAP_PENALTY, support: float = SNAP_SUPPORT) -> np.ndarray:
+    """Per trace, move the top of salt (``trace_surfaces``' first output, -1 for no salt) onto the
+    strongest reflection within ``window`` samples of it, as an interpreter snaps a pick to the
+    top-salt event. A reflection is a peak of the amplitudes (``polarity`` "peak") or of their
+    negatives ("trough") in the trace's ``amplitudes`` (traces, samples), measured from
+    ``centre``: above it, rising from the sample above and not falling to the one below (a
+    plateau counts once, at its top). Its strength is its amplitude over ``scale``, less
+    ``penalty`` per sample from the mask's top, plus ``support`` times the rise of the salt
+    ``probability`` (traces, samples; if given) across it: so a bright sediment event further
+    away, or with no salt below it, does not win over the salt's own. A trace without a
+    reflection in reach keeps its top.
+
+    A salt top is a large impedance contrast, usually a strong reflection, and sharp on every
+    trace; the mask places the boundary only to about a trace, which on a flank dipping d samples
+    per trace is d samples off."""
+    if polarity not in POLARITIES:
+        raise ValueError(f"polarity {polarity!r}: expected one of {', '.join(POLARITIES)}")
+    top = np.asarray(top, dtype=np.int64)
+    a = (np.asarray(amplitudes, dtype=np.float32) - np.float32(centre)) * (1.0 if polarity == "peak" else -1.0)
+    n_traces, n_samples = a.shape
+    if window <= 0 or n_samples < 3:
+        return top.astype(np.int32)
+    offsets = np.arange(-window, window + 1)
+    at = top[:, None] + offsets  # (traces, 2 window + 1) samples searched
+    inside = (top[:, None] >= 0) & (at >= 1) & (at <= n_samples - 2)
+    at = np.clip(at, 1, n_samples - 2)
+    rows = np.arange(n_traces)[:, None]
+    here = a[rows, at]
+    reflection = inside & (here > 0) & (here > a[rows, at - 1]) & (here >= a[rows, at + 1])
+    strength = here / np.float32(scale) - np.float32(penalty) * np.abs(offsets)
+    if probability is not None:
+        strength = strength + np.float32(support) * _rise(probability, at)
+    strength = np.where(reflection, strength, -np.inf)
+    best = np.argmax(strength, axis=1)  # ties: the shallowest
+    found = np.isfinite(strength[np.arange(n_traces), best])
+    return np.where(found, at[np.arange(n_traces), best], top).astype(np.int32)
+
+
+def _rise(probability: np.ndarray, at: np.ndarray, span: int = SNAP_SPAN) -> np.ndarray:
+    """Per trace and sample ``at`` (traces, k): the mean probability over the ``span`` samples below
+    it less the mean over the ``span`` above (fewer at the trace's ends; NaN counts as 0)."""
+    p = np.nan_to_num(np.asarray(probability, dtype=np.float64))
+    n_traces, n_samples = p.shape
+    total = np.concatenate([np.zeros((n_traces, 1)), np.cumsum(p, axis=1)], axis=1)
+    rows = np.arange(n_traces)[:, None]
+
+    def mean(lo, hi):
+        lo, hi = np.clip(lo, 0, n_samples), np.clip(hi, 0, n_samples)
+        return (total[rows, hi] - total[rows, lo]) / np.maximum(hi - lo, 1)
+
+    return (mean(at + 1, at + 1 + span) - mean(at - span, at)).astype(np.float32)
+
+
 # --- salt bodies ----------------------------------------------------------------------------------
 
 BODY_COLUMNS = ("id", "voxels", "line_min", "line_max", "trace_min", "trace_max", "sample_min", "sample_max")

@@ -14,7 +14,8 @@ Outputs in ``out/``, in the input's layout (the selected inlines only):
 - ``mask.npy`` (uint8): probability above the run's boundary threshold (``_threshold``).
 - ``bodies.npy`` (int32) and ``bodies.csv``: salt bodies, connected in 3-D (2-D for a line), of at
   least ``--min-body`` voxels, numbered from the largest; 0 elsewhere.
-- ``salt_surfaces.csv``: top and base of salt and the number of salt intervals of every trace with salt.
+- ``salt_surfaces.csv``: top and base of salt and the number of salt intervals of every trace with salt
+  (with ``snap_top``, the top moved onto the top-salt reflection: ``interpret.snap_top``).
 - ``probability.sgy`` and ``uncertainty.sgy`` for SEG-Y input: the input's traces and headers.
 - ``figures/*.png`` and ``segment.json`` (settings, geometry, amplitude map, domain check, speed).
 Traces a SEG-Y lacks (dead corners, ragged edges) are no data: NaN in ``probability.npy`` and
@@ -76,7 +77,7 @@ def parse_lines(text: str | None) -> tuple[int, int] | None:
 
 
 def check_options(out: Path, direction: str, stride: int, threshold, n_figures: int, min_body: int,
-                  batch_size: int) -> None:
+                  batch_size: int, snap_top: int = 0, snap_polarity: str = "peak") -> None:
     """Every setting checked before any file is opened or written."""
     if out.exists():
         raise SectionError(f"{out}: output exists; refusing to overwrite it (remove it or choose another --out)")
@@ -88,7 +89,10 @@ def check_options(out: Path, direction: str, stride: int, threshold, n_figures: 
     sections.check_stride(stride)
     if threshold is not None and not 0.0 <= threshold < 1.0:
         raise SectionError(f"--threshold {threshold}: must be a probability in [0, 1) (a voxel is salt above it)")
-    for value, flag, least in ((n_figures, "--figures", 0), (min_body, "--min-body", 1), (batch_size, "--batch-size", 1)):
+    if snap_polarity not in interpret.POLARITIES:
+        raise SectionError(f"--snap-polarity {snap_polarity!r}: expected one of {', '.join(interpret.POLARITIES)}")
+    for value, flag, least in ((n_figures, "--figures", 0), (min_body, "--min-body", 1),
+                               (batch_size, "--batch-size", 1), (snap_top, "--snap-top", 0)):
         if value < least:
             raise SectionError(f"{flag} {value}: must be at least {least}")
 
@@ -286,15 +290,17 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
         batch_size: int = 32, tta: bool = True, threshold: float | None = None,
         percentile: float = DEFAULT_PERCENTILE, clip: float | None = None, centre: float | None = None,
         truth=None, n_figures: int = 3, min_body: int = DEFAULT_MIN_BODY, iline_byte: int | None = None,
-        xline_byte: int | None = None, uncertainty: bool = True, model=None, progress: bool = True,
-        log=print, warn=None, cluster=None) -> dict:
+        xline_byte: int | None = None, uncertainty: bool = True, snap_top: int = 0, snap_polarity: str = "peak",
+        model=None, progress: bool = True, log=print, warn=None, cluster=None) -> dict:
     """Segment ``input_path`` into the new folder ``out``; ``model`` replaces the run's ensemble
     (any callable from uint8 windows (N, 101, 101) to probabilities (N, 101, 101) or its members'
     (M, N, 101, 101), e.g. a stand-in in tests). ``cluster`` (a ``salt_tf.distributed.Cluster``)
-    segments the lines on a Dask cluster instead of in this process."""
+    segments the lines on a Dask cluster instead of in this process. ``snap_top`` > 0 moves each
+    trace's top of salt onto the strongest ``snap_polarity`` within that many samples of the
+    mask's (``interpret.snap_top``)."""
     out = Path(out)
     warn = warn or (lambda line: print(line, file=sys.stderr))
-    check_options(out, direction, stride, threshold, n_figures, min_body, batch_size)
+    check_options(out, direction, stride, threshold, n_figures, min_body, batch_size, snap_top, snap_polarity)
     if cluster is not None:
         cluster.check(out, run_dir, model)
     inp = open_input(input_path, direction, lines, truth, iline_byte, xline_byte)
@@ -324,10 +330,12 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
                 disagreement = cluster.segment_lines(inp, run_dir, model, amap, vol, direction, stride, batch_size,
                                                      tta, uncertainty, progress, log)
             seconds = time.perf_counter() - started
-            made = write_outputs(tmp, inp, vol, amap, cut, stats, min_body, n_figures, disagreement)
+            made = write_outputs(tmp, inp, vol, amap, cut, stats, min_body, n_figures, disagreement,
+                                 (snap_top, snap_polarity))
             summary = _summary(inp, src, geometry, direction, stride, cut, amap, percentile, stats, total, seconds,
                                uncertainty, disagreement, made, cluster)
             summary["threshold_source"] = cut_source
+            summary["snap_top"] = {"samples": snap_top, "polarity": snap_polarity if snap_top else None}
             (tmp / "segment.json").write_text(json.dumps(summary, indent=1))
             del vol
     if cluster is not None:
@@ -363,7 +371,9 @@ def _tell(summary: dict, made: dict, truth, out, min_body: int, log, warn) -> No
             f"(mean error {t['top_mean_signed_samples']:+.1f} samples, + deeper; "
             f"{100 * t['top_within_3_samples_gentle']:.1f}% of the {t['traces_gentle_top']} where the true top dips "
             f"at most {GENTLE_DIP} samples per trace; {100 * t['top_within_3_samples_1_trace']:.1f}% within 3 samples "
-            "of the true top at the trace or one next to it)")
+            "of the true top at the trace or one next to it"
+            + (f"; the mask's own top, unsnapped: {100 * t['mask_top_within_3_samples']:.1f}% within 3 samples"
+               if summary["snap_top"]["samples"] else "") + ")")
     log(f"wrote {out}: {summary['windows']} windows in {summary['seconds']:.1f} s "
         f"({summary['windows_per_second']:.1f} windows/s); {made['surfaces']['traces_with_salt']} traces with salt, "
         f"{made['bodies']['count']} bodies of {min_body}+ voxels")

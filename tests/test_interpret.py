@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from scipy import ndimage
 
 from salt_tf import interpret
-from salt_tf.interpret import BodyLabeller, DomainCheck, Disagreement, top_dip, trace_surfaces
+from salt_tf.interpret import BodyLabeller, DomainCheck, Disagreement, snap_top, top_dip, trace_surfaces
 
 # --- surfaces ---------------------------------------------------------------------------------------
 
@@ -49,6 +49,62 @@ def test_top_dip_is_the_steepest_step_to_a_salty_neighbour():
     dip = top_dip(top)
     assert dip.dtype == np.float32
     np.testing.assert_array_equal(dip, [np.nan, 0, 2, 18, 18, np.nan, np.inf, np.nan, 0, 0])
+
+
+def snap_by_loop(top, amplitudes, window, sign, centre, scale, penalty, probability=None, support=0.0):
+    snapped = []
+    for j, (t, trace) in enumerate(zip(top, (np.asarray(amplitudes, np.float32) - centre) * sign)):
+        p = [0.0] * len(trace) if probability is None else list(probability[j])
+
+        def strength(s):
+            below, above = p[s + 1:s + 5], p[max(s - 4, 0):s]
+            rise = sum(below) / max(len(below), 1) - sum(above) / max(len(above), 1)
+            return (trace[s] / scale - penalty * abs(s - t) + support * rise, -s)
+
+        peaks = [s for s in range(max(t - window, 1), min(t + window, len(trace) - 2) + 1)
+                 if t >= 0 and trace[s] > 0 and trace[s] > trace[s - 1] and trace[s] >= trace[s + 1]]
+        snapped.append(max(peaks, key=strength) if peaks else t)
+    return snapped
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_snapping_matches_a_per_trace_loop(data):
+    amplitudes = data.draw(arrays(np.int8, st.tuples(st.integers(1, 5), st.integers(1, 15))))  # ties and plateaus
+    top = data.draw(arrays(np.int64, amplitudes.shape[:1], elements=st.integers(-1, amplitudes.shape[1] - 1)))
+    window, polarity = data.draw(st.integers(0, 6)), data.draw(st.sampled_from(["peak", "trough"]))
+    centre = data.draw(st.sampled_from([0.0, -20.5, 3.0]))
+    scale, penalty = data.draw(st.sampled_from([1.0, 2.0])), data.draw(st.sampled_from([0.0, 0.25, 4.0]))
+    probability = data.draw(st.none() | arrays(np.float64, amplitudes.shape, elements=st.sampled_from([0.0, 0.5, 1.0])))
+    support = data.draw(st.sampled_from([0.0, 64.0]))  # 64: a multiple of the means' steps, for exact ties
+    got = snap_top(top, amplitudes, window, polarity, centre, scale, probability, penalty, support)
+    assert got.dtype == np.int32
+    assert list(got) == snap_by_loop(top, amplitudes, window, 1 if polarity == "peak" else -1, centre, scale, penalty,
+                                     probability, support)
+
+
+def test_snapping_finds_the_strongest_event_near_the_top_and_only_there():
+    trace = np.zeros(40, np.float32)
+    trace[[12, 17, 30]] = [2.0, 5.0, 9.0]  # a weak peak, the top-salt peak, a brighter one too far away
+    trace[22] = -7.0
+    amplitudes = np.stack([trace] * 4)
+    top = np.array([20, 20, -1, 35])
+    assert list(snap_top(top, amplitudes, 4)) == [17, 17, -1, 35]  # 30 lies 5 from trace 3's top: out of reach
+    assert list(snap_top(top, amplitudes, 10)) == [30, 30, -1, 30]
+    assert list(snap_top(top, amplitudes, 4, "trough")) == [22, 22, -1, 35]
+    assert list(snap_top(top, amplitudes, 0)) == [20, 20, -1, 35]
+    flat = np.where(np.arange(40) < 20, -1.0, 1.0)[None]  # a step, no reflection: the top stays
+    assert list(snap_top(np.array([20]), flat, 6)) == [20]
+    assert list(snap_top(top, amplitudes + 100, 4, centre=100)) == [17, 17, -1, 35]  # from the centre
+    # 30 is 9 - 10 = -1 at a penalty of 1 per sample from trace 0's top, 17 is 5 - 3 = 2
+    assert list(snap_top(top, amplitudes, 10, penalty=1.0)) == [17, 17, -1, 30]
+    assert list(snap_top(top, amplitudes, 10, scale=10.0, penalty=0.1)) == [17, 17, -1, 30]
+    salt = np.zeros(amplitudes.shape, np.float32)
+    salt[:, 18:] = 1.0  # salt below 17 only: 17's rise is 1, 30's 0 (salt above and below it)
+    assert list(snap_top(top, amplitudes, 10, probability=salt, penalty=0.0, support=3.9)) == [30, 30, -1, 30]
+    assert list(snap_top(top, amplitudes, 10, probability=salt, penalty=0.0, support=4.1)) == [17, 17, -1, 30]
+    with pytest.raises(ValueError, match="polarity 'up'"):
+        snap_top(top, amplitudes, 4, "up")
 
 
 # --- bodies -----------------------------------------------------------------------------------------

@@ -200,6 +200,7 @@ def segy(volume):
     (["--threshold", "1.5"], "--threshold 1.5: must be a probability in [0, 1)"),
     (["--threshold", "-0.1"], "--threshold -0.1: must be a probability in [0, 1)"),
     (["--min-body", "0"], "--min-body 0: must be at least 1"),
+    (["--snap-top", "-2"], "--snap-top -2: must be at least 0"),
     (["--iline-byte", "0"], "header byte 0: must lie within 1..237"),
     (["--iline-byte", "9", "--xline-byte", "9"], "--iline-byte and --xline-byte are both 9"),
     ([], "bytes921.sgy: no inline/crossline numbers at bytes 189/193, but bytes 9/21: 14 inlines x 70 crosslines"),
@@ -235,6 +236,53 @@ def test_a_flank_a_trace_aside_is_within_3_samples_of_a_neighbouring_true_top(tm
     assert against["traces_both_salt"] == 6 * 30
     assert against["top_within_3_samples"] == pytest.approx(strict)
     assert against["top_within_3_samples_1_trace"] == pytest.approx(near)
+
+
+def band(windows):
+    """A stand-in that calls mid-bright grey salt: not the dark sediment, not a clipped reflection."""
+    return ((windows > 140) & (windows < 250)).astype(np.float32)
+
+
+@pytest.mark.parametrize("polarity", ["peak", "trough"])
+def test_snapping_moves_the_top_of_salt_onto_the_reflection_a_flank_away(tmp_path, polarity):
+    """A dome whose flanks step 5 samples a trace; the model finds it one trace narrower than the
+    truth (5 samples deep on the 16 flank traces), and a one-sample top-salt reflection (+-6000:
+    strong enough to beat the step up into the salt's +1000, which has salt below it) lies just
+    above the true top on every trace. Snapped within 6 samples, every top lands on the
+    reflection, 1 sample above the true first salt sample (on zero-phase data the peak sits on the
+    boundary); within 4 the flanks' reflection is out of reach and their tops stay where the mask
+    put them."""
+    j = np.arange(40)
+    found_top = 20 + 5 * np.clip(np.abs(j - 20) - 4, 0, 8)  # crest over traces 16..24, flanks to 60
+    true_top = 20 + 5 * np.clip(np.abs(j - 20) - 5, 0, 8)  # the same dome one trace wider
+    flank = found_top != true_top
+    z = np.arange(90)
+    found, truth = (np.broadcast_to(z >= t[:, None], (3, 40, 90)).astype(np.uint8) for t in (found_top, true_top))
+    cube = np.where(found == 1, 1000.0, -1000.0).astype(np.float32)
+    cube[:, j, true_top - 1] = 6000.0 if polarity == "peak" else -6000.0
+    write_segy_volume(tmp_path / "v.sgy", cube)
+    np.save(tmp_path / "truth.npy", truth)
+    for window in (6, 4):
+        out = tmp_path / f"snap{window}"
+        summary = segment(tmp_path / "v.sgy", out, model=band, clip=1000.0, centre=0.0, threshold=0.5,
+                          truth=tmp_path / "truth.npy", snap_top=window, snap_polarity=polarity)
+        np.testing.assert_array_equal(np.load(out / "mask.npy"), found)  # the mask is the model's, unsnapped
+        against = summary["against_truth"]
+        assert against["traces_both_salt"] == 3 * 40
+        assert against["mask_top_within_3_samples"] == pytest.approx(np.mean(~flank)) == 24 / 40
+        tops = np.array([int(r["top_sample"]) for r in csv.DictReader(open(out / "salt_surfaces.csv"))]).reshape(3, 40)
+        if window == 6:
+            np.testing.assert_array_equal(tops, np.broadcast_to(true_top - 1, (3, 40)))
+            assert against["top_within_3_samples"] == 1.0 and against["top_mean_signed_samples"] == -1
+        else:
+            np.testing.assert_array_equal(tops, np.broadcast_to(np.where(flank, found_top, true_top - 1), (3, 40)))
+            assert against["top_within_3_samples"] == pytest.approx(24 / 40)
+        assert summary["snap_top"] == {"samples": window, "polarity": polarity}
+        assert summary["surfaces"]["top"] == f"the strongest {polarity} within {window} samples of the mask's first salt sample"
+    if polarity == "trough":  # snapped to peaks, the trough's traces go to the salt's first sample, 5 deep
+        wrong = segment(tmp_path / "v.sgy", tmp_path / "wrong", model=band, clip=1000.0, centre=0.0, threshold=0.5,
+                        truth=tmp_path / "truth.npy", snap_top=6, snap_polarity="peak")
+        assert wrong["against_truth"]["top_within_3_samples"] == pytest.approx(24 / 40)
 
 
 @pytest.mark.parametrize("shift", [2, 5])
