@@ -71,9 +71,8 @@ class LineOutputs:
         mask_top, base, intervals = interpret.trace_surfaces(mask)
         top = mask_top
         if self.snap[0]:
-            snapped = interpret.snap_top(mask_top, amplitudes, *self.snap, centre=self.amap.centre,
-                                         scale=self.amplitude_scale, probability=prob)
-            top = np.where(snapped <= base, snapped, mask_top)  # never below the salt's last sample
+            top = interpret.snap_top(mask_top, amplitudes, *self.snap, centre=self.amap.centre,
+                                     scale=self.amplitude_scale, probability=prob, base=base)
         if self.truth is not None:
             self._against_truth(k, mask, top, mask_top)
         salty = np.flatnonzero(intervals > 0)

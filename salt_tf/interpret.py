@@ -57,7 +57,8 @@ SNAP_SPAN = 4
 
 def snap_top(top: np.ndarray, amplitudes: np.ndarray, window: int, polarity: str = "peak",
              centre: float = 0.0, scale: float = 1.0, probability: np.ndarray | None = None,
-             penalty: float = SNAP_PENALTY, support: float = SNAP_SUPPORT) -> np.ndarray:
+             base: np.ndarray | None = None, penalty: float = SNAP_PENALTY,
+             support: float = SNAP_SUPPORT) -> np.ndarray:
     """Per trace, move the top of salt (``trace_surfaces``' first output, -1 for no salt) onto the
     strongest reflection within ``window`` samples of it, as an interpreter snaps a pick to the
     top-salt event. A reflection is a peak of the amplitudes (``polarity`` "peak") or of their
@@ -66,8 +67,9 @@ def snap_top(top: np.ndarray, amplitudes: np.ndarray, window: int, polarity: str
     plateau counts once, at its top). Its strength is its amplitude over ``scale``, less
     ``penalty`` per sample from the mask's top, plus ``support`` times the rise of the salt
     ``probability`` (traces, samples; if given) across it: so a bright sediment event further
-    away, or with no salt below it, does not win over the salt's own. A trace without a
-    reflection in reach keeps its top.
+    away, or with no salt below it, does not win over the salt's own. A reflection below ``base``
+    (per trace: its last salt sample, if given) is not taken; a trace without a reflection in
+    reach keeps its top.
 
     A salt top is a large impedance contrast, usually a strong reflection, and sharp on every
     trace; the mask places the boundary only to about a trace, which on a flank dipping d samples
@@ -86,6 +88,8 @@ def snap_top(top: np.ndarray, amplitudes: np.ndarray, window: int, polarity: str
     rows = np.arange(n_traces)[:, None]
     here = a[rows, at]
     reflection = inside & (here > 0) & (here > a[rows, at - 1]) & (here >= a[rows, at + 1])
+    if base is not None:
+        reflection &= at <= np.asarray(base)[:, None]
     strength = here / np.float32(scale) - np.float32(penalty) * np.abs(offsets)
     if probability is not None:
         strength = strength + np.float32(support) * _rise(probability, at)

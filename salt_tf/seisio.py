@@ -214,7 +214,7 @@ class SegySource(Source):
         self.line_numbers = g.line_numbers if g.kind == "3d" else np.arange(1)
         self.trace_numbers = g.trace_numbers
         self.samples = np.asarray(f.samples, dtype=np.float64)
-        self.z_unit = "ms or m (the file's sample interval and delay)"
+        self.z_unit = "ms or m: the file's sample interval and delay"
         scalar = f.attributes(COORDINATE_SCALAR)[:].astype(np.float64)
         factor = np.where(scalar < 0, 1.0 / np.abs(np.where(scalar == 0, 1, scalar)), np.where(scalar == 0, 1.0, scalar))
         self._xy = (f.attributes(CDP_X)[:] * factor, f.attributes(CDP_Y)[:] * factor)

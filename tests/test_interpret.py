@@ -51,7 +51,7 @@ def test_top_dip_is_the_steepest_step_to_a_salty_neighbour():
     np.testing.assert_array_equal(dip, [np.nan, 0, 2, 18, 18, np.nan, np.inf, np.nan, 0, 0])
 
 
-def snap_by_loop(top, amplitudes, window, sign, centre, scale, penalty, probability=None, support=0.0):
+def snap_by_loop(top, amplitudes, window, sign, centre, scale, penalty, probability=None, support=0.0, base=None):
     snapped = []
     for j, (t, trace) in enumerate(zip(top, (np.asarray(amplitudes, np.float32) - centre) * sign)):
         p = [0.0] * len(trace) if probability is None else list(probability[j])
@@ -62,7 +62,8 @@ def snap_by_loop(top, amplitudes, window, sign, centre, scale, penalty, probabil
             return (trace[s] / scale - penalty * abs(s - t) + support * rise, -s)
 
         peaks = [s for s in range(max(t - window, 1), min(t + window, len(trace) - 2) + 1)
-                 if t >= 0 and trace[s] > 0 and trace[s] > trace[s - 1] and trace[s] >= trace[s + 1]]
+                 if t >= 0 and trace[s] > 0 and trace[s] > trace[s - 1] and trace[s] >= trace[s + 1]
+                 and (base is None or s <= base[j])]
         snapped.append(max(peaks, key=strength) if peaks else t)
     return snapped
 
@@ -77,10 +78,11 @@ def test_snapping_matches_a_per_trace_loop(data):
     scale, penalty = data.draw(st.sampled_from([1.0, 2.0])), data.draw(st.sampled_from([0.0, 0.25, 4.0]))
     probability = data.draw(st.none() | arrays(np.float64, amplitudes.shape, elements=st.sampled_from([0.0, 0.5, 1.0])))
     support = data.draw(st.sampled_from([0.0, 64.0]))  # 64: a multiple of the means' steps, for exact ties
-    got = snap_top(top, amplitudes, window, polarity, centre, scale, probability, penalty, support)
+    base = data.draw(st.none() | st.just(top + data.draw(st.integers(0, 3))))
+    got = snap_top(top, amplitudes, window, polarity, centre, scale, probability, base, penalty, support)
     assert got.dtype == np.int32
     assert list(got) == snap_by_loop(top, amplitudes, window, 1 if polarity == "peak" else -1, centre, scale, penalty,
-                                     probability, support)
+                                     probability, support, base)
 
 
 def test_snapping_finds_the_strongest_event_near_the_top_and_only_there():
@@ -91,6 +93,7 @@ def test_snapping_finds_the_strongest_event_near_the_top_and_only_there():
     top = np.array([20, 20, -1, 35])
     assert list(snap_top(top, amplitudes, 4)) == [17, 17, -1, 35]  # 30 lies 5 from trace 3's top: out of reach
     assert list(snap_top(top, amplitudes, 10)) == [30, 30, -1, 30]
+    assert list(snap_top(top, amplitudes, 10, base=np.array([29, 30, 40, 40]))) == [17, 30, -1, 30]  # not below the salt
     assert list(snap_top(top, amplitudes, 4, "trough")) == [22, 22, -1, 35]
     assert list(snap_top(top, amplitudes, 0)) == [20, 20, -1, 35]
     flat = np.where(np.arange(40) < 20, -1.0, 1.0)[None]  # a step, no reflection: the top stays
