@@ -39,8 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"smallest salt body listed in bodies.npy/bodies.csv, in voxels (default: {DEFAULT_MIN_BODY})")
     parser.add_argument("--snap-top", type=int, default=0, metavar="SAMPLES",
                         help="move each trace's top of salt onto the strongest reflection within this many samples of "
-                        "the mask's first salt sample, as an interpreter snaps a pick to the top-salt event; about the "
-                        "steepest flank's dip in samples per trace (default: 0, the mask's own top)")
+                        "the mask's first salt sample, as an interpreter snaps a pick to the top-salt event; a few times "
+                        "the steepest flank's step in samples per trace, e.g. 32 where flanks step up to 12 (default: 0, "
+                        "the mask's own top)")
     parser.add_argument("--snap-polarity", default="peak", choices=["peak", "trough"],
                         help="the top-salt reflection is a peak (positive amplitude: SEG normal polarity of a hard top "
                         "of salt) or a trough (reversed polarity) (default: peak)")
