@@ -2,6 +2,8 @@
 validation volumes, then its result on the README's volume, which played no part in the choice.
 
     python benchmarks/top_of_salt_snap.py --run RUN [--out DIR] [--window 32]
+    python benchmarks/top_of_salt_snap.py --real REAL_DIR
+
 
 Volumes: ``python -m salt_tf.synthetic sections --sections --seed S`` for S = 1 and 2 (validation)
 and 0 (the README's). Each is segmented once by ``segment.py --direction both --truth`` in a fresh
@@ -12,6 +14,13 @@ scored as ``segment.py --truth`` scores it; the grid's best by the two validatio
 and the shipped weights (``interpret.SNAP_PENALTY``, ``SNAP_SUPPORT``), on all three. Last,
 ``segment.py --snap-top WINDOW`` itself on each volume, as a user runs it. What ``DIR`` already
 holds is reused; every line is also appended to ``DIR/results.txt``.
+
+With ``--real``, real tiles instead: ``REAL_DIR`` is what ``benchmarks/real_data.py --out REAL_DIR``
+wrote (a run trained on the real pool, and the held-out tiles it never saw). Per held-out tile, the
+run's probability (flip TTA) cut at its boundary threshold; per column (a trace), the mask's top
+and the snapped one (the tile's own median and 95th percentile of |grey - median| as centre and
+scale) against the labelled top, where the label's top lies below the tile's first 4 rows and the
+mask has salt; peak and trough polarity.
 """
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ import _bench
 import numpy as np
 
 from salt_tf import interpret, sections
+from salt_tf.data import read_image, read_mask
 from salt_tf.synthetic_sections import write_sections
 
 VOLUMES = {"seed 1 (validation)": 1, "seed 2 (validation)": 2, "seed 0 (README, test)": 0}
@@ -78,14 +88,52 @@ class Lines:
         return float(np.mean(np.abs(top - self.true_top)[self.both] <= 3))
 
 
+def real_tiles(real: Path) -> None:
+    """The snapped top against the labelled one on the real held-out tiles of ``real_data.py``'s folder."""
+    from salt_tf.predict import load_ensemble, predict_probs
+
+    held = real / "data" / "holdout"
+    ids = sorted(p.stem for p in (held / "images").glob("*.png"))
+    images = np.stack([read_image(held / "images" / f"{i}.png") for i in ids])
+    truth = np.stack([read_mask(held / "masks" / f"{i}.png") for i in ids]).astype(bool)
+    probs = predict_probs(load_ensemble(real / "run"), images, progress=False)
+    cut = json.loads((real / "run" / "report.json").read_text())["boundary_threshold"]
+    tiles = []
+    for image, true, prob in zip(images, truth, probs):  # traces are columns: transposed to (traces, samples)
+        trace = image.T.astype(np.float32)
+        centre = float(np.median(trace))
+        top, base = interpret.trace_surfaces((prob > cut).T)[:2]
+        tiles.append((interpret.trace_surfaces(true.T)[0], top, base, trace, centre,
+                      float(np.percentile(np.abs(trace - centre), 95)) + 1e-6, prob.T))
+
+    def errors(window: int, polarity: str) -> np.ndarray:
+        return np.concatenate([
+            (interpret.snap_top(top, trace, window, polarity, centre=centre, scale=scale, probability=prob, base=base)
+             - true_top)[(true_top > 3) & (top >= 0)]
+            for true_top, top, base, trace, centre, scale, prob in tiles])
+
+    print(f"{len(ids)} held-out tiles of {real}, boundary threshold {cut:g}")
+    print("| top | traces | within 3 samples of the label | mean abs error | median error |")
+    print("| --- | --- | --- | --- | --- |")
+    for window, polarity in ((0, "peak"), (10, "peak"), (32, "peak"), (10, "trough"), (32, "trough")):
+        e = errors(window, polarity)
+        what = f"snapped within {window}, {polarity}" if window else "the mask's own"
+        print(f"| {what} | {len(e)} | {100 * np.mean(np.abs(e) <= 3):.1f}% | {np.mean(np.abs(e)):.1f} | {np.median(e):+.0f} |")
+
+
 def main() -> None:
     parser = _bench.parser(__doc__)
-    parser.add_argument("--run", type=Path, required=True, help="a trained run folder")
+    parser.add_argument("--run", type=Path, help="a trained run folder (required without --real)")
+    parser.add_argument("--real", type=Path, help="a folder written by benchmarks/real_data.py: its held-out tiles instead")
     parser.add_argument("--out", type=Path, default=Path("top_of_salt_snap"), help="working folder (default: %(default)s)")
     parser.add_argument("--window", type=int, default=32, help="segment.py --snap-top of the last step (default: 32)")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
     _bench.header()
+    if args.real:
+        return real_tiles(args.real)
+    if not args.run:
+        parser.error("--run is required without --real")
+    args.out.mkdir(parents=True, exist_ok=True)
     say(args.out, f"run {args.run}; volumes segmented with --direction both at the run's boundary threshold")
     lines = {name: Lines(args.run, args.out / f"sections_{seed}", segmented(args.out, args.run, seed, 0))
              for name, seed in VOLUMES.items()}
