@@ -62,6 +62,13 @@ def random_tiles(n: int, size: int, seed: int = 0):
     return x, y
 
 
+def say(out: Path, line: str) -> None:
+    """Print ``line`` and append it to ``out/results.txt``: a long run's figures kept as it goes."""
+    print(line, flush=True)
+    with open(out / "results.txt", "a") as f:
+        f.write(line + "\n")
+
+
 def header(*extra: str) -> None:
     """Print the command, the machine (processor, cores, load, versions) and any ``extra`` lines."""
     from salt_tf import machine

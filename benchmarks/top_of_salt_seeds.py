@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 import _bench
+from _bench import say
 import numpy as np
 
 from salt_tf import interpret, metrics, predict, sections, synthetic
@@ -36,12 +37,6 @@ RECIPE = ("--preset", "demo", "--folds", "5", "--size", "128", "--phase1-epochs"
           "--phase2-patience", "2")
 TRAIN = (*RECIPE, "--fold", "0")
 THRESHOLDS = (0.35, 0.4, 0.45, 0.5, 0.55)
-
-
-def say(out: Path, line: str) -> None:
-    print(line, flush=True)
-    with open(out / "results.txt", "a") as f:
-        f.write(line + "\n")
 
 
 def run_cli(script: str, *flags, log: Path) -> None:

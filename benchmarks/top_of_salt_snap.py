@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 import _bench
+from _bench import say
 import numpy as np
 
 from salt_tf import interpret, sections
@@ -41,12 +42,6 @@ VOLUMES = {"seed 1 (validation)": 1, "seed 2 (validation)": 2, "seed 0 (README, 
 WINDOWS = (16, 24, 32, 40)
 PENALTIES = (0.0, 0.02, 0.03, 0.04, 0.05, 0.06)
 SUPPORTS = (0.0, 1.0, 2.0, 3.0, 4.0)
-
-
-def say(out: Path, line: str) -> None:
-    print(line, flush=True)
-    with open(out / "results.txt", "a") as f:
-        f.write(line + "\n")
 
 
 def segmented(out: Path, run: Path, seed: int, snap: int) -> Path:
@@ -72,7 +67,7 @@ class Lines:
         summary = json.loads((seg / "segment.json").read_text())
         amap = summary["amplitude_map"]
         stats = sections.read_tile_stats(run, lambda line: None)
-        self.centre, self.scale = amap["centre"], sections.training_spread(stats, 95.0) / amap["gain"]
+        self.centre, self.scale = amap["centre"], sections.amplitude_scale(stats, amap["gain"])
         self.amplitudes = np.load(volume / "volume.npy")
         self.probability = np.load(seg / "probability.npy").astype(np.float32)
         surfaces = [interpret.trace_surfaces(line) for line in np.load(seg / "mask.npy")]

@@ -31,9 +31,7 @@ class LineOutputs:
     def __init__(self, inp: Input, vol: Volumes, amap, cut: float, stats: dict, surfaces_csv, snap=(0, "peak")):
         self.inp, self.vol, self.amap, self.cut = inp, vol, amap, cut
         self.snap = snap  # (samples, polarity): the top moved onto the strongest reflection that near; 0: the mask's
-        # The amplitude that maps onto the training tiles' 95th percentile of |grey - median|: the
-        # input's own 95th percentile of |amplitude - centre| under the default mapping.
-        self.amplitude_scale = sections.training_spread(stats, 95.0) / amap.gain
+        self.amplitude_scale = sections.amplitude_scale(stats, amap.gain)  # snap_top's unit of strength
         self.bodies = interpret.BodyLabeller()
         self.domain = interpret.DomainCheck(stats.get("histogram", interpret.DEFAULT_TRAINING_HISTOGRAM))
         self.top = np.full((len(inp.chosen), inp.src.shape[1]), np.nan, np.float32)

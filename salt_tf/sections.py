@@ -105,6 +105,13 @@ def training_spread(stats: dict, percentile: float) -> float:
     return float(np.interp(percentile, qs, [table[q] for q in qs]))
 
 
+def amplitude_scale(stats: dict, gain: float, percentile: float = 95.0) -> float:
+    """The amplitude (from the centre) that a map of ``gain`` puts on the training tiles'
+    ``percentile`` of |grey - median|: under the default mapping, the input's own 95th percentile
+    of |amplitude - centre|, whatever ``--amp-percentile`` chose."""
+    return training_spread(stats, percentile) / gain
+
+
 def amplitude_map(sample: np.ndarray, stats: dict, percentile: float = DEFAULT_PERCENTILE, name: str = "input",
                   clip: float | None = None, centre: float | None = None) -> AmplitudeMap:
     """The map for an input from a sample of its amplitudes (or a given ``clip`` / ``centre``)."""
