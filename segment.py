@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                         "the mask's first salt sample, as an interpreter snaps a pick to the top-salt event; a few times "
                         "the steepest flank's step in samples per trace, e.g. 32 where flanks step up to 12 (default: 0, "
                         "the mask's own top)")
-    parser.add_argument("--snap-polarity", default="peak", choices=["peak", "trough"],
+    parser.add_argument("--snap-polarity", default="peak", metavar="{peak,trough}",
                         help="the top-salt reflection is a peak (positive amplitude: SEG normal polarity of a hard top "
                         "of salt) or a trough (reversed polarity) (default: peak)")
     parser.add_argument("--no-uncertainty", dest="uncertainty", action="store_false",

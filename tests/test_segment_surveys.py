@@ -201,6 +201,7 @@ def segy(volume):
     (["--threshold", "-0.1"], "--threshold -0.1: must be a probability in [0, 1)"),
     (["--min-body", "0"], "--min-body 0: must be at least 1"),
     (["--snap-top", "-2"], "--snap-top -2: must be at least 0"),
+    (["--snap-polarity", "up"], "--snap-polarity 'up': expected one of peak, trough"),
     (["--iline-byte", "0"], "header byte 0: must lie within 1..237"),
     (["--iline-byte", "9", "--xline-byte", "9"], "--iline-byte and --xline-byte are both 9"),
     ([], "bytes921.sgy: no inline/crossline numbers at bytes 189/193, but bytes 9/21: 14 inlines x 70 crosslines"),
