@@ -35,8 +35,8 @@ def train(data: Path, out: Path, seed: int, bf16: bool = False, broken: str = ""
     from salt_tf.config import Config
 
     policy, load = salt_tf.machine.mixed_policy, salt_tf.train.load_train
-    if bf16:
-        salt_tf.machine.mixed_policy = lambda: "mixed_bfloat16"
+    # forced both ways: on a CPU with native bfloat16 the machine's own policy would make every run bfloat16
+    salt_tf.machine.mixed_policy = lambda: "mixed_bfloat16" if bf16 else None
     if broken == "shuffled masks":
         def shuffled(root):
             tiles = load(root)
@@ -75,7 +75,7 @@ def main() -> None:
         root = args.out or Path(tmp)
         data = synthetic.generate(root / "data", n_train=200, n_test=4, seed=11)
         runs = [(seed, False, "") for seed in args.seeds] + [(seed, True, "") for seed in args.bf16_seeds] + \
-            [(1, False, "shuffled masks"), (1, False, "learning rate 0")]
+            [(1, bf16, broken) for bf16 in (False, True) for broken in ("shuffled masks", "learning rate 0")]
         for seed, bf16, broken in runs:
             name = f"{'bf16' if bf16 else 'fp32'}-{seed}-{broken.replace(' ', '-') or 'trained'}"
             print(train(data, root / name, seed, bf16, broken, args.epochs), flush=True)
