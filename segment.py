@@ -10,8 +10,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from salt_tf.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE
-    from salt_tf.segment import DEFAULT_MIN_BODY
+    from salt_tf.seismic.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE
+    from salt_tf.seismic.segment import DEFAULT_MIN_BODY
 
     parser = argparse.ArgumentParser(description="Salt probability, mask and figures for a whole section or volume.")
     parser.add_argument("--run", required=True, help="run folder written by train.py (fold*/saved_model, report.json, tile_stats.json)")
@@ -69,13 +69,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
 
-    from salt_tf.predict import RunError
-    from salt_tf.errors import SectionError
-    from salt_tf.segment import parse_lines, run
+    from salt_tf.inference.predict import RunError
+    from salt_tf.common.errors import SectionError
+    from salt_tf.seismic.segment import parse_lines, run
 
     cluster = None
     if args.keep_store or any(v is not None for v in (args.workers, args.scheduler, args.store, args.task_lines)):
-        from salt_tf.distributed import Cluster  # imported only for a distributed run
+        from salt_tf.seismic.distributed import Cluster  # imported only for a distributed run
 
         cluster = Cluster(workers=args.workers, scheduler=args.scheduler, store=args.store,
                           keep_store=args.keep_store, task_lines=args.task_lines)

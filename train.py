@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv=None) -> int:
-    from salt_tf import config as config_mod
+    from salt_tf.run import config as config_mod
 
     parser = argparse.ArgumentParser(
         description="Train the scSE U-Net per stratified fold: phase 1 SGD + BCE, phase 2 AdamW + Lovasz hinge.",
@@ -23,8 +23,8 @@ def main(argv=None) -> int:
 
     from pathlib import Path
 
-    from salt_tf.data import DataError
-    from salt_tf.train import run
+    from salt_tf.tiles.data import DataError
+    from salt_tf.training.train import run
 
     try:
         if resume:

@@ -31,7 +31,7 @@ def parser(doc: str, *, rounds: int | None = None, batch_size: int | None = None
         p.add_argument("--batch-size", type=int, default=batch_size,
                        help=f"tiles per batch (default: {batch_size})")
     if tgs:
-        from salt_tf.data import real_data_dir
+        from salt_tf.tiles.data import real_data_dir
 
         p.add_argument("--tgs", type=Path, default=real_data_dir(),
                        help="the real data set in Kaggle's layout (default: $SALT_TF_TGS_DIR or "
@@ -71,7 +71,7 @@ def say(out: Path, line: str) -> None:
 
 def header(*extra: str) -> None:
     """Print the command, the machine (processor, cores, load, versions) and any ``extra`` lines."""
-    from salt_tf import machine
+    from salt_tf.common import machine
 
     print("command: python", " ".join(sys.argv))
     print(*machine.describe(), *extra, sep="\n", flush=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
 import pandas as pd
 
-from salt_tf.atomic import write_text
+from salt_tf.common.atomic import write_text
 
 # name -> the flags that differ from the preset (issue 11's list: phase split, size schedule,
 # ResNet18 vs ResNet34 at equal time, batch size, learning-rate schedule).

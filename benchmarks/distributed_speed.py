@@ -1,7 +1,7 @@
 """segment.py's distributed mode against the single process: the overhead as a ratio, windows/s, and
 how the work divides, so that a user can size a cluster.
 
-A synthetic 3-D SEG-Y volume goes through ``salt_tf.segment.run`` in one process, then with a local
+A synthetic 3-D SEG-Y volume goes through ``salt_tf.seismic.segment.run`` in one process, then with a local
 Dask cluster of each ``--workers`` count (``--workers 1 2`` by default), interleaved round by round
 (medians). Each run is the whole command: the single process loads the ensemble itself, each worker
 loads it once; the cluster's start, the Zarr store and the final copy from it are all counted. Also
@@ -32,8 +32,8 @@ def identity(windows):
 
 
 def one_run(run_dir, volume: Path, out: Path, args, workers: int | None, model) -> dict:
-    from salt_tf.distributed import Cluster
-    from salt_tf.segment import run
+    from salt_tf.seismic.distributed import Cluster
+    from salt_tf.seismic.segment import run
 
     cluster = Cluster(workers=workers, task_lines=args.task_lines) if workers else None
     clock = time.perf_counter()
@@ -45,7 +45,7 @@ def one_run(run_dir, volume: Path, out: Path, args, workers: int | None, model) 
 
 def division(inp_shape: tuple[int, int, int], args, job_bytes: int) -> list[str]:
     """How the work divides into tasks, and the bytes each window costs on the way."""
-    from salt_tf.linestore import plan
+    from salt_tf.seismic.linestore import plan
 
     n_lines, n_traces, n_samples = inp_shape
     per_task, tasks = plan(n_lines, n_traces, n_samples, args.direction, 50, args.batch_size, args.task_lines)
@@ -79,9 +79,9 @@ def main(argv=None) -> None:
 
     import numpy as np
 
-    from salt_tf import sections, synthetic_sections
-    from salt_tf.distributed import Job
-    from salt_tf.seiswrite import write_segy_volume
+    from salt_tf.seismic import sections, synthetic as synthetic_sections
+    from salt_tf.seismic.distributed import Job
+    from salt_tf.seismic.seiswrite import write_segy_volume
 
     with tempfile.TemporaryDirectory(prefix="distributed_speed.") as tmp:
         tmp = Path(tmp)

@@ -3,7 +3,7 @@ synthetic volumes and badly mapped amplitudes give against its two bounds.
 
     python benchmarks/domain_check_bounds.py [--tgs ../shared/tgs] [--groups 400]
 
-The check (``salt_tf.interpret.DomainCheck``) warns when more than ``CLIP_LIMIT`` of the live
+The check (``salt_tf.seismic.qc.DomainCheck``) warns when more than ``CLIP_LIMIT`` of the live
 samples sit at grey level 0 or at 255, or when the total variation distance (TV, ``BINS`` bins)
 between the input's grey levels and the training tiles' exceeds ``DISTANCE_LIMIT``. Printed:
 - the real tiles' shares at 0 and 255 and their TV to the built-in training histogram;
@@ -19,9 +19,10 @@ import dataclasses
 import _bench
 import numpy as np
 
-from salt_tf import interpret, sections
-from salt_tf.data import load_train
-from salt_tf.synthetic_sections import make_volume
+from salt_tf.run import tile_stats
+from salt_tf.seismic import qc, sections
+from salt_tf.tiles.data import load_train
+from salt_tf.seismic.synthetic import make_volume
 
 GAINS = (0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 10.0)
 
@@ -29,14 +30,14 @@ GAINS = (0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 10.0)
 def figures(grey: np.ndarray) -> tuple[float, float, float, bool]:
     """What segment.py's check (built-in training histogram) says of these grey levels, taken as one
     line: shares at grey 0 and 255, the TV distance, and whether it warns."""
-    check = interpret.DomainCheck()
+    check = qc.DomainCheck()
     check.add_line(grey.reshape(-1, grey.shape[-1]))
     s = check.summary()
     return s["clipped_low"], s["clipped_high"], s["distance"], s["warning"] is not None
 
 
 def mapped(amplitudes: np.ndarray, gain_factor: float) -> np.ndarray:
-    amap = sections.amplitude_map(amplitudes, sections.DEFAULT_TILE_STATS)
+    amap = sections.amplitude_map(amplitudes, tile_stats.DEFAULT_TILE_STATS)
     return dataclasses.replace(amap, gain=amap.gain * gain_factor)(amplitudes)
 
 
@@ -44,7 +45,7 @@ def main() -> None:
     parser = _bench.parser(__doc__, tgs=True)
     parser.add_argument("--groups", type=int, default=400, help="random groups of 8 tiles (default: 400)")
     args = parser.parse_args()
-    _bench.header(f"limits: clipped {interpret.CLIP_LIMIT:.0%} at either end, TV {interpret.DISTANCE_LIMIT}")
+    _bench.header(f"limits: clipped {qc.CLIP_LIMIT:.0%} at either end, TV {qc.DISTANCE_LIMIT}")
     images = load_train(args.tgs).images  # (N, 101, 101) uint8
     low, high, tv, _ = figures(images)
     print(f"real tiles ({len(images)}): {100 * low:.3f}% at 0, {100 * high:.3f}% at 255, TV {tv:.3f} "

@@ -11,7 +11,7 @@ the fastest rounds.
     python benchmarks/encoder_speed.py --rounds 2 --encoders resnet18 --size 64 --batch-size 2   # seconds
     python benchmarks/encoder_speed.py --rounds 20 --encoders resnet18,resnet34,resnext50
 
-Encoder names: anything `salt_tf.encoders.build_encoder` knows, plus `<name>_sm` for sm's own
+Encoder names: anything `salt_tf.model.encoders.build_encoder` knows, plus `<name>_sm` for sm's own
 backbone (for ResNeXts: the Lambda/slice grouped convs).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from salt_tf import encoders, layers
+from salt_tf.model import encoders, layers
 
 
 def build(name: str, size: int) -> keras.Model:

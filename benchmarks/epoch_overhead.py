@@ -3,10 +3,10 @@
 One process, the real training tiles through the real input pipeline (albumentations + tf.data),
 resnet18 + scSE at ``--size`` in bfloat16, SGD + BCE, ``fit()`` with validation as training runs it:
 
-- ``ours``: ``salt_tf.pipeline`` as it is: tf.data's autotuner off, fixed parallelism;
+- ``ours``: ``salt_tf.tiles.pipeline`` as it is: tf.data's autotuner off, fixed parallelism;
 - ``autotuned``: the same pipeline with tf.data's autotuner on (``AUTOTUNE`` parallelism and
   prefetch), as salt_tf had it before: deleting an autotuned iterator, which Keras does at the
-  start of each epoch, waited 3-12 s for the autotuner's thread (see ``salt_tf/pipeline.py``);
+  start of each epoch, waited 3-12 s for the autotuner's thread (see ``salt_tf/tiles/pipeline.py``);
 - ``bare``: ``train_on_batch`` on batches already in memory plus ``predict`` of the validation
   tiles: the floor that the epochs are held against.
 
@@ -24,11 +24,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from salt_tf import pipeline
-from salt_tf.config import Config
-from salt_tf.data import load_train
-from salt_tf.losses import BCEWithLogits
-from salt_tf.model import build_unet
+from salt_tf.tiles import pipeline
+from salt_tf.run.config import Config
+from salt_tf.tiles.data import load_train
+from salt_tf.model.losses import BCEWithLogits
+from salt_tf.model.unet import build_unet
 
 
 class EpochTimes(keras.callbacks.Callback):

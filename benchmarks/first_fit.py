@@ -2,9 +2,9 @@
 
 A tf.function that creates variables on its first call is traced twice (once creating them, once
 without). Keras' optimizers make their slots (SGD's momentum, Adam's moments) on their first
-apply, inside the traced training step, unless built before: salt_tf.train builds them at compile.
+apply, inside the traced training step, unless built before: salt_tf.training.train builds them at compile.
 Per round and phase, a fresh U-Net of ``--encoder`` at ``--size`` is compiled as that phase is
-(its optimizer, ``salt_tf.losses.phase_loss``, the competition metric), once left to Keras and once
+(its optimizer, ``salt_tf.model.losses.phase_loss``, the competition metric), once left to Keras and once
 built at compile; then one fit() of ``--steps`` steps, and the number of times the training step
 was traced. The two alternate round by round; printed: each round's seconds, the ratios built /
 unbuilt and the trace counts.
@@ -19,11 +19,11 @@ import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
 import keras
 import numpy as np
 
-from salt_tf.config import Config
-from salt_tf.keras_metrics import CompetitionScore
-from salt_tf.losses import phase_loss
-from salt_tf.model import build_unet
-from salt_tf.optimizers import FusedAdamW
+from salt_tf.run.config import Config
+from salt_tf.model.keras_metrics import CompetitionScore
+from salt_tf.model.losses import phase_loss
+from salt_tf.model.unet import build_unet
+from salt_tf.training.optimizers import FusedAdamW
 
 
 def main() -> None:

@@ -24,33 +24,33 @@ from pathlib import Path
 import _bench
 import numpy as np
 
-from salt_tf.folds import read_folds
+from salt_tf.tiles.folds import read_folds
 
 MARGIN = 0.12  # the test's
 
 
 def train(data: Path, out: Path, seed: int, bf16: bool = False, broken: str = "", epochs: int = 4) -> str:
-    import salt_tf.machine
-    import salt_tf.train
-    from salt_tf.config import Config
+    import salt_tf.common.machine
+    import salt_tf.training.train
+    from salt_tf.run.config import Config
 
-    policy, load = salt_tf.machine.mixed_policy, salt_tf.train.load_train
+    policy, load = salt_tf.common.machine.mixed_policy, salt_tf.training.train.load_train
     # forced both ways: on a CPU with native bfloat16 the machine's own policy would make every run bfloat16
-    salt_tf.machine.mixed_policy = lambda: "mixed_bfloat16" if bf16 else None
+    salt_tf.common.machine.mixed_policy = lambda: "mixed_bfloat16" if bf16 else None
     if broken == "shuffled masks":
         def shuffled(root):
             tiles = load(root)
             return dataclasses.replace(tiles, masks=tiles.masks[np.random.default_rng(0).permutation(len(tiles.masks))])
-        salt_tf.train.load_train = shuffled
+        salt_tf.training.train.load_train = shuffled
     config = Config(data=str(data), out=str(out), size=32, encoder="resnet18", encoder_weights=None, batch_size=8,
                     phase1_epochs=epochs, phase1_lr=0.0 if broken == "learning rate 0" else 0.05, phase2_epochs=0,
                     folds=4, fold=0, seed=seed, mixed_precision=True)
     start = time.perf_counter()
     try:
-        report = salt_tf.train.run(config, log=lambda line: None)
-        tiles = salt_tf.train.load_train(data)  # shuffled as training had them
+        report = salt_tf.training.train.run(config, log=lambda line: None)
+        tiles = salt_tf.training.train.load_train(data)  # shuffled as training had them
     finally:
-        salt_tf.machine.mixed_policy, salt_tf.train.load_train = policy, load
+        salt_tf.common.machine.mixed_policy, salt_tf.training.train.load_train = policy, load
     folds = read_folds(out / "folds.csv", ids=tiles.ids).set_index("id").loc[tiles.ids, "fold"].to_numpy()
     masks = tiles.masks[folds == 0]
     everywhere, no_salt = masks.mean(), np.mean([m.max() == 0 for m in masks])
@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="where the runs go (default: a temporary folder)")
     args = parser.parse_args()
     _bench.header(f"the test's rule: pixel IoU > salt everywhere + {MARGIN}; {args.epochs} epochs")
-    from salt_tf import synthetic
+    from salt_tf.tiles import synthetic
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)

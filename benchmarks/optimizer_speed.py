@@ -16,9 +16,9 @@ import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
 import keras
 import numpy as np
 
-from salt_tf.losses import LovaszHinge
-from salt_tf.model import build_unet
-from salt_tf.optimizers import FusedAdamW
+from salt_tf.model.losses import LovaszHinge
+from salt_tf.model.unet import build_unet
+from salt_tf.training.optimizers import FusedAdamW
 
 
 def main() -> None:

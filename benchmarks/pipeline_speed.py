@@ -1,7 +1,7 @@
 """Does the input pipeline keep the model fed?
 
 Measures, in one process on the real tiles (../shared/tgs, or SALT_TF_TGS_DIR):
-  1. pipeline throughput: augmented tiles/s of salt_tf.pipeline.train_dataset alone;
+  1. pipeline throughput: augmented tiles/s of salt_tf.tiles.pipeline.train_dataset alone;
   2. model throughput: training tiles/s of fit() on batches already in memory;
   3. fit() on the real pipeline against fit() on the same batches held in memory.
 Targets (issue 4): (1) >= 3x (2), and (3) within 10%.
@@ -17,11 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from salt_tf.config import Config
-from salt_tf.data import load_train
-from salt_tf.losses import BCEWithLogits
-from salt_tf.model import build_unet
-from salt_tf.pipeline import train_dataset
+from salt_tf.run.config import Config
+from salt_tf.tiles.data import load_train
+from salt_tf.model.losses import BCEWithLogits
+from salt_tf.model.unet import build_unet
+from salt_tf.tiles.pipeline import train_dataset
 
 
 def pipeline_rate(dataset, batches: int) -> float:

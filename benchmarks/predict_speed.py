@@ -1,4 +1,4 @@
-"""Inference speed: end-to-end `salt_tf.predict.run` against bare forward passes, in one process.
+"""Inference speed: end-to-end `salt_tf.inference.predict.run` against bare forward passes, in one process.
 
 A run folder of random-init U-Nets (default 5 folds of resnet34 at 128x128) is exported to a
 temporary folder, then the real test tiles are predicted with flip TTA, i.e. 5 folds x 2 = 10
@@ -6,7 +6,7 @@ forward passes over every tile. Two things are timed, interleaved round by round
 other processes on a shared machine hits both alike (medians over rounds; CPU time is printed too,
 as it moves less than wall time when other processes compete for the cores):
 
-  end-to-end  `salt_tf.predict.run`: load the SavedModels, read the PNGs, resize, ensemble + TTA,
+  end-to-end  `salt_tf.inference.predict.run`: load the SavedModels, read the PNGs, resize, ensemble + TTA,
               threshold, write and re-check the submission CSV (the command a user runs).
   bare        Keras `model.predict` of each fold's model on the same tiles, preloaded as
               (N, S, S, 1) float32 tensors, plain and mirrored: the same 10 forward passes and
@@ -34,11 +34,11 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from salt_tf import pipeline
-from salt_tf import predict as predict_mod
-from salt_tf.config import Config
-from salt_tf.data import _folder_ids, load_images
-from salt_tf.model import build_unet
+from salt_tf.tiles import pipeline
+from salt_tf.inference import predict as predict_mod
+from salt_tf.run.config import Config
+from salt_tf.tiles.data import _folder_ids, load_images
+from salt_tf.model.unet import build_unet
 
 
 def make_run(run_dir: Path, encoder: str, size: int, folds: int) -> list[keras.Model]:

@@ -8,10 +8,10 @@ Everything runs through the project's own code paths:
    beside the project) are split, stratified by depth, into a training pool and a held-out split
    (``--holdout``, default 0.2). Both are written as data folders of symlinks in Kaggle's layout
    under ``OUT/data``; nothing is copied.
-2. ``salt_tf.train.run`` trains on the pool, fold ``--fold`` (default 0) of ``--folds``, under
+2. ``salt_tf.training.train.run`` trains on the pool, fold ``--fold`` (default 0) of ``--folds``, under
    ``--budget-min`` (from the preset); the fold's validation split picks the best epoch and tunes
    the threshold. Every train.py flag works here too.
-3. ``salt_tf.predict.run`` predicts the held-out images with flip TTA and the tuned threshold and
+3. ``salt_tf.inference.predict.run`` predicts the held-out images with flip TTA and the tuned threshold and
    minimum salt area, writing ``OUT/holdout_submission.csv`` and a grid of overlays (``OUT/overlays.png``).
 4. The submission is decoded again and scored against the held-out masks with the competition
    metric. ``OUT/holdout.json`` records the scores, the times, the seeds and the machine.
@@ -28,12 +28,13 @@ import _bench  # start-up: the project on sys.path, quiet TensorFlow logs
 import numpy as np
 import pandas as pd
 
-from salt_tf import config as config_mod
-from salt_tf import folds as folds_mod
-from salt_tf import machine, rle
-from salt_tf.atomic import write_text
-from salt_tf.data import load_train, read_mask
-from salt_tf.metrics import competition_score
+from salt_tf.run import config as config_mod
+from salt_tf.tiles import folds as folds_mod
+from salt_tf.common import machine
+from salt_tf.tiles import rle
+from salt_tf.common.atomic import write_text
+from salt_tf.tiles.data import load_train, read_mask
+from salt_tf.tiles.metrics import competition_score
 
 
 def split_holdout(tgs: Path, out: Path, fraction: float, seed: int) -> tuple[Path, Path, np.ndarray]:
@@ -89,7 +90,8 @@ def main() -> None:
         config = dataclasses.replace(config, fold=0)
     out = Path(config.out)
 
-    from salt_tf import predict, train  # after argument parsing: importing TensorFlow takes seconds
+    from salt_tf.inference import predict
+    from salt_tf.training import train  # after argument parsing: importing TensorFlow takes seconds
 
     _bench.header()
     started = time.perf_counter()

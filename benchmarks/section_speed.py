@@ -2,11 +2,11 @@
 cost of the uncertainty and of each output, and peak memory for a volume and one twice as long.
 
 Speed, in one process, interleaved round by round (medians; CPU time too, as it moves less than wall
-time on a shared machine): a synthetic 3-D SEG-Y volume goes through ``salt_tf.segment.run`` (read
+time on a shared machine): a synthetic 3-D SEG-Y volume goes through ``salt_tf.seismic.segment.run`` (read
 each line, map amplitudes, cut windows, predict every member, blend, then mask, surfaces, bodies,
 domain check, the two SEG-Y copies and figures), once with the uncertainty (members kept apart, the
 default) and once without (``predict_probs``' mean only); the same number of windows, cut from that
-volume beforehand, goes through ``salt_tf.predict.predict_probs`` alone. All use one loaded
+volume beforehand, goes through ``salt_tf.inference.predict.predict_probs`` alone. All use one loaded
 ensemble, warmed up first, so none pays for tracing. Target: the section path >= 90% of
 predict_probs' tiles/s. The run's own timings (``segment.json``) give each output's share.
 
@@ -43,7 +43,7 @@ def peak_rss_mb() -> float:
 
 def memory_child(run_dir: str, volume: str, out: str) -> None:
     """One segment.run in this (fresh) interpreter; print the peak resident set as JSON."""
-    from salt_tf.segment import run
+    from salt_tf.seismic.segment import run
 
     summary = run(run_dir, volume, out, progress=False, log=lambda line: None)
     print(json.dumps({"peak_rss_mb": peak_rss_mb(), "windows": summary["windows"]}))
@@ -52,8 +52,8 @@ def memory_child(run_dir: str, volume: str, out: str) -> None:
 def make_run(run_dir: Path, encoder: str, size: int, folds: int) -> None:
     import keras
 
-    from salt_tf.config import Config
-    from salt_tf.model import build_unet
+    from salt_tf.run.config import Config
+    from salt_tf.model.unet import build_unet
 
     for fold in range(folds):
         keras.utils.set_random_seed(fold)
@@ -70,10 +70,11 @@ def main(argv=None) -> None:
 
     import numpy as np
 
-    from salt_tf import sections, synthetic_sections
-    from salt_tf.predict import load_ensemble, predict_members, predict_probs
-    from salt_tf.segment import run as segment_run
-    from salt_tf.seiswrite import write_segy_volume
+    from salt_tf.run import tile_stats
+    from salt_tf.seismic import sections, synthetic as synthetic_sections
+    from salt_tf.inference.predict import load_ensemble, predict_members, predict_probs
+    from salt_tf.seismic.segment import run as segment_run
+    from salt_tf.seismic.seiswrite import write_segy_volume
 
     _bench.header()
     with tempfile.TemporaryDirectory(prefix="section_speed.") as tmp:
@@ -92,7 +93,7 @@ def main(argv=None) -> None:
             return predict_members(ensemble, tiles, batch_size=args.batch_size)
 
         # The same windows the section path cuts, for predict_probs alone.
-        stats = sections.read_tile_stats(run_dir, log=lambda line: None)
+        stats = tile_stats.read_tile_stats(run_dir, log=lambda line: None)
         amap = sections.amplitude_map(cube[: args.lines], stats)
         windows = np.concatenate([sections.windows(amap(line.T))[0] for line in cube[: args.lines]])
         mean_model(windows[: args.batch_size])  # trace and warm up once, for all

@@ -3,7 +3,7 @@ boundary is off sideways by a fraction of a trace (issue 18's 95%-within-3-sampl
 
     python benchmarks/top_of_salt_ceiling.py [--seed 0]
 
-No model: the true mask of ``python -m salt_tf.synthetic sections`` (``write_sections``, into a
+No model: the true mask of ``python -m salt_tf.tiles.synthetic sections`` (``write_sections``, into a
 temporary folder), its top of salt per trace (``interpret.trace_surfaces``), and the top that a boundary displaced by d traces
 along the crosslines (or the inlines) would give, read off the true top by linear interpolation
 between a trace and its neighbour (both with salt). On a flank that dips s samples per trace the
@@ -18,8 +18,8 @@ from pathlib import Path
 import _bench
 import numpy as np
 
-from salt_tf import interpret
-from salt_tf.synthetic_sections import write_sections
+from salt_tf.seismic import interpret
+from salt_tf.seismic.synthetic import write_sections
 
 DISPLACEMENTS = (0.1, 0.25, 0.5, 1.0)
 

@@ -6,14 +6,14 @@ issue 18's target (95% of traces within 3 samples) a run's own draw decides.
 Per seed and fit, in fresh processes as a user runs them: one fold of the demo preset trained for
 10 + 5 epochs (``train.py --preset demo --folds 5 --fold 0 --size 128 --phase1-epochs 10
 --phase2-epochs 5 --phase2-patience 2 --seed S --fit F``, about 15 minutes each on 2 cores), then
-``segment.py --truth`` on the volume of ``python -m salt_tf.synthetic sections --sections``, inline
+``segment.py --truth`` on the volume of ``python -m salt_tf.seismic.synthetic sections``, inline
 and ``--direction both``, at the run's boundary threshold. Then, in this process: each run on 200
 fresh synthetic tiles and on the volume's own inline windows (the tile path, no blending), and the
 runs of one fit averaged (``both``'s probabilities) over thresholds. With ``--five-folds``, the first
 seed's resized run is joined by folds 1-4 of the same command (``--fold K`` processes into one run
 folder, the README's way: about an hour more) and segmented as the others, then each of its five
 folds alone (``--direction both`` at that fold's own boundary threshold, from the report
-``salt_tf.report`` writes for it as training does). Runs and outputs already
+``salt_tf.run.report`` writes for it as training does). Runs and outputs already
 in ``--out`` are reused; every line is also appended to ``DIR/results.txt``.
 """
 from __future__ import annotations
@@ -28,10 +28,13 @@ import _bench
 from _bench import say
 import numpy as np
 
-from salt_tf import interpret, metrics, predict, sections, synthetic
-from salt_tf.data import load_train
-from salt_tf.report import write_report
-from salt_tf.synthetic_sections import write_sections
+from salt_tf.seismic import interpret, sections
+from salt_tf.tiles import metrics, synthetic
+
+from salt_tf.inference import predict
+from salt_tf.tiles.data import load_train
+from salt_tf.run.report import write_report
+from salt_tf.seismic.synthetic import write_sections
 
 RECIPE = ("--preset", "demo", "--folds", "5", "--size", "128", "--phase1-epochs", "10", "--phase2-epochs", "5",
           "--phase2-patience", "2")

@@ -5,7 +5,7 @@ validation volumes, then its result on the README's volume, which played no part
     python benchmarks/top_of_salt_snap.py --real REAL_DIR
 
 
-Volumes: ``python -m salt_tf.synthetic sections --sections --seed S`` for S = 1 and 2 (validation)
+Volumes: ``python -m salt_tf.seismic.synthetic sections --seed S`` for S = 1 and 2 (validation)
 and 0 (the README's). Each is segmented once by ``segment.py --direction both --truth`` in a fresh
 process, unsnapped (its mask and probability kept in ``DIR``). Then, in this process, every line's
 top is snapped by ``interpret.snap_top`` as ``segment.py`` does it (the same amplitude centre and
@@ -34,9 +34,10 @@ import _bench
 from _bench import say
 import numpy as np
 
-from salt_tf import interpret, sections
-from salt_tf.data import read_image, read_mask
-from salt_tf.synthetic_sections import write_sections
+from salt_tf.run import tile_stats
+from salt_tf.seismic import interpret, sections
+from salt_tf.tiles.data import read_image, read_mask
+from salt_tf.seismic.synthetic import write_sections
 
 VOLUMES = {"seed 1 (validation)": 1, "seed 2 (validation)": 2, "seed 0 (README, test)": 0}
 WINDOWS = (16, 24, 32, 40)
@@ -66,7 +67,7 @@ class Lines:
     def __init__(self, run: Path, volume: Path, seg: Path):
         summary = json.loads((seg / "segment.json").read_text())
         amap = summary["amplitude_map"]
-        stats = sections.read_tile_stats(run, lambda line: None)
+        stats = tile_stats.read_tile_stats(run, lambda line: None)
         self.centre, self.scale = amap["centre"], sections.amplitude_scale(stats, amap["gain"])
         self.amplitudes = np.load(volume / "volume.npy")
         self.probability = np.load(seg / "probability.npy").astype(np.float32)
@@ -85,7 +86,7 @@ class Lines:
 
 def real_tiles(real: Path) -> None:
     """The snapped top against the labelled one on the real held-out tiles of ``real_data.py``'s folder."""
-    from salt_tf.predict import load_ensemble, predict_probs
+    from salt_tf.inference.predict import load_ensemble, predict_probs
 
     held = real / "data" / "holdout"
     ids = sorted(p.stem for p in (held / "images").glob("*.png"))

@@ -21,9 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from salt_tf.losses import BCEWithLogits
-from salt_tf.machine import fast_bfloat16
-from salt_tf.model import build_unet
+from salt_tf.model.losses import BCEWithLogits
+from salt_tf.common.machine import fast_bfloat16
+from salt_tf.model.unet import build_unet
 
 # The policy training takes here: mixed bfloat16 only where the CPU computes it natively.
 _POLICY = "mixed_bfloat16" if fast_bfloat16() else "float32"

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from salt_tf.data import real_data_dir
+from salt_tf.tiles.data import real_data_dir
 from scripts import TINY, start_cli
 
 # The order in which xdist hands whole files to the two workers (pyproject.toml: --dist loadfile
 # --no-loadscope-reorder), the rest after these in their own order. test_train.py starts the
 # session's tiny run (two training processes: both cores) while the other worker waits for it in
-# test_predict.py, which then goes on to test_runfolder.py's kill sweep (one process for about two
+# test_predict.py, which then goes on to test_folder.py's kill sweep (one process for about two
 # minutes) beside the rest of test_train.py; the kill sweep no longer runs alone at the end, nor
 # beside the tiny run. benchmarks/RESULTS.md, "Eighth session: back under the limit".
-FIRST = ("test_train.py", "test_predict.py", "test_runfolder.py", "test_encoders.py", "test_model.py",
+FIRST = ("test_train.py", "test_predict.py", "test_folder.py", "test_encoders.py", "test_unet.py",
          "test_distributed.py", "test_segment_surveys.py", "test_layers.py", "test_segment.py")
 
 
@@ -55,7 +55,7 @@ def _shared(tmp_path_factory, name: str):
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """A synthetic data set of 40 training and 12 test tiles."""
-    from salt_tf import synthetic
+    from salt_tf.tiles import synthetic
 
     with _shared(tmp_path_factory, "data") as (folder, done):
         if not done:

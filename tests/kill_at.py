@@ -120,7 +120,7 @@ def serve() -> None:
     import tensorboard.summary.v2  # noqa: F401  (TensorFlow imports it at the first scalar logged: 0.5-0.7 s a child)
     import tensorflow as tf
 
-    import salt_tf.train  # noqa: F401
+    import salt_tf.training.train  # noqa: F401
 
     for line in sys.stdin:
         request = json.loads(line)

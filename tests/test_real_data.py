@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from salt_tf import synthetic
-from salt_tf.data import load_images, load_train
+from salt_tf.tiles import synthetic
+from salt_tf.tiles.data import load_images, load_train
 from scripts import load_script
 
 
@@ -26,7 +26,7 @@ def test_holdout_split_is_disjoint_complete_and_loadable(tmp_path):
     with pytest.raises(SystemExit, match="holds another split"):
         real_data.split_holdout(data, tmp_path / "split", fraction=0.2, seed=1)
     # The scorer reads a submission back: a perfect one scores 1.
-    from salt_tf.predict import write_submission
+    from salt_tf.inference.predict import write_submission
 
     masks = np.stack([everything.masks[index[i]] for i in ids])
     write_submission(tmp_path / "perfect.csv", ids, masks)

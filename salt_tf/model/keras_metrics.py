@@ -1,0 +1,50 @@
+"""The competition score as a Keras metric, so that fit() can monitor it on logits.
+
+Same rule as salt_tf.tiles.metrics (the NumPy reference): per image, the fraction of IoU thresholds
+0.50:0.05:0.95 cleared (strictly), empty truth + empty prediction = 1; mean over images.
+"""
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from salt_tf.tiles.metrics import THRESHOLD_DENOMINATOR, THRESHOLD_NUMERATORS
+
+
+def image_scores(y_true, logits):
+    """Per-image competition score of ``logits > 0`` against ``y_true > 0.5``, shape (B,)."""
+    batch = ops.shape(logits)[0]
+    truth = ops.reshape(ops.cast(y_true, "float32") > 0.5, (batch, -1))
+    pred = ops.reshape(ops.cast(logits, "float32") > 0.0, (batch, -1))
+    intersection = ops.sum(ops.cast(ops.logical_and(truth, pred), "float32"), axis=-1)
+    union = ops.sum(ops.cast(ops.logical_or(truth, pred), "float32"), axis=-1)
+    numerators = ops.convert_to_tensor(THRESHOLD_NUMERATORS, dtype="float32")
+    # Pixel counts are exact in float32 (< 2**24), so the comparison is exact too.
+    clears = THRESHOLD_DENOMINATOR * intersection[:, None] > numerators[None, :] * union[:, None]
+    scores = ops.mean(ops.cast(clears, "float32"), axis=-1)
+    return ops.where(union == 0, 1.0, scores)
+
+
+@keras.saving.register_keras_serializable(package="salt_tf")
+class CompetitionScore(keras.metrics.Metric):
+    """Mean per-image competition score over every image seen since the last reset."""
+
+    def __init__(self, name: str = "score", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        scores = image_scores(y_true, y_pred[..., :1])  # channel 0: a model's auxiliary heads follow it
+        weights = ops.ones_like(scores) if sample_weight is None else ops.reshape(
+            ops.cast(sample_weight, "float32"), (-1,)
+        )
+        self.total.assign(self.total + ops.sum(scores * weights))
+        self.count.assign(self.count + ops.sum(weights))
+
+    def result(self):
+        return ops.divide_no_nan(self.total, self.count)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)

@@ -1,0 +1,1 @@
+"""Whole surveys: SEG-Y in and out, sections and windows, segmentation, what interpreters take away, QC, the Dask path and synthetic sections. Imports ``inference`` and the packages below it, never ``training``."""

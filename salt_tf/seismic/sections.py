@@ -1,0 +1,201 @@
+"""Whole sections, not tiles: amplitudes -> 8-bit grey levels -> overlapping 101x101 windows ->
+any tile model -> probabilities blended back into the section.
+
+Pure NumPy, no TensorFlow: the model is any callable mapping uint8 windows (N, 101, 101) to
+probabilities (N, 101, 101) (``salt_tf.seismic.segment`` passes the fold ensemble through
+``salt_tf.inference.predict.predict_probs``; tests pass a stand-in). The shape follows MONAI's
+``sliding_window_inference``: windows on a regular grid over the reflection-padded section,
+predicted in batches, each weighted by a smooth window and divided by the summed weights.
+
+A section here is (samples, traces): the sample (time/depth) axis vertical, as in the tiles.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from salt_tf.common.errors import SectionError
+
+TILE = 101
+DEFAULT_STRIDE = 50  # about half a tile: every pixel is seen by ~4 windows, away from their edges
+MIN_SIDE = 11  # below this a window would be >90% mirror image in that direction; refused
+
+# The default percentile of the mapping: 95, because above it the real tiles saturate (2% of their
+# pixels sit at 0 or 255, so the 98th-99.5th percentiles all read 120 grey levels).
+DEFAULT_PERCENTILE = 95.0
+
+
+# --- amplitudes -> grey levels ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AmplitudeMap:
+    """grey = clip(median_tiles + gain * (amplitude - centre), 0, 255), rounded to uint8.
+
+    The rule: the ``percentile``-th percentile of |amplitude - centre| over the input (``centre``
+    its median, sampled for big volumes) lands on the same percentile of |grey - median| of the
+    training tiles, so the input's spread of amplitudes matches what the model saw.
+    """
+    centre: float
+    gain: float
+    median: float
+
+    def __call__(self, amplitudes: np.ndarray) -> np.ndarray:
+        grey = self.median + self.gain * (np.asarray(amplitudes, dtype=np.float32) - self.centre)
+        return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+
+    def filled(self, amplitudes: np.ndarray, live: np.ndarray) -> np.ndarray:
+        """Amplitudes (traces, samples) with the traces that hold no data (``live`` false) set to the
+        centre, which maps to the training tiles' median grey: neutral where the windows need a value."""
+        return np.where(np.asarray(live)[:, None], amplitudes, self.centre)
+
+
+def training_spread(stats: dict, percentile: float) -> float:
+    table = {float(q): float(v) for q, v in stats["abs_dev_percentiles"].items()}
+    qs = np.array(sorted(table))
+    if not qs[0] <= percentile <= qs[-1]:
+        raise SectionError(f"amplitude percentile {percentile}: must lie within {qs[0]}..{qs[-1]}, "
+                           f"the percentiles recorded from the training tiles")
+    return float(np.interp(percentile, qs, [table[q] for q in qs]))
+
+
+def amplitude_scale(stats: dict, gain: float, percentile: float = 95.0) -> float:
+    """The amplitude (from the centre) that a map of ``gain`` puts on the training tiles'
+    ``percentile`` of |grey - median|: under the default mapping, the input's own 95th percentile
+    of |amplitude - centre|, whatever ``--amp-percentile`` chose."""
+    return training_spread(stats, percentile) / gain
+
+
+def amplitude_map(sample: np.ndarray, stats: dict, percentile: float = DEFAULT_PERCENTILE, name: str = "input",
+                  clip: float | None = None, centre: float | None = None) -> AmplitudeMap:
+    """The map for an input from a sample of its amplitudes (or a given ``clip`` / ``centre``)."""
+    sample = np.asarray(sample, dtype=np.float64).ravel()
+    if centre is None:
+        centre = float(np.median(sample))
+    if clip is None:
+        clip = float(np.percentile(np.abs(sample - centre), percentile))
+    if not clip > 0:
+        raise SectionError(f"{name}: amplitudes are constant (all {centre:g}); nothing to segment")
+    return AmplitudeMap(centre=float(centre), gain=training_spread(stats, percentile) / clip,
+                        median=float(stats["median"]))
+
+
+# --- windows and blending -----------------------------------------------------------------------
+
+def starts(length: int, stride: int, tile: int = TILE) -> tuple[np.ndarray, int, int]:
+    """Window starts over a padded axis and its padding (before, after).
+
+    The axis is padded by ``(tile - stride) // 2`` before, so that its first pixel sits inside a
+    window rather than at its low-weight edge, and after until the last window fits.
+    """
+    before = (tile - stride) // 2
+    n = max(1, int(np.ceil((length + 2 * before - tile) / stride)) + 1)
+    after = (n - 1) * stride + tile - length - before
+    return np.arange(n) * stride, before, after
+
+
+def weight_window(tile: int = TILE, floor: float = 0.02) -> np.ndarray:
+    """A 2-D Hann window with a floor: smooth towards the edges so that seams fade out, and positive
+    everywhere so that every pixel's summed weight is > 0 and an identity model blends exactly."""
+    i = np.arange(tile, dtype=np.float64)
+    hann = np.sin(np.pi * (i + 0.5) / tile) ** 2
+    w1 = floor + (1.0 - floor) * hann
+    return np.outer(w1, w1).astype(np.float32)
+
+
+def check_stride(stride: int) -> None:
+    if not 1 <= stride <= TILE:
+        raise SectionError(f"--stride {stride}: must be within 1..{TILE} so that windows cover the section")
+
+
+def check_side(size: int, what: str, name) -> None:
+    """A section must have MIN_SIDE samples and traces at least, to be padded to a tile."""
+    if size < MIN_SIDE:
+        raise SectionError(f"{name}: {size} {what} is too few; padding a section to a {TILE}x{TILE} "
+                           f"tile needs at least {MIN_SIDE}")
+
+
+def check_finite(values: np.ndarray, name, axes: tuple[str, ...] = ("sample", "trace")) -> None:
+    """Refuse NaN or infinite amplitudes, naming how many and where the first one is."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = ", ".join(f"{axis} {i}" for axis, i in zip(axes, np.argwhere(bad)[0]))
+        raise SectionError(f"{name}: NaN or infinite amplitudes ({int(bad.sum())} values, first at {first})")
+
+
+def check_section(section: np.ndarray, name) -> None:
+    if section.ndim != 2:
+        raise SectionError(f"{name}: expected a 2-D section, got shape {section.shape}")
+    check_side(section.shape[0], "samples", name)
+    check_side(section.shape[1], "traces", name)
+    check_finite(section, name)
+
+
+def count_windows(length_a: int, length_b: int, stride: int) -> int:
+    """How many windows ``windows`` cuts from a section of ``length_a`` x ``length_b`` at ``stride``."""
+    return len(starts(length_a, stride)[0]) * len(starts(length_b, stride)[0])
+
+
+def windows(grey: np.ndarray, stride: int = DEFAULT_STRIDE) -> tuple[np.ndarray, tuple]:
+    """All windows (N, 101, 101) of a uint8 section (H, W) and the layout to blend them back."""
+    check_stride(stride)
+    ys, top, bottom = starts(grey.shape[0], stride)
+    xs, left, right = starts(grey.shape[1], stride)
+    padded = np.pad(grey, ((top, bottom), (left, right)), mode="reflect")
+    view = np.lib.stride_tricks.sliding_window_view(padded, (TILE, TILE))[::stride, ::stride]
+    out = np.ascontiguousarray(view[: len(ys), : len(xs)]).reshape(-1, TILE, TILE)
+    return out, (grey.shape, padded.shape, ys, xs, top, left)
+
+
+def blend(probs: np.ndarray, layout: tuple, weight: np.ndarray | None = None) -> np.ndarray:
+    """Weighted average of overlapping window probabilities, cropped back to the section.
+
+    ``probs`` (N, 101, 101) gives (H, W); members' windows (M, N, 101, 101) give (M, H, W), each
+    member blended on its own."""
+    shape, padded_shape, ys, xs, top, left = layout
+    weight = weight_window() if weight is None else weight
+    members = probs if probs.ndim == 4 else probs[None]
+    acc = np.zeros((len(members),) + padded_shape, dtype=np.float64)
+    total = np.zeros(padded_shape, dtype=np.float64)
+    k = 0
+    for y in ys:
+        for x in xs:
+            acc[:, y : y + TILE, x : x + TILE] += weight * members[:, k]
+            total[y : y + TILE, x : x + TILE] += weight
+            k += 1
+    out = (acc / total)[:, top : top + shape[0], left : left + shape[1]].astype(np.float32)
+    return out if probs.ndim == 4 else out[0]
+
+
+Model = Callable[[np.ndarray], np.ndarray]
+
+
+def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAULT_STRIDE
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Salt probability and its uncertainty (each (H, W)) of each uint8 section (H, W).
+
+    ``model`` maps windows (N, 101, 101) to probabilities (N, 101, 101), or to its members'
+    probabilities (M, N, 101, 101) (the folds x flips of an ensemble). Each member is blended over
+    the windows; the probability is the members' mean, the uncertainty their standard deviation
+    (0 for a single member). The windows of all the sections go to the model in one call, so that
+    short lines still fill its batches."""
+    cut = [windows(grey, stride) for grey in greys]
+    tiles = np.concatenate([c[0] for c in cut])
+    probs = np.asarray(model(tiles), dtype=np.float32)
+    if probs.shape == tiles.shape:
+        probs = probs[None]
+    if probs.ndim != 4 or probs.shape[1:] != tiles.shape:
+        raise ValueError(f"the model returned {probs.shape} for windows {tiles.shape}")
+    ends = np.cumsum([len(c[0]) for c in cut])
+    out = []
+    for p, c in zip(np.split(probs, ends[:-1], axis=1), cut):
+        members = blend(p, c[1])
+        out.append((members.mean(axis=0), members.std(axis=0)))
+    return out
+
+
+def segment_section(grey: np.ndarray, model: Model, stride: int = DEFAULT_STRIDE) -> np.ndarray:
+    """Salt probability (H, W) of a uint8 section (H, W) from a tile model, blended over windows."""
+    return segment_sections([grey], model, stride)[0][0]

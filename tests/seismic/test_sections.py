@@ -1,0 +1,128 @@
+"""salt_tf/seismic/sections.py: window layout, the weight window, exact blending for an identity model,
+no seams, blending beats non-overlapping tiling on the synthetic section, the amplitude map."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from salt_tf.run import tile_stats
+from salt_tf.seismic import sections
+from salt_tf.common.errors import SectionError
+from salt_tf.seismic.sections import TILE
+from salt_tf.seismic.synthetic import make_volume
+
+
+def identity(windows):
+    return windows.astype(np.float32) / 255.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(length=st.integers(sections.MIN_SIDE, 400), stride=st.integers(1, TILE))
+def test_windows_cover_the_padded_axis_and_the_section_sits_inside(length, stride):
+    starts, before, after = sections.starts(length, stride)
+    padded = before + length + after
+    assert starts[0] == 0 and starts[-1] + TILE == padded
+    assert np.all(np.diff(starts) == stride)
+    assert before >= 0 and after >= 0 and before < TILE
+
+
+def test_weight_window_is_positive_symmetric_and_peaks_in_the_middle():
+    w = sections.weight_window()
+    assert w.shape == (TILE, TILE) and w.min() > 0
+    assert np.allclose(w, w[::-1]) and np.allclose(w, w[:, ::-1]) and np.allclose(w, w.T)
+    assert w[TILE // 2, TILE // 2] == w.max() and w[0, 0] < 0.01 * w.max()
+
+
+@settings(max_examples=25, deadline=None)
+@given(height=st.integers(sections.MIN_SIDE, 260), width=st.integers(sections.MIN_SIDE, 260),
+       stride=st.sampled_from([17, 33, 50, 64, 101]), seed=st.integers(0, 2**31))
+def test_identity_model_blends_back_to_the_section_exactly_edges_included(height, width, stride, seed):
+    grey = np.random.default_rng(seed).integers(0, 256, (height, width), dtype=np.uint8)
+    out = sections.segment_section(grey, identity, stride)
+    assert out.shape == grey.shape
+    np.testing.assert_allclose(out, grey / 255.0, rtol=0, atol=1e-6)
+
+
+def test_blending_leaves_no_seams_where_windows_disagree():
+    """A model that answers each window with its own constant: tiling jumps at every tile border,
+    the weighted blend changes smoothly."""
+    rng = np.random.default_rng(0)
+    grey = np.zeros((300, 500), np.uint8)
+
+    def per_window_constant(windows):
+        return np.broadcast_to(rng.uniform(0, 1, (len(windows), 1, 1)), windows.shape).astype(np.float32)
+
+    tiled = sections.segment_section(grey, per_window_constant, stride=TILE)
+    blended = sections.segment_section(grey, per_window_constant, stride=sections.DEFAULT_STRIDE)
+    step = lambda p: max(np.abs(np.diff(p, axis=0)).max(), np.abs(np.diff(p, axis=1)).max())  # noqa: E731
+    assert step(tiled) > 0.3
+    assert step(blended) < 0.25 * step(tiled)
+
+
+def texture_model(windows):
+    """A stand-in salt detector that, like a CNN, is least sure near its window's edges: salt is
+    where the local spread of grey levels is low, measured with zero padding at the window border."""
+    out = []
+    for w in windows.astype(np.float32):
+        centred = w - 120.0
+        mean = cv2.blur(centred, (9, 9), borderType=cv2.BORDER_CONSTANT)
+        var = cv2.blur(centred**2, (9, 9), borderType=cv2.BORDER_CONSTANT) - mean**2
+        out.append(1.0 / (1.0 + np.exp((np.sqrt(np.maximum(var, 0)) - 25.0) / 3.0)))
+    return np.stack(out)
+
+
+def iou(a, b):
+    return np.count_nonzero(a & b) / max(1, np.count_nonzero(a | b))
+
+
+def test_overlapping_windows_score_at_least_as_well_as_tiling_on_the_synthetic_section():
+    amplitudes, mask = make_volume(np.random.default_rng(3), 1, 500, 250, n_bodies=3)
+    section, truth = amplitudes[0].T, mask[0].T.astype(bool)  # samples vertical
+    grey = sections.amplitude_map(section, tile_stats.DEFAULT_TILE_STATS)(section)
+    tiled = sections.segment_section(grey, texture_model, stride=TILE) > 0.5
+    blended = sections.segment_section(grey, texture_model) > 0.5
+    assert iou(blended, truth) >= iou(tiled, truth)
+    assert iou(blended, truth) > 0.5  # the stand-in does find the salt
+
+
+def test_amplitude_map_matches_the_training_percentile_and_median():
+    rng = np.random.default_rng(1)
+    amplitudes = 3000.0 * rng.standard_normal(200_000) + 50.0
+    stats = {"median": 110.0, "abs_dev_percentiles": {"90.0": 30.0, "95.0": 40.0, "99.0": 70.0}}
+    grey = sections.amplitude_map(amplitudes, stats, percentile=95.0)(amplitudes).astype(np.float64)
+    assert abs(np.median(grey) - 110.0) <= 1.0
+    assert abs(np.percentile(np.abs(grey - 110.0), 95) - 40.0) <= 1.0
+    # an explicit clip: that amplitude away from the centre lands on the training spread
+    fixed = sections.amplitude_map(amplitudes, stats, 95.0, clip=1000.0, centre=0.0)
+    assert fixed(np.array([0.0, 1000.0, -1000.0, 1e9])).tolist() == [110, 150, 70, 255]
+
+
+def test_amplitude_map_refuses_a_constant_input_and_an_unrecorded_percentile():
+    with pytest.raises(SectionError, match="section.npy: amplitudes are constant"):
+        sections.amplitude_map(np.zeros(1000), tile_stats.DEFAULT_TILE_STATS, name="section.npy")
+    with pytest.raises(SectionError, match="percentile 99.99"):
+        sections.amplitude_map(np.arange(10.0), tile_stats.DEFAULT_TILE_STATS, percentile=99.99)
+
+
+def test_tile_stats_round_trip_and_the_documented_fallback(tmp_path):
+    images = np.random.default_rng(2).integers(60, 200, (20, 101, 101), dtype=np.uint8)
+    tile_stats.write_tile_stats(tmp_path, images)
+    stats = json.loads((tmp_path / "tile_stats.json").read_text())
+    assert stats["median"] == float(np.median(images))
+    assert stats["abs_dev_percentiles"]["50.0"] == pytest.approx(np.percentile(np.abs(images - stats["median"]), 50))
+    assert tile_stats.read_tile_stats(tmp_path) == stats
+    said = []
+    assert tile_stats.read_tile_stats(tmp_path / "older", log=said.append) is tile_stats.DEFAULT_TILE_STATS
+    assert "tile_stats.json: not found" in said[0]
+
+
+def test_check_section_names_the_problem():
+    bad = np.ones((50, 60), np.float32)
+    bad[7, 9] = np.nan
+    with pytest.raises(SectionError, match=r"x.sgy line 3: NaN or infinite amplitudes \(1 values, first at sample 7, trace 9\)"):
+        sections.check_section(bad, "x.sgy line 3")
+    with pytest.raises(SectionError, match="thin.npy: 5 samples is too few"):
+        sections.check_section(np.ones((5, 200)), "thin.npy")
