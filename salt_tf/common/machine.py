@@ -45,8 +45,9 @@ def describe() -> list[str]:
     usable = usable_cores()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     gpus = len(tf.config.list_physical_devices("GPU"))
+    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "bf16"}) or ["none of avx2/avx512f/bf16"]
     return [
-        f"machine: {platform.machine()}, {cpu}, nproc {usable}, {gpus} GPU(s), load average {load}",
+        f"machine: {platform.machine()}, {cpu} ({' '.join(flags)}), nproc {usable}, {gpus} GPU(s), load average {load}",
         f"python {platform.python_version()}, tensorflow {tf.__version__}, keras {keras.__version__}",
     ]
 

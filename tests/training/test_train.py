@@ -119,15 +119,18 @@ def test_short_training_learns_in_mixed_precision(tmp_path):
     """A short training learns (in the machine's mixed precision), and the run leaves the process's
     global precision policy as it found it. Learning is judged by the out-of-fold pixel IoU (best
     over thresholds) against predicting salt everywhere, which an uninformative model reaches: on 50
-    tiles after 4 epochs the competition score against predicting no salt depends on the seed
-    (benchmarks/RESULTS.md, "The learning test, judged by pixel IoU")."""
+    tiles the competition score against predicting no salt depends on the seed (benchmarks/RESULTS.md,
+    "The learning test, judged by pixel IoU"). 6 epochs and the margin 0.16: after 4 epochs one seed
+    in bfloat16 on an AMD EPYC with AVX-512 BF16 beat salt everywhere by only 0.091; after 6, seeds
+    1-6 on four CPU arithmetics beat it by 0.301-0.449 and the broken trainings (masks shuffled,
+    learning rate 0) by 0.009-0.031 ("The learning test on every CPU")."""
     import keras
 
     from salt_tf.common.machine import mixed_policy
 
     data = synthetic.generate(tmp_path / "data", n_train=200, n_test=4, seed=11)
     config = Config(data=str(data), out=str(tmp_path / "run"), size=32, encoder="resnet18", encoder_weights=None,
-                    batch_size=8, phase1_epochs=4, phase1_lr=0.05, phase2_epochs=0, folds=4, fold=0, seed=1,
+                    batch_size=8, phase1_epochs=6, phase1_lr=0.05, phase2_epochs=0, folds=4, fold=0, seed=1,
                     mixed_precision=True)
     said = []
     report = run(config, log=said.append)
@@ -138,7 +141,7 @@ def test_short_training_learns_in_mixed_precision(tmp_path):
     all_empty = np.mean([m.max() == 0 for m in val_masks])  # the competition score of predicting no salt
     print(f"pixel IoU {report['pixel_iou']:.3f} (salt everywhere {salt_everywhere:.3f}); competition score "
           f"{report['folds'][0]['val_score_101']:.3f} at 101x101 (no salt anywhere {all_empty:.3f})")
-    assert report["pixel_iou"] > salt_everywhere + 0.12
+    assert report["pixel_iou"] > salt_everywhere + 0.16
     # float16 where a GPU is visible, bfloat16 on a CPU that computes it natively; float32, said
     # once, on a CPU that would emulate bfloat16 (about ten times slower)
     model = keras.models.load_model(tmp_path / "run" / "fold0" / "model.keras")
