@@ -1,5 +1,6 @@
-"""Shared fixtures. The real competition data is read from ../shared/tgs beside the project root;
-the environment variable SALT_TF_TGS_DIR overrides that path. It is never copied into the project.
+"""Shared fixtures. The real competition data is read from ../shared/tgs beside the project root
+(SALT_TF_TGS_DIR overrides that path), real seismic from ../shared/realdata (SALT_TF_REALDATA_DIR).
+Neither is ever copied into the project.
 
 One tiny trained run is made per session (``tiny_run``) for every test that only reads a run. The
 suite runs in two pytest-xdist workers (pyproject.toml: much of a test's time is single-threaded
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from salt_tf.tiles.data import real_data_dir
+from salt_tf.tiles.data import real_data_dir, real_seismic_dir
 from scripts import TINY, start_cli
 
 # The order in which xdist hands whole files to the two workers (pyproject.toml: --dist loadfile
@@ -30,6 +31,14 @@ FIRST = ("test_train.py", "test_predict.py", "test_folder.py", "test_encoders.py
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: each file's own order kept
+
+
+@pytest.fixture(scope="session")
+def realdata_dir() -> Path:
+    path = real_seismic_dir()
+    if not (path / "README.md").is_file():
+        pytest.fail(f"real seismic data not found at {path}; set SALT_TF_REALDATA_DIR to its folder")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -323,6 +323,9 @@ def _geometry(src: Source) -> dict:
     if src.kind.startswith("segy"):
         info.update(iline_byte=src.geometry.bytes[0], xline_byte=src.geometry.bytes[1])
         described += f", inline/crossline at bytes {src.geometry.bytes[0]}/{src.geometry.bytes[1]}"
+        if src.geometry.note:
+            info["read_as"] = src.geometry.note
+            described += f"; {src.geometry.note}"
     if src.absent:
         described += f", {src.absent} positions without a trace"
     return dict(info, description=described)

@@ -9,8 +9,11 @@ SEG-Y geometry comes from the trace headers, as surveys hold them (../shared/SEI
 trace's inline and crossline numbers (bytes 189/193 unless told otherwise) place it on the
 inline x crossline grid, whatever the file's trace order (inline-sorted, crossline-sorted or none);
 grid positions no trace fills (dead corners, ragged edges) are absent: ``Source.live`` says which.
-A file is a 2-D line only when its headers say so: one inline number, or none at all. More than one
-inline number and no grid is refused, naming what other common byte positions would give.
+A file is a 2-D line only when its headers say so: one inline number, one crossline number (a
+"grid" one trace wide), or none at all, at the bytes read and at the other common positions (with
+no bytes given); it is read in file order without flags, and ``Geometry.note`` says why. More than
+one inline and crossline number and no grid is refused, naming what other common byte positions
+would give; so is a file with no numbers at 189/193 whose numbers elsewhere form a 3-D grid.
 
 Writing SEG-Y (results in an input's traces and headers; synthetic volumes and lines) is in
 ``salt_tf.seismic.seiswrite``.
@@ -41,6 +44,9 @@ HEADER_BYTES = 240  # a trace header
 # numbers, say) fill a vanishing share of the positions they span.
 MIN_FILL = 0.25
 SAMPLE_FORMAT_BYTE = 3225  # the binary header's sample format code (2 bytes)
+# What trace numbers that make a file one 2-D line look like, and how the log says it.
+LINE_REASONS = {"all zero": "no inline/crossline numbers", "one inline number": "one inline number",
+                "one crossline number": "one crossline number (a grid one trace wide)"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class Geometry:
     line_numbers: np.ndarray  # inline numbers (one for a 2-D line: its number, 0 when it has none)
     trace_numbers: np.ndarray  # crossline numbers (a 2-D line's CDP or trace numbers)
     index: np.ndarray
+    note: str = ""  # why a file was read as one 2-D line
 
     @property
     def absent(self) -> int:
@@ -63,13 +70,15 @@ def _grid(inline: np.ndarray, xline: np.ndarray) -> np.ndarray | str:
     lines, li = np.unique(inline, return_inverse=True)
     traces, xi = np.unique(xline, return_inverse=True)
     if len(lines) < 2:
-        return "all zero" if not inline.any() else "one inline number"
+        return "all zero" if not inline.any() and not xline.any() else "one inline number"
     flat = li * len(traces) + xi
     cells, counts = np.unique(flat, return_counts=True)
     if len(cells) < len(flat):
         first = cells[np.argmax(counts > 1)]
         return (f"{len(flat) - len(cells)} traces repeat a position (e.g. inline {lines[first // len(traces)]}, "
                 f"crossline {traces[first % len(traces)]})")
+    if len(traces) < 2:  # every trace its own inline number: a line, one trace wide
+        return "one crossline number"
     fill = len(flat) / (len(lines) * len(traces))
     if fill < MIN_FILL:
         return f"{len(flat)} traces fill only {fill:.1%} of the {len(lines)} x {len(traces)} positions their numbers span"
@@ -90,9 +99,9 @@ def _describe(f, pair: tuple[int, int]) -> str:
 def survey_geometry(f, name, iline_byte: int | None = None, xline_byte: int | None = None) -> Geometry:
     """The geometry of an open SEG-Y (segyio, ``ignore_geometry=True``) from its trace headers.
 
-    ``None`` bytes mean SEG-Y rev 1's 189/193, with a check that a file with no numbers there has
-    none at the other common positions either before it is taken as a 2-D line; bytes given
-    explicitly are taken at their word."""
+    ``None`` bytes mean SEG-Y rev 1's 189/193, with a check that a file whose numbers there make it
+    one line has no 3-D grid at the other common positions either before it is taken as a 2-D line;
+    bytes given explicitly are taken at their word."""
     explicit = iline_byte is not None or xline_byte is not None
     pair = tuple(d if b is None else int(b) for b, d in zip((iline_byte, xline_byte), DEFAULT_BYTES))
     for byte in pair:
@@ -106,19 +115,23 @@ def survey_geometry(f, name, iline_byte: int | None = None, xline_byte: int | No
     others = [p for p in COMMON_BYTES if p != pair]
     if not isinstance(grid, str):
         return Geometry("3d", pair, np.unique(inline), np.unique(xline), grid)
-    if grid not in ("all zero", "one inline number"):
+    if grid not in LINE_REASONS:
         raise SectionError(f"{name}: inline/crossline numbers at bytes {pair[0]}/{pair[1]} give no grid: {grid}; "
                            f"other byte positions give {'; '.join(_describe(f, p) for p in others)} "
                            f"(choose with --iline-byte/--xline-byte)")
-    if grid == "all zero" and not explicit:
+    if not explicit:  # a 3-D file must never be taken for one line
         found = [d for d in (_describe(f, p) for p in others) if "no grid" not in d]
         if found:
-            raise SectionError(f"{name}: no inline/crossline numbers at bytes {pair[0]}/{pair[1]}, but bytes "
+            raise SectionError(f"{name}: {LINE_REASONS[grid]} at bytes {pair[0]}/{pair[1]}, but bytes "
                                f"{'; '.join(found)}: give them with --iline-byte/--xline-byte (or give "
                                f"--iline-byte {pair[0]} --xline-byte {pair[1]} to read it as one 2-D line)")
     n = f.tracecount
-    numbers = next((v for v in (xline, f.attributes(CDP)[:]) if len(np.unique(v)) == n), np.arange(1, n + 1))
-    return Geometry("2d", pair, inline[:1].copy(), np.asarray(numbers), np.arange(n)[None])
+    numbers = next((v for v in (xline, inline, f.attributes(CDP)[:]) if len(np.unique(v)) == n), np.arange(1, n + 1))
+    number = xline[:1] if grid == "one crossline number" else inline[:1]
+    note = f"read as one 2-D line of {n} traces in file order: {LINE_REASONS[grid]} at bytes {pair[0]}/{pair[1]}"
+    if not explicit:
+        note += f" and no 3-D grid at {', '.join(f'{a}/{b}' for a, b in others)}"
+    return Geometry("2d", pair, number.copy(), np.asarray(numbers), np.arange(n)[None], note)
 
 
 class Source:

@@ -32,6 +32,14 @@ def real_data_dir() -> Path:
     return Path(os.environ.get("SALT_TF_TGS_DIR", default))
 
 
+def real_seismic_dir() -> Path:
+    """Real seismic beyond the tiles (the jigsaw mosaics, real SEG-Y files, the CGG section) for tests
+    and benchmarks: ``$SALT_TF_REALDATA_DIR``, else ``../shared/realdata`` beside the project root.
+    Read in place, never copied into the project (its licences forbid it)."""
+    default = Path(__file__).resolve().parents[3] / "shared" / "realdata"
+    return Path(os.environ.get("SALT_TF_REALDATA_DIR", default))
+
+
 class DataError(ValueError):
     """A file of the data set is missing, unreadable or inconsistent with the others."""
 

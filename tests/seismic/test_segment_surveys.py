@@ -303,3 +303,21 @@ def test_a_top_of_salt_off_by_known_samples_is_scored_so(tmp_path, shift):
     assert against["traces_both_salt"] == 2 * 30 and against["top_mean_signed_samples"] == -shift
     assert against["top_within_3_samples"] == (1.0 if shift <= 3 else 0.0)
     assert against["traces_gentle_top"] == 2 * 15  # traces 0..14; trace 15 steps 4 to trace 16
+
+
+# --- real files (../shared/realdata/small_real_segy, read in place) ----------------------------
+
+def test_the_usgs_line_and_the_f3_crops_segment_as_they_come(realdata_dir, tmp_path):
+    said = []
+    real = realdata_dir / "small_real_segy"
+    summary = segment(real / "31_81_PR.sgy", tmp_path / "usgs", log=said.append)
+    assert summary["geometry"]["read_as"].startswith("read as one 2-D line of 534 traces")
+    assert any("read as one 2-D line" in line for line in said)  # the log says how it was read
+    assert np.load(tmp_path / "usgs" / "probability.npy").shape == (534, 1501)
+    # 75 samples, fewer than a window: reflection-padded into the windows, cut back to the crop
+    summary = segment(real / "segyio_f3.sgy", tmp_path / "f3", direction="both")
+    assert summary["geometry"]["lines"] == 23 and "read_as" not in summary["geometry"]
+    probability = np.load(tmp_path / "f3" / "probability.npy")
+    assert probability.shape == (23, 18, 75) and np.isfinite(probability).all()
+    with segyio.open(tmp_path / "f3" / "probability.sgy", ignore_geometry=True) as f:
+        assert f.tracecount == 414 and f.bin[segyio.BinField.Format] == 5  # IEEE float, not the input's integers

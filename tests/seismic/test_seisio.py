@@ -190,3 +190,35 @@ def test_header_bytes_are_for_segy_only(tmp_path, cube):
     np.save(tmp_path / "v.npy", cube)
     with pytest.raises(SectionError, match="v.npy: --iline-byte/--xline-byte apply to SEG-Y input only"):
         open_source(tmp_path / "v.npy", 9, 21)
+
+
+def test_one_crossline_number_is_a_2d_line_along_the_inline_numbers(tmp_path):
+    line = np.random.default_rng(3).normal(0, 1, (40, 1, 25)).astype(np.float32)  # 40 inlines, one crossline
+    write_segy_volume(tmp_path / "one.sgy", line, first_inline=11)
+    with open_source(tmp_path / "one.sgy") as src:
+        assert src.kind == "segy-2d" and src.shape == (1, 40, 25)
+        assert list(src.trace_numbers) == list(range(11, 51))
+        assert "one crossline number" in src.geometry.note
+        np.testing.assert_array_equal(src.line(0), line[:, 0])
+
+
+# --- real files (../shared/realdata/small_real_segy, read in place) ----------------------------
+
+def test_the_usgs_2d_line_reads_without_flags_as_the_line_it_is(realdata_dir):
+    # 534 traces, IBM float, 1,501 samples: zeros at 189/193 and 17, trace numbers at 1 and 5, CDP
+    # 101.. at 21, field records at 9: bytes 5/17 make a "grid" of 534 inlines x 1 crossline.
+    path = realdata_dir / "small_real_segy" / "31_81_PR.sgy"
+    with open_source(path) as src:
+        assert src.kind == "segy-2d" and src.shape == (1, 534, 1501) and src.absent == 0
+        assert list(src.trace_numbers[:3]) == [101, 102, 103]  # the CDP numbers (byte 21)
+        assert src.geometry.note == ("read as one 2-D line of 534 traces in file order: no inline/crossline "
+                                     "numbers at bytes 189/193 and no 3-D grid at 9/21, 5/17")
+        with segyio.open(path, ignore_geometry=True) as f:
+            np.testing.assert_array_equal(src.line(0)[[0, 300, 533]], f.trace.raw[:][[0, 300, 533]])
+
+
+@pytest.mark.parametrize("name, shape", [("F3_very_small.sgy", (11, 11, 463)), ("segyio_f3.sgy", (23, 18, 75))])
+def test_the_f3_crops_read_as_the_volumes_they_are(realdata_dir, name, shape):
+    with open_source(realdata_dir / "small_real_segy" / name) as src:
+        assert src.kind == "segy-3d" and src.shape == shape and src.absent == 0 and not src.geometry.note
+        assert np.isfinite(src.line(shape[0] - 1)).all()
