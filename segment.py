@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
                         "(the same mapping for several files)")
     parser.add_argument("--amp-centre", type=float, help="use this amplitude as the centre of the mapping instead of the "
                         "input's median (with --amp-clip: exactly the same mapping for several files)")
+    parser.add_argument("--window-norm", metavar="{minmax,global}",
+                        help="how each 101x101 window becomes grey levels: minmax, stretched to 0..255 on its own as the "
+                        "competition's tiles were; global, through one amplitude map for the whole input (default: as "
+                        "the run's training tiles were framed, recorded in tile_stats.json)")
     parser.add_argument("--iline-byte", type=int, help="SEG-Y: trace header byte of the inline number (default: 189, "
                         "SEG-Y rev 1; 9 and 5 are common in older files)")
     parser.add_argument("--xline-byte", type=int, help="SEG-Y: trace header byte of the crossline number (default: 193; "
@@ -84,7 +88,8 @@ def main(argv=None) -> int:
             stride=args.stride, batch_size=args.batch_size, tta=args.tta, threshold=args.threshold,
             percentile=args.amp_percentile, clip=args.amp_clip, centre=args.amp_centre, truth=args.truth,
             n_figures=args.figures, min_body=args.min_body, iline_byte=args.iline_byte, xline_byte=args.xline_byte,
-            uncertainty=args.uncertainty, snap_top=args.snap_top, snap_polarity=args.snap_polarity, cluster=cluster)
+            uncertainty=args.uncertainty, snap_top=args.snap_top, snap_polarity=args.snap_polarity,
+            windows=args.window_norm, cluster=cluster)
     except (SectionError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,7 +1,9 @@
 """The competition score as a Keras metric, so that fit() can monitor it on logits.
 
 Same rule as salt_tf.tiles.metrics (the NumPy reference): per image, the fraction of IoU thresholds
-0.50:0.05:0.95 cleared (strictly), empty truth + empty prediction = 1; mean over images.
+0.50:0.05:0.95 cleared (strictly), empty truth + empty prediction = 1; mean over images. Pixels
+labelled ``UNLABELLED`` (above 1) are out of each image's IoU, and an image with none labelled is
+out of the mean, as in the losses (salt_tf.model.losses).
 """
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ from salt_tf.tiles.metrics import THRESHOLD_DENOMINATOR, THRESHOLD_NUMERATORS
 
 
 def image_scores(y_true, logits):
-    """Per-image competition score of ``logits > 0`` against ``y_true > 0.5``, shape (B,)."""
+    """Per-image competition score of ``logits > 0`` against ``y_true > 0.5``, shape (B,), over each
+    image's labelled pixels (``y_true`` above 1, ``UNLABELLED``, is out of it)."""
     batch = ops.shape(logits)[0]
-    truth = ops.reshape(ops.cast(y_true, "float32") > 0.5, (batch, -1))
-    pred = ops.reshape(ops.cast(logits, "float32") > 0.0, (batch, -1))
+    raw = ops.reshape(ops.cast(y_true, "float32"), (batch, -1))
+    labelled = raw <= 1.0
+    truth = ops.logical_and(raw > 0.5, labelled)
+    pred = ops.logical_and(ops.reshape(ops.cast(logits, "float32") > 0.0, (batch, -1)), labelled)
     intersection = ops.sum(ops.cast(ops.logical_and(truth, pred), "float32"), axis=-1)
     union = ops.sum(ops.cast(ops.logical_or(truth, pred), "float32"), axis=-1)
     numerators = ops.convert_to_tensor(THRESHOLD_NUMERATORS, dtype="float32")
@@ -39,6 +44,9 @@ class CompetitionScore(keras.metrics.Metric):
         weights = ops.ones_like(scores) if sample_weight is None else ops.reshape(
             ops.cast(sample_weight, "float32"), (-1,)
         )
+        # an image with no labelled pixel is no image to score
+        labelled = ops.reshape(ops.cast(y_true, "float32"), (ops.shape(scores)[0], -1)) <= 1.0
+        weights = weights * ops.cast(ops.any(labelled, axis=-1), "float32")
         self.total.assign(self.total + ops.sum(scores * weights))
         self.count.assign(self.count + ops.sum(weights))
 

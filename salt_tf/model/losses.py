@@ -3,24 +3,44 @@
 The Lovasz hinge (Berman, Triki & Blaschko, arXiv 1705.08790) is a convex surrogate of the
 Jaccard loss; like the original solution we compute it per image and average, which suits a
 metric that scores each image on its own IoU.
+
+Labels are 1 salt, 0 not salt, and any value above 1 (``UNLABELLED``, 255, as sparse labels on a
+section keep it) for a pixel nobody labelled: such pixels are out of every loss exactly, as if the
+image had only its labelled pixels, and their logits get zero gradient.
 """
 from __future__ import annotations
 
 import keras
 from keras import ops
 
+from salt_tf.tiles.metrics import UNLABELLED
+
+OUT_OF_REACH = -1e4  # a masked pixel's hinge error: sorted last, and relu (or elu + 1) of it is 0
+
 
 def _flatten(y_true, y_pred):
+    """(labels, logits, labelled) of each image as (B, pixels): labels 0/1 (0 where unlabelled) and
+    the labelled pixels as 1.0."""
     logits = ops.reshape(ops.cast(y_pred, "float32"), (ops.shape(y_pred)[0], -1))
-    labels = ops.reshape(ops.cast(y_true, "float32"), (ops.shape(y_true)[0], -1))
-    return labels, logits
+    raw = ops.reshape(ops.cast(y_true, "float32"), (ops.shape(y_true)[0], -1))
+    labelled = ops.cast(raw <= 1.0, "float32")
+    return raw * labelled, logits, labelled
+
+
+def labels_of(y_true):
+    """The 0/1 labels of ``y_true``, 0 where unlabelled, and the labelled pixels as 1.0 (same shape)."""
+    y_true = ops.cast(y_true, "float32")
+    labelled = ops.cast(y_true <= 1.0, "float32")
+    return y_true * labelled, labelled
 
 
 def lovasz_hinge_per_image(y_true, y_pred, elu: bool = False):
-    """Lovasz hinge of each image in the batch, shape (B,). ``y_pred`` are logits."""
-    labels, logits = _flatten(y_true, y_pred)
+    """Lovasz hinge of each image in the batch, shape (B,). ``y_pred`` are logits. Unlabelled pixels
+    sort after every labelled one with a hinge of 0: the labelled pixels' weights are those of the
+    image without them."""
+    labels, logits, labelled = _flatten(y_true, y_pred)
     signs = 2.0 * labels - 1.0
-    errors = 1.0 - logits * signs
+    errors = ops.where(labelled > 0, 1.0 - logits * signs, OUT_OF_REACH)
     # Sort each image's errors in decreasing order and carry the labels along.
     order = ops.flip(ops.argsort(errors, axis=-1), axis=-1)
     errors_sorted = ops.take_along_axis(errors, order, axis=-1)
@@ -41,8 +61,9 @@ def symmetric_lovasz_per_image(y_true, y_pred, elu: bool = False):
     """The mean of the Lovasz hinge on salt and on its complement, lovasz(logits, y) and
     lovasz(-logits, 1 - y), of each image, shape (B,): the background's IoU counts as much as the
     salt's (tugstugi/pytorch-saltnet), and an empty tile has a salt-free object to score."""
-    y_true = ops.cast(y_true, "float32")
-    return 0.5 * (lovasz_hinge_per_image(y_true, y_pred, elu) + lovasz_hinge_per_image(1.0 - y_true, -y_pred, elu))
+    labels, labelled = labels_of(y_true)
+    complement = ops.where(labelled > 0, 1.0 - labels, UNLABELLED)
+    return 0.5 * (lovasz_hinge_per_image(y_true, y_pred, elu) + lovasz_hinge_per_image(complement, -y_pred, elu))
 
 
 def lovasz_per_image(y_true, y_pred, elu: bool = False, symmetric: bool = False):
@@ -50,11 +71,12 @@ def lovasz_per_image(y_true, y_pred, elu: bool = False, symmetric: bool = False)
 
 
 def bce_per_image(y_true, y_pred):
-    """Mean binary cross-entropy on logits of each image, shape (B,)."""
-    labels, logits = _flatten(y_true, y_pred)
+    """Mean binary cross-entropy on logits over each image's labelled pixels, shape (B,) (0 for an
+    image with none)."""
+    labels, logits, labelled = _flatten(y_true, y_pred)
     # max(x, 0) - x*z + log(1 + exp(-|x|)): the numerically stable form.
     per_pixel = ops.relu(logits) - logits * labels + ops.log1p(ops.exp(-ops.abs(logits)))
-    return ops.mean(per_pixel, axis=-1)
+    return ops.sum(per_pixel * labelled, axis=-1) / ops.maximum(ops.sum(labelled, axis=-1), 1.0)
 
 
 @keras.saving.register_keras_serializable(package="salt_tf")
@@ -117,7 +139,7 @@ class WithAuxiliary(keras.losses.Loss):
     ``main`` on the logits, + ``supervision_weight`` x ``main`` on each stage's map, averaged over
     the stages and counted on tiles with salt only (0 on empty ones), + ``empty_weight`` x the
     binary cross-entropy of the image head against "the tile has salt" (tugstugi/pytorch-saltnet:
-    0.1 and 0.05)."""
+    0.1 and 0.05), on tiles where that is known (labelled salt, or every pixel labelled)."""
 
     def __init__(self, main, supervision_weight: float = 0.0, empty_weight: float = 0.0, name: str = "with_auxiliary",
                  **kwargs):
@@ -128,10 +150,14 @@ class WithAuxiliary(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "float32")
         per_image = self.main.call(y_true, y_pred[..., :1])
-        has_salt = ops.cast(ops.max(ops.reshape(y_true, (ops.shape(y_true)[0], -1)), axis=-1) > 0.5, "float32")
+        labels, labelled = labels_of(y_true)
+        flat = (ops.shape(labels)[0], -1)
+        has_salt = ops.cast(ops.max(ops.reshape(labels, flat), axis=-1) > 0.5, "float32")
+        # "the tile has salt" is known where salt is labelled or every pixel is: else no image-head term
+        known = ops.maximum(has_salt, ops.cast(ops.min(ops.reshape(labelled, flat), axis=-1) > 0.5, "float32"))
         first = 1
         if self.empty_weight:
-            per_image += self.empty_weight * bce_per_image(has_salt[:, None], y_pred[:, 0, 0, 1:2])
+            per_image += self.empty_weight * known * bce_per_image(has_salt[:, None], y_pred[:, 0, 0, 1:2])
             first = 2
         if self.supervision_weight:
             stages = [self.main.call(y_true, y_pred[..., k:k + 1]) for k in range(first, y_pred.shape[-1])]

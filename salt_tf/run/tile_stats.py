@@ -53,15 +53,31 @@ def tile_histogram(images: np.ndarray) -> list[float]:
 
 # --- the training tiles' grey levels, recorded by training -------------------------------------
 
+# A run's tiles count as each stretched on its own when at least this share spans exactly 0..255
+# (the competition's: 90% of the 3,200 train tiles; the rest are mostly all black or nearly).
+STRETCHED_SHARE = 0.5
+
+
+def window_norm(images: np.ndarray) -> tuple[str, float]:
+    """How the tiles were framed, so that segment.py frames its windows the same way: "minmax" if
+    at least STRETCHED_SHARE of them span exactly 0..255 (each stretched on its own), else "global";
+    and that share."""
+    images = np.asarray(images)
+    share = float(np.mean((images.min(axis=(1, 2)) == 0) & (images.max(axis=(1, 2)) == 255))) if len(images) else 0.0
+    return ("minmax" if share >= STRETCHED_SHARE else "global"), share
+
+
 def tile_stats(images: np.ndarray) -> dict:
-    """Median grey level of the tiles, percentiles of |grey - median| over all their pixels, and
-their grey-level histogram (``tile_histogram``, for segment.py's domain check)."""
+    """Median grey level of the tiles, percentiles of |grey - median| over all their pixels, their
+    grey-level histogram (``tile_histogram``, for segment.py's domain check) and how they were framed
+    (``window_norm``)."""
     grey = np.asarray(images, dtype=np.float32).ravel()
     median = float(np.median(grey))
     dev = np.percentile(np.abs(grey - median), ABS_PERCENTILES)
+    norm, share = window_norm(images)
     return {"source": "training tiles", "n_tiles": int(len(images)), "median": median,
             "abs_dev_percentiles": {str(float(q)): float(v) for q, v in zip(ABS_PERCENTILES, dev)},
-            "histogram": tile_histogram(images)}
+            "histogram": tile_histogram(images), "window_norm": norm, "stretched_share": share}
 
 
 def write_tile_stats(run_dir: str | Path, images: np.ndarray) -> None:

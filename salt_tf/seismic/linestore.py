@@ -117,7 +117,7 @@ def settings(inp, run_dir, model, amap, direction: str, stride: int, tta: bool, 
             "run": str(Path(run_dir).resolve()) if model is None else "a given model",
             "run_models": _run_models(Path(run_dir)) if model is None else None,
             "direction": direction, "stride": stride, "tta": tta, "uncertainty": uncertainty,
-            "amplitude_map": {"centre": amap.centre, "gain": amap.gain, "median": amap.median},
+            "amplitude_map": {"centre": amap.centre, "gain": amap.gain, "median": amap.median, "windows": amap.windows},
             "task_lines": per_task}
 
 

@@ -23,6 +23,10 @@ TILE = 101
 DEFAULT_STRIDE = 50  # about half a tile: every pixel is seen by ~4 windows, away from their edges
 MIN_SIDE = 11  # below this a window would be >90% mirror image in that direction; refused
 
+# How each window is turned into a tile's grey levels: "minmax", each window stretched on its own
+# to 0..255 as the competition's tiles were; "global", one amplitude map for the whole input.
+WINDOW_NORMS = ("minmax", "global")
+
 # The default percentile of the mapping: 95, because above it the real tiles saturate (2% of their
 # pixels sit at 0 or 255, so the 98th-99.5th percentiles all read 120 grey levels).
 DEFAULT_PERCENTILE = 95.0
@@ -37,10 +41,15 @@ class AmplitudeMap:
     The rule: the ``percentile``-th percentile of |amplitude - centre| over the input (``centre``
     its median, sampled for big volumes) lands on the same percentile of |grey - median| of the
     training tiles, so the input's spread of amplitudes matches what the model saw.
+
+    ``windows`` says how the model's windows are made (WINDOW_NORMS): from this map's grey levels
+    ("global"), or each window of amplitudes stretched on its own (``stretch``: "minmax"); the map
+    itself still serves the domain check and the snapping of the top of salt.
     """
     centre: float
     gain: float
     median: float
+    windows: str = "global"
 
     def __call__(self, amplitudes: np.ndarray) -> np.ndarray:
         grey = self.median + self.gain * (np.asarray(amplitudes, dtype=np.float32) - self.centre)
@@ -69,7 +78,7 @@ def amplitude_scale(stats: dict, gain: float, percentile: float = 95.0) -> float
 
 
 def amplitude_map(sample: np.ndarray, stats: dict, percentile: float = DEFAULT_PERCENTILE, name: str = "input",
-                  clip: float | None = None, centre: float | None = None) -> AmplitudeMap:
+                  clip: float | None = None, centre: float | None = None, windows: str = "global") -> AmplitudeMap:
     """The map for an input from a sample of its amplitudes (or a given ``clip`` / ``centre``)."""
     sample = np.asarray(sample, dtype=np.float64).ravel()
     if centre is None:
@@ -79,7 +88,7 @@ def amplitude_map(sample: np.ndarray, stats: dict, percentile: float = DEFAULT_P
     if not clip > 0:
         raise SectionError(f"{name}: amplitudes are constant (all {centre:g}); nothing to segment")
     return AmplitudeMap(centre=float(centre), gain=training_spread(stats, percentile) / clip,
-                        median=float(stats["median"]))
+                        median=float(stats["median"]), windows=windows)
 
 
 # --- windows and blending -----------------------------------------------------------------------
@@ -138,8 +147,23 @@ def count_windows(length_a: int, length_b: int, stride: int) -> int:
     return len(starts(length_a, stride)[0]) * len(starts(length_b, stride)[0])
 
 
+def stretch(values: np.ndarray) -> np.ndarray:
+    """Windows (N, 101, 101) of amplitudes -> uint8, each min-max stretched to 0..255 on its own, as
+    the competition's tiles were (so a window that is a released tile comes back unchanged). NaN
+    (no data) pixels are left out of the stretch and set to mid-grey; a window with no spread is 0,
+    like the competition's all-black tiles."""
+    values = np.asarray(values, dtype=np.float32)
+    live = np.isfinite(values)
+    lo = np.where(live, values, np.inf).min(axis=(1, 2), keepdims=True)
+    hi = np.where(live, values, -np.inf).max(axis=(1, 2), keepdims=True)
+    span = hi - lo
+    with np.errstate(invalid="ignore"):
+        grey = np.where(span > 0, (values - lo) * (255.0 / np.where(span > 0, span, 1.0)), 0.0)
+    return np.rint(np.where(live, grey, 127.5)).astype(np.uint8)
+
+
 def windows(grey: np.ndarray, stride: int = DEFAULT_STRIDE) -> tuple[np.ndarray, tuple]:
-    """All windows (N, 101, 101) of a uint8 section (H, W) and the layout to blend them back."""
+    """All windows (N, 101, 101) of a section (H, W) and the layout to blend them back."""
     check_stride(stride)
     ys, top, bottom = starts(grey.shape[0], stride)
     xs, left, right = starts(grey.shape[1], stride)
@@ -172,9 +196,10 @@ def blend(probs: np.ndarray, layout: tuple, weight: np.ndarray | None = None) ->
 Model = Callable[[np.ndarray], np.ndarray]
 
 
-def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAULT_STRIDE
+def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAULT_STRIDE, prepare=None
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Salt probability and its uncertainty (each (H, W)) of each uint8 section (H, W).
+    """Salt probability and its uncertainty (each (H, W)) of each uint8 section (H, W), or of each
+    section of amplitudes with ``prepare`` making its windows uint8 (``stretch``).
 
     ``model`` maps windows (N, 101, 101) to probabilities (N, 101, 101), or to its members'
     probabilities (M, N, 101, 101) (the folds x flips of an ensemble). Each member is blended over
@@ -183,6 +208,8 @@ def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAUL
     short lines still fill its batches."""
     cut = [windows(grey, stride) for grey in greys]
     tiles = np.concatenate([c[0] for c in cut])
+    if prepare is not None:
+        tiles = prepare(tiles)
     probs = np.asarray(model(tiles), dtype=np.float32)
     if probs.shape == tiles.shape:
         probs = probs[None]
@@ -196,6 +223,7 @@ def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAUL
     return out
 
 
-def segment_section(grey: np.ndarray, model: Model, stride: int = DEFAULT_STRIDE) -> np.ndarray:
-    """Salt probability (H, W) of a uint8 section (H, W) from a tile model, blended over windows."""
-    return segment_sections([grey], model, stride)[0][0]
+def segment_section(grey: np.ndarray, model: Model, stride: int = DEFAULT_STRIDE, prepare=None) -> np.ndarray:
+    """Salt probability (H, W) of a uint8 section (H, W) from a tile model, blended over windows
+    (``prepare``: as in ``segment_sections``)."""
+    return segment_sections([grey], model, stride, prepare)[0][0]

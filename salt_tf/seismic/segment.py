@@ -78,7 +78,7 @@ def parse_lines(text: str | None) -> tuple[int, int] | None:
 
 
 def check_options(out: Path, direction: str, stride: int, threshold, n_figures: int, min_body: int,
-                  batch_size: int, snap_top: int = 0, snap_polarity: str = "peak") -> None:
+                  batch_size: int, snap_top: int = 0, snap_polarity: str = "peak", windows: str | None = None) -> None:
     """Every setting checked before any file is opened or written."""
     if out.exists():
         raise SectionError(f"{out}: output exists; refusing to overwrite it (remove it or choose another --out)")
@@ -90,6 +90,8 @@ def check_options(out: Path, direction: str, stride: int, threshold, n_figures: 
     sections.check_stride(stride)
     if threshold is not None and not 0.0 <= threshold < 1.0:
         raise SectionError(f"--threshold {threshold}: must be a probability in [0, 1) (a voxel is salt above it)")
+    if windows is not None and windows not in sections.WINDOW_NORMS:
+        raise SectionError(f"--window-norm {windows!r}: expected one of {', '.join(sections.WINDOW_NORMS)}")
     if snap_polarity not in interpret.POLARITIES:
         raise SectionError(f"--snap-polarity {snap_polarity!r}: expected one of {', '.join(interpret.POLARITIES)}")
     for value, flag, least in ((n_figures, "--figures", 0), (min_body, "--min-body", 1),
@@ -128,8 +130,20 @@ def sample_amplitudes(inp: Input) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def map_amplitudes(inp: Input, stats: dict, percentile: float, clip=None, centre=None) -> sections.AmplitudeMap:
-    return sections.amplitude_map(sample_amplitudes(inp), stats, percentile, name=inp.name, clip=clip, centre=centre)
+def map_amplitudes(inp: Input, stats: dict, percentile: float, clip=None, centre=None,
+                   windows: str = "global") -> sections.AmplitudeMap:
+    return sections.amplitude_map(sample_amplitudes(inp), stats, percentile, name=inp.name, clip=clip, centre=centre,
+                                  windows=windows)
+
+
+def window_norm(stats: dict, chosen: str | None) -> tuple[str, str]:
+    """How windows are made (``sections.WINDOW_NORMS``) and why: as chosen, else as the run's training
+    tiles were framed (tile_stats.json; runs recorded before it: one global map, as then)."""
+    if chosen is not None:
+        return chosen, "--window-norm"
+    if "window_norm" in stats:
+        return stats["window_norm"], f"the run's tiles: {100 * stats['stretched_share']:.0f}% span 0..255"
+    return "global", "the run records no framing"
 
 
 # --- step 3: lines -> probability and uncertainty -----------------------------------------------
@@ -147,8 +161,9 @@ def window_probabilities(group, amap, model, stride: int, bar: Progress) -> list
     for amplitudes, live, label in group:
         filled = amap.filled(amplitudes, live)
         sections.check_finite(filled, label, ("trace", "sample"))
-        greys.append(amap(filled.T))  # samples vertical, as in the tiles
-    results = sections.segment_sections(greys, model, stride)
+        # samples vertical, as in the tiles; "minmax": absent traces NaN, left out of each window's stretch
+        greys.append(amap(filled.T) if amap.windows == "global" else np.where(live[:, None], filled, np.nan).T)
+    results = sections.segment_sections(greys, model, stride, None if amap.windows == "global" else sections.stretch)
     bar.add(sum(sections.count_windows(*g.shape, stride) for g in greys))
     out = []
     for (prob, spread), (_, live, _) in zip(results, group):
@@ -214,16 +229,17 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
         percentile: float = DEFAULT_PERCENTILE, clip: float | None = None, centre: float | None = None,
         truth=None, n_figures: int = 3, min_body: int = DEFAULT_MIN_BODY, iline_byte: int | None = None,
         xline_byte: int | None = None, uncertainty: bool = True, snap_top: int = 0, snap_polarity: str = "peak",
-        model=None, progress: bool = True, log=print, warn=None, cluster=None) -> dict:
+        windows: str | None = None, model=None, progress: bool = True, log=print, warn=None, cluster=None) -> dict:
     """Segment ``input_path`` into the new folder ``out``; ``model`` replaces the run's ensemble
     (any callable from uint8 windows (N, 101, 101) to probabilities (N, 101, 101) or its members'
     (M, N, 101, 101), e.g. a stand-in in tests). ``cluster`` (a ``salt_tf.seismic.distributed.Cluster``)
     segments the lines on a Dask cluster instead of in this process. ``snap_top`` > 0 moves each
     trace's top of salt onto the strongest ``snap_polarity`` within that many samples of the
-    mask's (``interpret.snap_top``)."""
+    mask's (``interpret.snap_top``). ``windows`` (``sections.WINDOW_NORMS``; None: as the run's tiles
+    were framed, ``window_norm``) says how the model's windows are made."""
     out = Path(out)
     warn = warn or (lambda line: print(line, file=sys.stderr))
-    check_options(out, direction, stride, threshold, n_figures, min_body, batch_size, snap_top, snap_polarity)
+    check_options(out, direction, stride, threshold, n_figures, min_body, batch_size, snap_top, snap_polarity, windows)
     if cluster is not None:
         cluster.check(out, run_dir, model)
     inp = open_input(input_path, direction, lines, truth, iline_byte, xline_byte)
@@ -236,13 +252,16 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             what = "a given model"
         cut, cut_source = _threshold(run_dir, threshold)
         stats = tile_stats.read_tile_stats(run_dir, log) if run_dir else tile_stats.DEFAULT_TILE_STATS
-        amap = map_amplitudes(inp, stats, percentile, clip, centre)
+        norm, norm_source = window_norm(stats, windows)
+        amap = map_amplitudes(inp, stats, percentile, clip, centre, norm)
         total = count_windows(inp, direction, stride)
         spread = sections.training_spread(stats, percentile)
         geometry = _geometry(src)
         log(f"segmenting {inp.name} ({geometry['description']}, {direction}) with {what}: {total} windows of "
             f"{TILE}x{TILE}, stride {stride}; amplitudes {amap.centre:g} +- {spread / amap.gain:g} "
-            f"({percentile:g}th percentile) -> grey levels {amap.median:.0f} +- {spread:.0f}; threshold {cut:.3f} ({cut_source})")
+            f"({percentile:g}th percentile) -> grey levels {amap.median:.0f} +- {spread:.0f}; windows: "
+            + ("that map" if norm == "global" else "each stretched to 0..255 on its own")
+            + f" ({norm_source}); threshold {cut:.3f} ({cut_source})")
         with atomic_path(out) as tmp:
             tmp.mkdir()
             vol = Volumes(tmp, inp)
@@ -273,7 +292,8 @@ def _summary(inp, src, geometry, direction, stride, cut, amap, percentile, stats
     return {"input": inp.name, "kind": src.kind, "geometry": geometry, "direction": direction, "stride": stride,
             "lines": [int(src.line_numbers[k]) for k in inp.chosen] if src.shape[0] > 1 else None,
             "threshold": cut, "amplitude_map": {"centre": amap.centre, "gain": amap.gain,
-                                                "grey_median": amap.median, "percentile": percentile},
+                                                "grey_median": amap.median, "percentile": percentile,
+                                                "windows": amap.windows},
             "tile_stats": stats.get("source"), "windows": total, "seconds": seconds,
             "windows_per_second": total / max(seconds, 1e-9),
             "uncertainty": ("standard deviation of the ensemble members' probabilities (folds x flips"

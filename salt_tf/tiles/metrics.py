@@ -15,6 +15,10 @@ THRESHOLD_NUMERATORS = np.arange(10, 20)
 THRESHOLD_DENOMINATOR = 20
 THRESHOLDS = THRESHOLD_NUMERATORS / THRESHOLD_DENOMINATOR
 
+# The label of a pixel nobody labelled (sparse labels on a section: test tiles, unknown cells): out
+# of every loss and of the Keras metric (salt_tf.model.losses, salt_tf.model.keras_metrics).
+UNLABELLED = 255
+
 
 def _as_batch(masks: np.ndarray, name: str) -> np.ndarray:
     masks = np.asarray(masks)

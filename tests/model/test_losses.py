@@ -143,3 +143,56 @@ def test_auxiliary_heads_add_their_weighted_terms():
     scores[0].update_state(labels, packed)
     scores[1].update_state(labels, logits)
     assert float(scores[0].result()) == float(scores[1].result())
+
+
+# --- unlabelled pixels (sparse labels): out of every loss, exactly ---------------------------------
+
+def sparse_case(seed, batch=5, size=16):
+    """Logits, 0/1 labels, and the same labels with about a third of the pixels UNLABELLED (one
+    image wholly unlabelled, one wholly labelled)."""
+    from salt_tf.tiles.metrics import UNLABELLED
+
+    logits, labels = random_case(seed, batch, size)
+    rng = np.random.default_rng(seed + 100)
+    unlabelled = rng.random(labels.shape) < 0.35
+    unlabelled[0], unlabelled[1] = True, False
+    return logits, labels, np.where(unlabelled, UNLABELLED, labels).astype(np.float32), unlabelled
+
+
+LOSSES = {"bce": BCEWithLogits(), "lovasz": LovaszHinge(), "lovasz elu": LovaszHinge(elu=True),
+          "symmetric lovasz": LovaszHinge(symmetric=True), "bce + lovasz": BCELovasz(0.5, 1.0, symmetric=True),
+          "with auxiliary": WithAuxiliary(BCELovasz(1.0, 0.3), empty_weight=0.1)}
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_unlabelled_pixels_get_zero_gradient_and_a_wholly_unlabelled_image_costs_nothing(name, seed):
+    logits, _, sparse, unlabelled = sparse_case(seed)
+    loss = LOSSES[name]
+    if name == "with auxiliary":  # the image head's channel after the logits
+        logits = np.concatenate([logits, np.random.default_rng(seed).normal(size=logits.shape)], axis=-1).astype(np.float32)
+    x = tf.Variable(logits)
+    with tf.GradientTape() as tape:
+        per_image = loss.call(tf.constant(sparse), x)
+    grad = tape.gradient(per_image, x).numpy()
+    assert np.isfinite(per_image.numpy()).all() and np.isfinite(grad).all()
+    assert (grad[..., 0][unlabelled[..., 0]] == 0).all()  # exactly zero, not small
+    assert np.abs(grad[..., 0][~unlabelled[..., 0]]).sum() > 0
+    assert per_image.numpy()[0] == 0.0  # image 0 has no labelled pixel
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_sparse_label_scores_as_the_image_of_its_labelled_pixels_alone(seed):
+    logits, labels, sparse, unlabelled = sparse_case(seed)
+    for k in range(1, len(logits)):
+        keep = ~unlabelled[k, ..., 0]
+        alone_logits, alone_labels = logits[k, ..., 0][keep][None, :, None, None], labels[k, ..., 0][keep][None, :, None, None]
+        for fn in (lovasz_hinge_per_image, bce_per_image):
+            got = fn(tf.constant(sparse[k : k + 1]), tf.constant(logits[k : k + 1])).numpy()
+            want = fn(tf.constant(alone_labels), tf.constant(alone_logits)).numpy()
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(lovasz_hinge_per_image(tf.constant(sparse[k:k + 1]), tf.constant(logits[k:k + 1])).numpy(),
+                                   lovasz_reference(alone_logits, alone_labels), rtol=1e-5, atol=1e-6)
+    # fully labelled: the same as before the masking
+    np.testing.assert_allclose(lovasz_hinge_per_image(tf.constant(labels), tf.constant(logits)).numpy(),
+                               lovasz_reference(logits, labels), rtol=1e-5, atol=1e-6)

@@ -203,6 +203,7 @@ def segy(volume):
     (["--min-body", "0"], "--min-body 0: must be at least 1"),
     (["--snap-top", "-2"], "--snap-top -2: must be at least 0"),
     (["--snap-polarity", "up"], "--snap-polarity 'up': expected one of peak, trough"),
+    (["--window-norm", "tile"], "--window-norm 'tile': expected one of minmax, global"),
     (["--iline-byte", "0"], "header byte 0: must lie within 1..237"),
     (["--iline-byte", "9", "--xline-byte", "9"], "--iline-byte and --xline-byte are both 9"),
     ([], "bytes921.sgy: no inline/crossline numbers at bytes 189/193, but bytes 9/21: 14 inlines x 70 crosslines"),
@@ -321,3 +322,46 @@ def test_the_usgs_line_and_the_f3_crops_segment_as_they_come(realdata_dir, tmp_p
     assert probability.shape == (23, 18, 75) and np.isfinite(probability).all()
     with segyio.open(tmp_path / "f3" / "probability.sgy", ignore_geometry=True) as f:
         assert f.tracecount == 414 and f.bin[segyio.BinField.Format] == 5  # IEEE float, not the input's integers
+
+
+# --- windows as the model learned them -----------------------------------------------------------
+
+def test_on_the_tile_grid_minmax_windows_are_the_tiles_predict_py_reads(tiny_data, tmp_path):
+    """A section assembled from tiles, each stretched to 0..255 on its own (as the competition
+    released them), given as raw amplitudes: at stride 101 every window the model gets is a tile,
+    byte for byte the array predict.py loads (``load_images``) and passes to the same ensemble."""
+    from salt_tf.tiles.data import load_images
+
+    ids, images = load_images(tiny_data / "test" / "images")
+    tiles = sections.stretch(images[:6].astype(np.float32))  # 0..255 each, as the real tiles span
+    assert all(t.min() == 0 and t.max() == 255 for t in tiles)
+    grid = tiles.reshape(2, 3, 101, 101).transpose(0, 2, 1, 3).reshape(202, 303)  # 2 x 3 tiles, samples down
+    amplitudes = 0.37 * grid.astype(np.float32) - 11.0  # any gain and offset: the stretch undoes them
+    np.save(tmp_path / "section.npy", amplitudes.T)  # (traces, samples)
+    seen = []
+
+    def model(windows):
+        seen.append(windows.copy())
+        return identity(windows)
+
+    summary = segment(tmp_path / "section.npy", tmp_path / "out", model=model, stride=101, windows="minmax")
+    assert summary["amplitude_map"]["windows"] == "minmax"
+    got = np.concatenate(seen)
+    assert got.dtype == np.uint8 and got.shape == (6, 101, 101)
+    np.testing.assert_array_equal(got, tiles)  # windows in row-major grid order, as the tiles were laid
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "probability.npy").astype(np.float32),
+                                  (grid.T / 255.0).astype(np.float16).astype(np.float32))
+
+
+def test_the_run_decides_how_windows_are_made_unless_told(tmp_path):
+    from salt_tf.seismic.segment import window_norm
+
+    stretched = sections.stretch(np.random.default_rng(0).normal(0, 1, (20, 101, 101)))
+    dull = np.random.default_rng(1).integers(60, 190, (20, 101, 101), dtype=np.uint8)
+    assert tile_stats.window_norm(stretched) == ("minmax", 1.0)
+    assert tile_stats.window_norm(dull) == ("global", 0.0)
+    tile_stats.write_tile_stats(tmp_path, stretched)
+    stats = tile_stats.read_tile_stats(tmp_path)
+    assert window_norm(stats, None) == ("minmax", "the run's tiles: 100% span 0..255")
+    assert window_norm(stats, "global") == ("global", "--window-norm")
+    assert window_norm(tile_stats.DEFAULT_TILE_STATS, None)[0] == "global"  # runs recorded before: as then

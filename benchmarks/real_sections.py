@@ -1,0 +1,126 @@
+"""The held-out tiles of a real-data run, scored inside the real sections they were cut from: predict.py
+tile by tile against segment.py on whole sections, at its default stride, on the tile grid and with
+the grid shifted.
+
+    python benchmarks/real_sections.py --real OUT [--shifts 0 5 50] [--out DIR]
+
+``OUT`` is a folder of ``benchmarks/real_data.py`` (its ``run`` and the held-out split in
+``data/holdout``). The sections are the jigsaw mosaics (``salt_tf.tiles.mosaics``, from
+``$SALT_TF_REALDATA_DIR`` or ``../shared/realdata``) that hold at least one held-out tile; unknown
+cells are black. Each variant predicts every held-out tile inside a section, then scores them with
+the competition metric (``tiles.metrics``, at the run's threshold) and the pooled pixel IoU:
+
+- ``predict.py``: the tiles one by one, as released (``inference.predict.predict_probs``);
+- ``segment, global``: ``segment.run`` on the assembled section at stride 50, one amplitude map;
+- ``segment, minmax``: the same, each window stretched to 0..255 on its own;
+- ``minmax on the grid, shift S``: the section made continuous (``mosaics.continuous``), its first S
+  rows and columns cut off so that stride-101 windows sit S pixels off the tile grid, each window
+  stretched on its own (shift 0: exactly the released tiles, for tiles that span 0..255). Only
+  held-out tiles wholly inside the cut section count; the same tiles are scored at every shift.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import _bench
+import numpy as np
+
+from salt_tf.tiles import mosaics
+from salt_tf.tiles.data import real_seismic_dir
+from salt_tf.tiles.metrics import image_scores
+
+TILE = mosaics.TILE
+
+
+def held_out_sections(real: Path, tgs: Path, realdata: Path) -> list[tuple[mosaics.Mosaic, list[tuple[int, int]]]]:
+    """The mosaics holding held-out tiles, with the held-out cells of each."""
+    held = {p.stem for p in (real / "data" / "holdout" / "images").glob("*.png")}
+    found = []
+    for path in mosaics.mosaic_paths(realdata / "mosaics"):
+        ids = mosaics.read_grid(path)
+        cells = [(r, c) for (r, c), tile_id in np.ndenumerate(ids) if tile_id in held]
+        if cells:
+            found.append((mosaics.assemble(path, tgs / "train", [tgs / "test" / "images", realdata / "test_tiles"]), cells))
+    return found
+
+
+def score(probs: list[np.ndarray], truths: list[np.ndarray], threshold: float) -> tuple[float, float]:
+    """Competition score (mean over tiles) and pooled pixel IoU of thresholded probabilities."""
+    masks = np.stack([p > threshold for p in probs]).astype(np.uint8)
+    truth = np.stack(truths).astype(np.uint8)
+    union = np.logical_or(masks, truth).sum()
+    return float(np.mean(image_scores(truth, masks))), float(np.logical_and(masks, truth).sum() / max(union, 1))
+
+
+def segment_section(run: Path, model, values: np.ndarray, tmp: Path, name: str, stride: int, windows: str) -> np.ndarray:
+    """segment.run's probability (samples, traces) of a section given as (samples, traces) values,
+    with the run's ensemble loaded once (``model``: segment.py's own, without the member spread)."""
+    from salt_tf.seismic.segment import run as segment_run
+
+    np.save(tmp / f"{name}.npy", values.T.astype(np.float32))  # .npy input is (traces, samples)
+    out = tmp / f"{name}-{stride}-{windows}"
+    segment_run(run, tmp / f"{name}.npy", out, stride=stride, windows=windows, n_figures=0, progress=False,
+                model=model, log=lambda line: None, warn=lambda line: None)
+    return np.load(out / "probability.npy").astype(np.float32).T
+
+
+def main() -> None:
+    parser = _bench.parser(__doc__, tgs=True)
+    parser.add_argument("--real", type=Path, required=True, help="a benchmarks/real_data.py output folder")
+    parser.add_argument("--realdata", type=Path, default=real_seismic_dir(), help="../shared/realdata")
+    parser.add_argument("--shifts", type=int, nargs="*", default=[0, 5, 50], help="grid shifts in pixels")
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here too")
+    args = parser.parse_args()
+    _bench.header(f"run {args.real / 'run'}")
+    from salt_tf.inference.predict import load_ensemble, postprocessing, predict_probs
+    from salt_tf.seismic.segment import ensemble_model
+
+    run = args.real / "run"
+    threshold, _ = postprocessing(run, None)
+    found = held_out_sections(args.real, args.tgs, args.realdata)
+    keep = max(args.shifts)
+    # tiles scored at every shift: held out, and not in the first row or column of cells the shift cuts
+    scored = [(m, [(r, c) for r, c in cells if min(r, c) * TILE >= keep]) for m, cells in found]
+    n = sum(len(c) for _, c in scored)
+    print(f"{len(found)} sections hold {sum(len(c) for _, c in found)} held-out tiles; {n} lie wholly inside "
+          f"every shifted section and are scored; threshold {threshold:.3f}", flush=True)
+    truths = [m.tile(r, c)[1] for m, cells in scored for r, c in cells]
+    results = {}
+
+    def report(name: str, probs: list[np.ndarray]) -> None:
+        results[name] = score(probs, truths, threshold)
+        print(f"{name:32s} competition score {results[name][0]:.4f}  pixel IoU {results[name][1]:.4f}", flush=True)
+
+    ensemble = load_ensemble(run)
+    model, _ = ensemble_model(run, 32, True, False)
+    tiles = np.stack([m.tile(r, c)[0] for m, cells in scored for r, c in cells])
+    report("predict.py, tile by tile", list(predict_probs(ensemble, tiles, progress=False)))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for windows in ("global", "minmax"):
+            probs = []
+            for k, (m, cells) in enumerate(scored):
+                if cells:
+                    p = segment_section(run, model, m.image.astype(np.float32), tmp, f"s{k}", 50, windows)
+                    probs += [p[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
+            report(f"segment, stride 50, {windows}", probs)
+        for shift in args.shifts:
+            probs = []
+            for k, (m, cells) in enumerate(scored):
+                if cells:
+                    flat = mosaics.continuous(m)[shift:, shift:]
+                    p = segment_section(run, model, flat, tmp, f"c{k}-{shift}", 101, "minmax")
+                    probs += [p[r * TILE - shift : (r + 1) * TILE - shift, c * TILE - shift : (c + 1) * TILE - shift]
+                              for r, c in cells]
+            report(f"minmax on the grid, shift {shift}", probs)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "real_sections.json").write_text(json.dumps(
+            {"tiles": n, "threshold": threshold, "scores": {k: {"competition": v[0], "pixel_iou": v[1]}
+                                                            for k, v in results.items()}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
