@@ -25,8 +25,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="tiles per batch (default: 32)")
     args = parser.parse_args(argv)
 
-    from salt_tf.tiles.data import DataError
     from salt_tf.inference.predict import RunError, run
+    from salt_tf.tiles.data import DataError
 
     try:
         run(args.run, args.images, args.out, ids_csv=args.ids, tta=args.tta, threshold=args.threshold,

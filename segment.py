@@ -73,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
 
-    from salt_tf.inference.predict import RunError
     from salt_tf.common.errors import SectionError
+    from salt_tf.inference.predict import RunError
     from salt_tf.seismic.segment import parse_lines, run
 
     cluster = None

@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from scripts import TINY, start_cli
 
 from salt_tf.tiles.data import real_data_dir, real_seismic_dir
-from scripts import TINY, start_cli
 
 # The order in which xdist hands whole files to the two workers (pyproject.toml: --dist loadfile
 # --no-loadscope-reorder), the rest after these in their own order. test_train.py starts the

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 LINE = 9  # bytes of a line of the calls file: 8 digits and a newline
 
 

@@ -1,10 +1,10 @@
 """benchmarks/real_data.py's held-out split: disjoint from training, complete, loadable."""
 import numpy as np
 import pytest
+from scripts import load_script
 
 from salt_tf.tiles import synthetic
 from salt_tf.tiles.data import load_images, load_train
-from scripts import load_script
 
 
 def test_holdout_split_is_disjoint_complete_and_loadable(tmp_path):

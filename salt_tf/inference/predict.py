@@ -18,11 +18,11 @@ import pandas as pd
 import tensorflow as tf
 
 from salt_tf.common import figures
-from salt_tf.tiles import pipeline, rle
 from salt_tf.common.atomic import atomic_path
-from salt_tf.tiles.data import DataError, read_csv, load_images, read_mask
-from salt_tf.tiles.metrics import image_scores, remove_small
 from salt_tf.run.report import read_report
+from salt_tf.tiles import pipeline, rle
+from salt_tf.tiles.data import DataError, load_images, read_csv, read_mask
+from salt_tf.tiles.metrics import image_scores, remove_small
 
 
 class RunError(ValueError):

@@ -11,7 +11,14 @@ import keras
 from keras import layers
 
 from salt_tf.model.encoders import build_encoder
-from salt_tf.model.layers import SCSE, BilinearUpsampling2D, BroadcastLike, FastConv2D, FusedBatchNormalization, ReflectPad2D
+from salt_tf.model.layers import (
+    SCSE,
+    BilinearUpsampling2D,
+    BroadcastLike,
+    FastConv2D,
+    FusedBatchNormalization,
+    ReflectPad2D,
+)
 
 DECODER_FILTERS = (256, 128, 64, 32, 16)
 

@@ -19,9 +19,9 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from salt_tf.tiles import folds as folds_mod
 from salt_tf.common.atomic import atomic_path, write_text
 from salt_tf.run.config import Config
+from salt_tf.tiles import folds as folds_mod
 
 try:
     import fcntl

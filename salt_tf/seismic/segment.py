@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from salt_tf.run import tile_stats
-from salt_tf.seismic import interpret, qc, sections
 from salt_tf.common.atomic import atomic_path
-from salt_tf.seismic.deliverables import GENTLE_DIP, write_outputs
 from salt_tf.common.errors import SectionError
+from salt_tf.run import tile_stats
 from salt_tf.run.report import read_report
+from salt_tf.seismic import interpret, qc, sections
+from salt_tf.seismic.deliverables import GENTLE_DIP, write_outputs
 from salt_tf.seismic.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE, TILE
 from salt_tf.seismic.seisio import Source
 from salt_tf.seismic.volumes import Input, Volumes, open_input

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from salt_tf.common.atomic import building
 from salt_tf.seismic.seiswrite import write_segy_line, write_segy_volume
-from salt_tf.tiles.synthetic import top_reflection, reflector_trace, with_salt_texture
+from salt_tf.tiles.synthetic import reflector_trace, top_reflection, with_salt_texture
 
 
 def _smooth_field(rng: np.random.Generator, coords: list[np.ndarray], scale: float, waves: int = 12) -> np.ndarray:

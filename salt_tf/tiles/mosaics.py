@@ -23,7 +23,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import lsqr
 
-from salt_tf.tiles.data import DataError, TILE_SHAPE, read_image, read_mask
+from salt_tf.tiles.data import TILE_SHAPE, DataError, read_image, read_mask
 from salt_tf.tiles.metrics import UNLABELLED
 
 TILE = TILE_SHAPE[0]

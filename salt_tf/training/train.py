@@ -24,23 +24,30 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from salt_tf.tiles import folds as folds_mod
 from salt_tf.common import machine
-from salt_tf.tiles import pipeline
 from salt_tf.common.atomic import atomic_path, write_text
-from salt_tf.training.callbacks import (FoldClock, FoldTracker, PhaseClock, ResumableEarlyStopping,
-                               ResumableReduceLROnPlateau, TimeBudget, WeightAverage)
-from salt_tf.run.config import Config, build_from_config, check_config, check_weights
-from salt_tf.tiles.data import load_train
+from salt_tf.inference.predict import Ensemble, RunError, predict_probs
 from salt_tf.model.keras_metrics import CompetitionScore
 from salt_tf.model.losses import phase_loss
-from salt_tf.tiles.metrics import competition_score
 from salt_tf.model.unet import export_saved_model, inference_model
-from salt_tf.training.optimizers import FusedAdamW
-from salt_tf.inference.predict import Ensemble, RunError, predict_probs
-from salt_tf.run.report import write_report
+from salt_tf.run.config import Config, build_from_config, check_config, check_weights
 from salt_tf.run.folder import Checkpoint, budget_spent, finished_folds, held, open_run_folder
+from salt_tf.run.report import write_report
 from salt_tf.run.tile_stats import write_tile_stats
+from salt_tf.tiles import folds as folds_mod
+from salt_tf.tiles import pipeline
+from salt_tf.tiles.data import load_train
+from salt_tf.tiles.metrics import competition_score
+from salt_tf.training.callbacks import (
+    FoldClock,
+    FoldTracker,
+    PhaseClock,
+    ResumableEarlyStopping,
+    ResumableReduceLROnPlateau,
+    TimeBudget,
+    WeightAverage,
+)
+from salt_tf.training.optimizers import FusedAdamW
 
 SYNTHETIC = dict(n_train=400, n_test=100, seed=0)
 

@@ -19,14 +19,14 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scripts import load_script
 
-from salt_tf.tiles import pipeline, rle, synthetic
-from salt_tf.run.config import Config
-from salt_tf.tiles.data import DataError
-from salt_tf.tiles.metrics import MIN_AREAS, best_threshold, competition_score, remove_small, tune_postprocessing
 from salt_tf.inference.predict import RunError, load_ensemble, predict_probs
 from salt_tf.inference.predict import run as predict_run
-from scripts import load_script
+from salt_tf.run.config import Config
+from salt_tf.tiles import pipeline, rle, synthetic
+from salt_tf.tiles.data import DataError
+from salt_tf.tiles.metrics import MIN_AREAS, best_threshold, competition_score, remove_small, tune_postprocessing
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 32  # the hand-made models' input size: small, and any size works for them

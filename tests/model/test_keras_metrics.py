@@ -1,7 +1,7 @@
 import numpy as np
 
-from salt_tf.tiles import metrics
 from salt_tf.model.keras_metrics import CompetitionScore
+from salt_tf.tiles import metrics
 
 
 def test_agrees_with_numpy_metric_over_batches():

@@ -2,9 +2,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from salt_tf.model.losses import (
+    BCELovasz,
+    BCEWithLogits,
+    LovaszHinge,
+    WithAuxiliary,
+    bce_per_image,
+    lovasz_hinge_per_image,
+    phase_loss,
+)
 from salt_tf.run.config import Config
-from salt_tf.model.losses import (BCELovasz, BCEWithLogits, LovaszHinge, WithAuxiliary, bce_per_image, lovasz_hinge_per_image,
-                            phase_loss)
 
 
 def lovasz_reference(logits, labels, elu=False):

@@ -76,8 +76,8 @@ def test_decoder_widths_and_the_light_decoder(tmp_path, eager):
         build_unet("resnet18", 64, decoder_filters=(64, 32, 16, 8))
     with pytest.raises(ValueError, match="unknown decoder 'heavy'; known decoders: unet, light"):
         build_unet("resnet18", 64, decoder="heavy")
-    from salt_tf.run import config
     from salt_tf.model import unet as model_mod
+    from salt_tf.run import config
 
     assert config.DECODERS == tuple(model_mod.DECODERS)  # the CLI's choices (config.py imports no TensorFlow)
 

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from scripts import ROOT
 
 from salt_tf.run.folder import Checkpoint, held, sweep_temporaries
-from scripts import ROOT
 
 
 def test_sweep_removes_what_killed_writers_leave_and_nothing_else(tmp_path):
@@ -184,9 +184,9 @@ def _killed_at(log) -> str:
 
 def _validation(out, data):
     """The fold's validation tiles at the run's size, as training validated them."""
+    from salt_tf.run.config import Config
     from salt_tf.tiles import folds as folds_mod
     from salt_tf.tiles import pipeline
-    from salt_tf.run.config import Config
     from salt_tf.tiles.data import load_train
 
     config = Config.load(out / "config.json")
@@ -206,9 +206,9 @@ def _exported(out):
 
 def _evaluate_export(out, data, phase: int) -> dict:
     """The exported model's validation loss (of the given phase's loss) and score."""
-    from salt_tf.run.config import Config
     from salt_tf.model.keras_metrics import CompetitionScore
     from salt_tf.model.losses import phase_loss
+    from salt_tf.run.config import Config
 
     model = _exported(out)
     model.compile(loss=phase_loss(Config.load(out / "config.json"), phase), metrics=[CompetitionScore()])

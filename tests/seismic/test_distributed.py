@@ -6,17 +6,16 @@ import json
 import os
 from pathlib import Path
 
+import dask_standins as standins
 import numpy as np
 import pytest
-
-from salt_tf.seismic.distributed import Cluster
-from salt_tf.common.errors import SectionError
-from salt_tf.seismic.segment import run
+from dask import distributed
 from scripts import load_script
 from test_segment import quiet, synth, tiny_export  # noqa: F401  (synth, tiny_export: test_segment's fixtures)
 
-import dask_standins as standins
-from dask import distributed
+from salt_tf.common.errors import SectionError
+from salt_tf.seismic.distributed import Cluster
+from salt_tf.seismic.segment import run
 
 CLI = load_script("segment.py", "segment_cli_distributed")
 FILES = ("probability.npy", "uncertainty.npy", "mask.npy", "bodies.npy", "probability.sgy", "uncertainty.sgy",

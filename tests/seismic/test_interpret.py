@@ -309,7 +309,8 @@ def test_disagreement_per_inline_by_hand():
 
 
 def test_the_synthetic_volume_passes_and_ten_times_its_gain_warns():
-    from salt_tf.seismic import sections, synthetic as synthetic_sections
+    from salt_tf.seismic import sections
+    from salt_tf.seismic import synthetic as synthetic_sections
 
     amplitudes, _ = synthetic_sections.make_volume(np.random.default_rng(0), 4, 80, 120)
     amap = sections.amplitude_map(amplitudes, tile_stats.DEFAULT_TILE_STATS)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from salt_tf.common.errors import SectionError
 from salt_tf.run import tile_stats
 from salt_tf.seismic import sections
-from salt_tf.common.errors import SectionError
 from salt_tf.seismic.sections import TILE
 from salt_tf.seismic.synthetic import make_volume
 

@@ -8,14 +8,15 @@ import keras
 import numpy as np
 import pytest
 import segyio
-
-from salt_tf.run import tile_stats
-from salt_tf.seismic import sections, synthetic as synthetic_sections
-from salt_tf.inference.predict import load_ensemble, predict_probs
-from salt_tf.common.errors import SectionError
-from salt_tf.seismic.seiswrite import write_segy_volume
-from salt_tf.seismic.segment import run
 from scripts import load_script
+
+from salt_tf.common.errors import SectionError
+from salt_tf.inference.predict import load_ensemble, predict_probs
+from salt_tf.run import tile_stats
+from salt_tf.seismic import sections
+from salt_tf.seismic import synthetic as synthetic_sections
+from salt_tf.seismic.segment import run
+from salt_tf.seismic.seiswrite import write_segy_volume
 
 CLI = load_script("segment.py", "segment_cli")
 

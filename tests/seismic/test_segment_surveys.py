@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import segyio
 from scipy import ndimage
+from scripts import load_script
 
 from salt_tf.run import tile_stats
-from salt_tf.seismic import sections, synthetic as synthetic_sections
-from salt_tf.seismic.seiswrite import write_segy_volume
+from salt_tf.seismic import sections
+from salt_tf.seismic import synthetic as synthetic_sections
 from salt_tf.seismic.segment import run
-from scripts import load_script
+from salt_tf.seismic.seiswrite import write_segy_volume
 
 CLI = load_script("segment.py", "segment_cli_surveys")
 

@@ -6,13 +6,13 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from scripts import TINY, load_script
 
-from salt_tf.tiles import synthetic
 from salt_tf.run.config import Config
+from salt_tf.tiles import synthetic
 from salt_tf.tiles.data import load_train
 from salt_tf.tiles.folds import read_folds
 from salt_tf.training.train import run
-from scripts import TINY, load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_CLI = load_script("train.py", "train_cli")
