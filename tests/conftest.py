@@ -33,20 +33,20 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: each file's own order kept
 
 
+def _present(path: Path, probe: str, what: str, variable: str) -> Path:
+    if not (path / probe).is_file():
+        pytest.fail(f"{what} not found at {path}; set {variable} to its folder")
+    return path
+
+
 @pytest.fixture(scope="session")
 def realdata_dir() -> Path:
-    path = real_seismic_dir()
-    if not (path / "README.md").is_file():
-        pytest.fail(f"real seismic data not found at {path}; set SALT_TF_REALDATA_DIR to its folder")
-    return path
+    return _present(real_seismic_dir(), "README.md", "real seismic data", "SALT_TF_REALDATA_DIR")
 
 
 @pytest.fixture(scope="session")
 def tgs_dir() -> Path:
-    path = real_data_dir()
-    if not (path / "train.csv").is_file():
-        pytest.fail(f"real TGS data not found at {path}; set SALT_TF_TGS_DIR to its folder")
-    return path
+    return _present(real_data_dir(), "train.csv", "real TGS data", "SALT_TF_TGS_DIR")
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """Segment a whole section or volume (SEG-Y, .npy, grayscale image) with a trained run.
 
-Four steps, one function each: open and check the input (``open_input``); map its amplitudes onto
+Four steps, one function each: open and check the input (``volumes.open_input``); map its amplitudes onto
 the training tiles' grey levels (``map_amplitudes``); segment its lines into salt probability and
 uncertainty (``segment_lines``: overlapping windows through the run's fold ensemble with flip TTA,
 each member blended on its own); and write what interpreters take away (``deliverables.write_outputs``). Lines
