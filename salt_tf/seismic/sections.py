@@ -12,7 +12,6 @@ A section here is (samples, traces): the sample (time/depth) axis vertical, as i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np

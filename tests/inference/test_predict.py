@@ -24,7 +24,7 @@ from scripts import load_script
 from salt_tf.inference.predict import RunError, load_ensemble, predict_probs
 from salt_tf.inference.predict import run as predict_run
 from salt_tf.run.config import Config
-from salt_tf.tiles import pipeline, rle, synthetic
+from salt_tf.tiles import pipeline, rle
 from salt_tf.tiles.data import DataError
 from salt_tf.tiles.metrics import MIN_AREAS, best_threshold, competition_score, remove_small, tune_postprocessing
 
