@@ -42,6 +42,12 @@ class Config:
     decoder: str = "unet"  # salt_tf.model.unet.DECODERS
     decoder_filters: str | None = None  # five widths, deepest first, e.g. "128,64,32,16,16"
 
+    # Training across the tile grid: windows at any position of the sections the tiles were cut from
+    # (a folder with mosaics/ and test_tiles/, as ../shared/realdata), `section_windows` of them per
+    # training tile, framed as the tiles were, unlabelled pixels out of the loss (issue 38).
+    sections: str | None = None
+    section_windows: float = 1.0
+
     # Augmentation (albumentations), applied to image and mask together.
     crop_prob: float = 0.5  # else a plain resize to `size`
     crop_min_area: float = 0.5  # random crop of crop_min_area..1 of the tile's area
@@ -170,6 +176,9 @@ HELP = {
     "size": "model input size (multiple of 32); 101x101 tiles are resized to it",
     "fit": "how a 101x101 tile meets --size: 'resize' (scaled to it) or 'pad' (reflected out to it inside the "
     "model, whose output is cropped back to 101, so loss, metric and predictions are on the tile's pixels)",
+    "sections": "also train on windows across the tile grid of the sections the tiles were cut from: a folder with "
+    "mosaics/ (the jigsaw's CSVs) and test_tiles/, e.g. ../shared/realdata (needs --data)",
+    "section_windows": "windows from --sections per training tile",
     "scse": "scSE blocks in the decoder",
     "hypercolumn": "concatenate all decoder stages before the head",
     "decoder": "decoder block: unet (two 3x3 convs on the upsampled map and its skip) or light (1x1 convs "
@@ -322,6 +331,11 @@ def check_config(config: Config) -> None:
         raise ValueError(f"--stratify must be one of {STRATIFY_BY}, not {config.stratify!r}")
     if config.fold is not None and not 0 <= config.fold < config.folds:
         raise ValueError(f"--fold {config.fold} is outside 0..{config.folds - 1}")
+    if config.sections is not None and (config.data is None or not (Path(config.sections) / "mosaics").is_dir()):
+        raise ValueError(f"--sections {config.sections}: needs --data (the tiles the mosaics name) and a folder "
+                         f"holding mosaics/")
+    if config.section_windows < 0:
+        raise ValueError(f"--section-windows {config.section_windows}: must be at least 0")
     if config.budget_min is not None and config.budget_min <= 0:
         raise ValueError(f"--budget-min {config.budget_min}: the time budget must be positive (minutes)")
     if config.warmup_size is not None and (config.warmup_size % 32 or not 0 < config.warmup_size < config.size):

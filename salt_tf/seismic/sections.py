@@ -42,7 +42,7 @@ class AmplitudeMap:
     training tiles, so the input's spread of amplitudes matches what the model saw.
 
     ``windows`` says how the model's windows are made (WINDOW_NORMS): from this map's grey levels
-    ("global"), or each window of amplitudes stretched on its own (``stretch``: "minmax"); the map
+    ("global"), or each window of amplitudes stretched on its own (``tiles.framing.stretch``: "minmax"); the map
     itself still serves the domain check and the snapping of the top of salt.
     """
     centre: float
@@ -146,21 +146,6 @@ def count_windows(length_a: int, length_b: int, stride: int) -> int:
     return len(starts(length_a, stride)[0]) * len(starts(length_b, stride)[0])
 
 
-def stretch(values: np.ndarray) -> np.ndarray:
-    """Windows (N, 101, 101) of amplitudes -> uint8, each min-max stretched to 0..255 on its own, as
-    the competition's tiles were (so a window that is a released tile comes back unchanged). NaN
-    (no data) pixels are left out of the stretch and set to mid-grey; a window with no spread is 0,
-    like the competition's all-black tiles."""
-    values = np.asarray(values, dtype=np.float32)
-    live = np.isfinite(values)
-    lo = np.where(live, values, np.inf).min(axis=(1, 2), keepdims=True)
-    hi = np.where(live, values, -np.inf).max(axis=(1, 2), keepdims=True)
-    span = hi - lo
-    with np.errstate(invalid="ignore"):
-        grey = np.where(span > 0, (values - lo) * (255.0 / np.where(span > 0, span, 1.0)), 0.0)
-    return np.rint(np.where(live, grey, 127.5)).astype(np.uint8)
-
-
 def windows(grey: np.ndarray, stride: int = DEFAULT_STRIDE) -> tuple[np.ndarray, tuple]:
     """All windows (N, 101, 101) of a section (H, W) and the layout to blend them back."""
     check_stride(stride)
@@ -198,7 +183,7 @@ Model = Callable[[np.ndarray], np.ndarray]
 def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAULT_STRIDE, prepare=None
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Salt probability and its uncertainty (each (H, W)) of each uint8 section (H, W), or of each
-    section of amplitudes with ``prepare`` making its windows uint8 (``stretch``).
+    section of amplitudes with ``prepare`` making its windows uint8 (``tiles.framing.stretch``).
 
     ``model`` maps windows (N, 101, 101) to probabilities (N, 101, 101), or to its members'
     probabilities (M, N, 101, 101) (the folds x flips of an ensemble). Each member is blended over

@@ -40,6 +40,7 @@ from salt_tf.seismic.deliverables import GENTLE_DIP, write_outputs
 from salt_tf.seismic.sections import DEFAULT_PERCENTILE, DEFAULT_STRIDE, TILE
 from salt_tf.seismic.seisio import Source
 from salt_tf.seismic.volumes import Input, Volumes, open_input
+from salt_tf.tiles.framing import stretch
 
 DIRECTIONS = ("inline", "crossline", "both")
 SAMPLE_LINES = 16  # lines read to estimate the amplitude spread of a volume
@@ -163,7 +164,7 @@ def window_probabilities(group, amap, model, stride: int, bar: Progress) -> list
         sections.check_finite(filled, label, ("trace", "sample"))
         # samples vertical, as in the tiles; "minmax": absent traces NaN, left out of each window's stretch
         greys.append(amap(filled.T) if amap.windows == "global" else np.where(live[:, None], filled, np.nan).T)
-    results = sections.segment_sections(greys, model, stride, None if amap.windows == "global" else sections.stretch)
+    results = sections.segment_sections(greys, model, stride, None if amap.windows == "global" else stretch)
     bar.add(sum(sections.count_windows(*g.shape, stride) for g in greys))
     out = []
     for (prob, spread), (_, live, _) in zip(results, group):

@@ -15,6 +15,7 @@ least squares so that every pair of neighbours continues across their shared edg
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,3 +142,56 @@ def mosaic_paths(folder: str | os.PathLike) -> list[Path]:
     if not paths:
         raise DataError(f"{folder}: no mosaic_*.csv files")
     return paths
+
+
+def load_sections(folder: str | os.PathLike, labelled: str | os.PathLike, unlabelled: list) -> list[Mosaic]:
+    """Every mosaic of ``folder/mosaics`` assembled (``assemble``), with the folder's ``test_tiles``
+    among the unlabelled image folders."""
+    folder = Path(folder)
+    return [assemble(path, labelled, [*unlabelled, folder / "test_tiles"]) for path in mosaic_paths(folder / "mosaics")]
+
+
+@functools.lru_cache(maxsize=1)
+def data_sections(folder: str, data: str) -> tuple[Mosaic, ...]:
+    """The sections of ``folder`` (``load_sections``) with a data set's tiles in Kaggle's layout: its
+    train tiles labelled, its test tiles (if any) and ``folder/test_tiles`` not; read once per process."""
+    test = Path(data) / "test" / "images"
+    return tuple(load_sections(folder, Path(data) / "train", [test] if test.is_dir() else []))
+
+
+def sample_windows(sections: list[Mosaic], n: int, seed: int, exclude=(), min_labelled: float = 0.25,
+                   tries: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` windows (uint8 images, labels) of 101x101 at random positions of the continuous sections,
+    framed as the tiles were (``framing.stretch``): across the tile grid, where the model learns that
+    salt does not begin at a tile's edge. A window never touches an unknown cell nor a cell whose
+    id is in ``exclude`` (a validation fold's tiles: none of their pixels is trained on), and has at
+    least ``min_labelled`` of its pixels labelled; sections are drawn by their number of such
+    positions. Fewer than ``n`` come back when ``tries`` x ``n`` draws find no more."""
+    from salt_tf.tiles.framing import stretch
+
+    exclude = set(exclude)
+    rng = np.random.default_rng(seed)
+    usable = []
+    for m in sections:
+        blocked = ~m.known | np.isin(m.ids, list(exclude))
+        if (~blocked).sum() and max(m.ids.shape) > 1:
+            usable.append((m, np.kron(blocked, np.ones((TILE, TILE), bool))))
+    weights = np.array([(m.image.shape[0] - TILE + 1) * (m.image.shape[1] - TILE + 1) for m, _ in usable], float)
+    images, labels, flats = [], [], {}
+    for _ in range(tries * n if usable else 0):
+        if len(images) == n:
+            break
+        k = int(rng.choice(len(usable), p=weights / weights.sum()))
+        m, blocked = usable[k]
+        y, x = (int(rng.integers(0, s - TILE + 1)) for s in m.image.shape)
+        window = np.s_[y : y + TILE, x : x + TILE]
+        label = m.label[window]
+        if blocked[window].any() or np.mean(label != UNLABELLED) < min_labelled:
+            continue
+        if k not in flats:
+            flats[k] = continuous(m)
+        images.append(stretch(flats[k][window][None])[0])
+        labels.append(label)
+    if not images:
+        return np.zeros((0, TILE, TILE), np.uint8), np.zeros((0, TILE, TILE), np.uint8)
+    return np.stack(images), np.stack(labels)

@@ -35,6 +35,7 @@ from salt_tf.run.folder import Checkpoint, budget_spent, finished_folds, held, o
 from salt_tf.run.report import write_report
 from salt_tf.run.tile_stats import write_tile_stats
 from salt_tf.tiles import folds as folds_mod
+from salt_tf.tiles import mosaics
 from salt_tf.tiles import pipeline
 from salt_tf.tiles.data import load_train
 from salt_tf.tiles.metrics import competition_score
@@ -129,10 +130,24 @@ class _Fold:
     optimizer_state: list | None = None  # a resumed phase's saved optimizer variables, until compiled
     average: WeightAverage | None = None  # with config.ema: the fold's weight average
     sized_sets: dict = dataclasses.field(default_factory=dict)
+    windows: tuple | None = None  # with config.sections: (images, labels) across the tile grid
+
+    def section_windows(self) -> tuple[np.ndarray, np.ndarray]:
+        """With ``config.sections``, windows across the sections' tile grid (``mosaics.sample_windows``),
+        never touching this fold's validation tiles, drawn once per fold; else none."""
+        if self.windows is None:
+            config = self.config
+            sections = mosaics.data_sections(config.sections, config.data) if config.sections else ()
+            self.windows = mosaics.sample_windows(sections, round(config.section_windows * len(self.tr)) if sections else 0,
+                                                  config.seed * 1000 + self.fold, exclude=np.asarray(self.train.ids)[self.va])
+            if sections:
+                self.log(f"fold {self.fold}: {len(self.windows[0])} windows across the tile grid of {config.sections}")
+        return self.windows
 
     @property
     def steps(self) -> int:
-        return self.config.steps_per_epoch or max(1, len(self.tr) // self.config.batch_size)
+        n = len(self.tr) + len(self.section_windows()[0])
+        return self.config.steps_per_epoch or max(1, n // self.config.batch_size)
 
     @property
     def val_batches(self) -> int:
@@ -145,7 +160,10 @@ class _Fold:
         if size not in self.sized_sets:
             config, train, tr, va = self.config, self.train, self.tr, self.va
             sized = dataclasses.replace(config, size=size)
-            train_ds = pipeline.train_dataset(train.images[tr], train.masks[tr], sized, seed=config.seed * 1000 + self.fold)
+            extra_images, extra_masks = self.section_windows()
+            train_ds = pipeline.train_dataset(np.concatenate([train.images[tr], extra_images]),
+                                              np.concatenate([train.masks[tr], extra_masks]), sized,
+                                              seed=config.seed * 1000 + self.fold)
             self.sized_sets[size] = (train_ds.repeat() if config.steps_per_epoch else train_ds,
                                      pipeline.eval_dataset(train.images[va], train.masks[va], sized))
         return self.sized_sets[size]

@@ -15,6 +15,7 @@ from salt_tf.seismic import sections
 from salt_tf.seismic import synthetic as synthetic_sections
 from salt_tf.seismic.segment import run
 from salt_tf.seismic.seiswrite import write_segy_volume
+from salt_tf.tiles.framing import stretch
 
 CLI = load_script("segment.py", "segment_cli_surveys")
 
@@ -334,7 +335,7 @@ def test_on_the_tile_grid_minmax_windows_are_the_tiles_predict_py_reads(tiny_dat
     from salt_tf.tiles.data import load_images
 
     ids, images = load_images(tiny_data / "test" / "images")
-    tiles = sections.stretch(images[:6].astype(np.float32))  # 0..255 each, as the real tiles span
+    tiles = stretch(images[:6].astype(np.float32))  # 0..255 each, as the real tiles span
     assert all(t.min() == 0 and t.max() == 255 for t in tiles)
     grid = tiles.reshape(2, 3, 101, 101).transpose(0, 2, 1, 3).reshape(202, 303)  # 2 x 3 tiles, samples down
     amplitudes = 0.37 * grid.astype(np.float32) - 11.0  # any gain and offset: the stretch undoes them
@@ -357,7 +358,7 @@ def test_on_the_tile_grid_minmax_windows_are_the_tiles_predict_py_reads(tiny_dat
 def test_the_run_decides_how_windows_are_made_unless_told(tmp_path):
     from salt_tf.seismic.segment import window_norm
 
-    stretched = sections.stretch(np.random.default_rng(0).normal(0, 1, (20, 101, 101)))
+    stretched = stretch(np.random.default_rng(0).normal(0, 1, (20, 101, 101)))
     dull = np.random.default_rng(1).integers(60, 190, (20, 101, 101), dtype=np.uint8)
     assert tile_stats.window_norm(stretched) == ("minmax", 1.0)
     assert tile_stats.window_norm(dull) == ("global", 0.0)

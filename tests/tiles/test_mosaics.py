@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from salt_tf.tiles import mosaics
+from salt_tf.tiles import framing, mosaics
 from salt_tf.tiles.data import DataError, read_image, read_mask
 from salt_tf.tiles.mosaics import TILE, UNLABELLED
 
@@ -95,3 +95,29 @@ def test_a_real_mosaic_is_its_tiles(realdata_dir, tgs_dir):
             np.testing.assert_array_equal(got.tile(r, c)[1], read_mask(tgs_dir / "train" / "masks" / f"{tile_id}.png"))
         elif got.known[r, c]:
             assert (got.tile(r, c)[1] == UNLABELLED).all()
+
+
+def test_windows_across_the_grid_avoid_excluded_tiles_and_are_framed_as_tiles(section):
+    root, image, mask = section
+    got = mosaics.assemble(root / "m.csv", root / "train", [root / "test" / "images"])
+    images, labels = mosaics.sample_windows([got], 10, seed=3, exclude={"d"}, min_labelled=0.2, tries=400)
+    assert images.shape == labels.shape == (10, TILE, TILE) and images.dtype == np.uint8
+    assert all(w.min() == 0 and w.max() == 255 for w in images)  # each stretched on its own
+    assert ((labels == UNLABELLED) | (labels <= 1)).all()
+    assert (np.mean(labels != UNLABELLED, axis=(1, 2)) >= 0.2).all()
+    # never a pixel of tile d (row 1, column 0): no window reaches below row 101 left of column 101
+    flat = mosaics.continuous(got)
+    again, _ = mosaics.sample_windows([got], 10, seed=3, exclude={"d"}, min_labelled=0.2, tries=400)
+    np.testing.assert_array_equal(images, again)  # seeded
+    found = 0
+    for w in images:  # each window is somewhere in the section, off the tile grid mostly
+        for y in range(0, flat.shape[0] - TILE + 1):
+            for x in range(0, flat.shape[1] - TILE + 1):
+                if np.array_equal(framing.stretch(flat[None, y : y + TILE, x : x + TILE])[0], w):
+                    assert not (y + TILE > TILE and x < TILE), (y, x)
+                    found += 1
+                    break
+            else:
+                continue
+            break
+    assert found == len(images)
