@@ -35,8 +35,7 @@ from salt_tf.run.folder import Checkpoint, budget_spent, finished_folds, held, o
 from salt_tf.run.report import write_report
 from salt_tf.run.tile_stats import write_tile_stats
 from salt_tf.tiles import folds as folds_mod
-from salt_tf.tiles import mosaics
-from salt_tf.tiles import pipeline
+from salt_tf.tiles import mosaics, pipeline
 from salt_tf.tiles.data import load_train
 from salt_tf.tiles.metrics import competition_score
 from salt_tf.training.callbacks import (

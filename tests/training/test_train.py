@@ -526,3 +526,36 @@ def test_a_padding_run_trains_on_101_tiles_and_predicts_them(tiny_data, tmp_path
         probs = predict_probs(ensemble, images, tta=True, progress=False)
         assert probs.shape == (len(images), 101, 101)
         assert np.abs(oof["probs"].astype(np.float32) - probs).max() < 2e-3  # float16 storage
+
+
+def test_training_across_the_tile_grid_draws_windows_clear_of_the_validation_tiles(tiny_data, tmp_path):
+    """--sections end to end: a mosaic of the data's own tiles (4 x 5 cells, validation tiles among
+    them) gives the fold windows across their grid and the fold trains on them; a run without
+    --data or mosaics/ is refused before any work."""
+    from salt_tf.run.config import check_config
+
+    train = load_train(tiny_data)
+    sections = tmp_path / "realdata"
+    (sections / "mosaics").mkdir(parents=True)
+    (sections / "test_tiles").mkdir()
+    grid = np.array(train.ids[:20], dtype=object).reshape(4, 5)
+    (sections / "mosaics" / "mosaic_1_1.csv").write_text("\n".join(",".join(f'"{i}"' for i in row) for row in grid) + "\n")
+    config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=32, encoder="resnet18", encoder_weights=None,
+                    batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0, sections=str(sections),
+                    section_windows=0.5)
+    said = []
+    run(config, log=said.append)
+    line = next(line for line in said if "windows across the tile grid" in line)
+    n_windows = int(line.split(":")[1].split()[0])
+    folds = read_folds(tmp_path / "r" / "folds.csv", ids=train.ids).set_index("id").loc[train.ids, "fold"].to_numpy()
+    validation = set(np.asarray(train.ids)[folds == 0])
+    assert 0 < n_windows <= round(0.5 * np.sum(folds != 0))
+    history = pd.read_csv(tmp_path / "r" / "fold0" / "history.csv")
+    assert len(history) == 1
+    # the validation tiles lie inside the mosaic: windows had to be drawn around them
+    # (mosaics.sample_windows never touches an excluded cell: tests/tiles/test_mosaics.py)
+    assert validation & set(grid.ravel()) and set(grid.ravel()) - validation
+    with pytest.raises(ValueError, match="--sections .*needs --data"):
+        check_config(Config(sections=str(sections)))
+    with pytest.raises(ValueError, match="a folder holding mosaics/"):
+        check_config(Config(data=str(tiny_data), sections=str(tmp_path)))
