@@ -25,6 +25,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import lsqr
 
 from salt_tf.tiles.data import TILE_SHAPE, DataError, read_image, read_mask
+from salt_tf.tiles.framing import stretch
 from salt_tf.tiles.metrics import UNLABELLED
 
 TILE = TILE_SHAPE[0]
@@ -165,10 +166,9 @@ def sample_windows(sections: list[Mosaic], n: int, seed: int, exclude=(), min_la
     framed as the tiles were (``framing.stretch``): across the tile grid, where the model learns that
     salt does not begin at a tile's edge. A window never touches an unknown cell nor a cell whose
     id is in ``exclude`` (a validation fold's tiles: none of their pixels is trained on), and has at
-    least ``min_labelled`` of its pixels labelled; sections are drawn by their number of such
-    positions. Fewer than ``n`` come back when ``tries`` x ``n`` draws find no more."""
-    from salt_tf.tiles.framing import stretch
-
+    least ``min_labelled`` of its pixels labelled: a section is drawn by its number of window
+    positions, a position uniformly, and a draw that breaks a rule is drawn again. Fewer than ``n``
+    come back when ``tries`` x ``n`` draws find no more."""
     exclude = set(exclude)
     rng = np.random.default_rng(seed)
     usable = []
