@@ -79,6 +79,16 @@ def test_two_workers_write_the_single_process_files(synth, scheduler, single, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calls", "out"]  # the store is removed after success
 
 
+
+def test_minmax_windows_on_two_workers_write_the_single_process_files(synth, scheduler, single, tmp_path):
+    """The amplitude map carries how windows are made: the workers frame them as the process does."""
+    segment(synth, tmp_path / "single", tmp_path / "calls_single", windows="minmax")
+    out = tmp_path / "out"
+    summary = segment(synth, out, tmp_path / "calls", Cluster(scheduler=scheduler, task_lines=3), windows="minmax")
+    assert summary["amplitude_map"]["windows"] == "minmax"
+    assert_same(out, tmp_path / "single", "inline")
+    assert (out / "probability.npy").read_bytes() != (single("inline") / "probability.npy").read_bytes()
+
 def test_a_worker_killed_mid_run_is_replaced_and_the_result_is_the_same(synth, single, tmp_path):
     """A real process kill (os._exit in the worker at its 6th call, once): the local cluster's
     nanny starts a new worker, Dask runs the lost task again, the run finishes as if nothing happened."""
