@@ -10,17 +10,16 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from salt_tf.model.losses import labels_of
 from salt_tf.tiles.metrics import THRESHOLD_DENOMINATOR, THRESHOLD_NUMERATORS
 
 
 def image_scores(y_true, logits):
     """Per-image competition score of ``logits > 0`` against ``y_true > 0.5``, shape (B,), over each
     image's labelled pixels (``y_true`` above 1, ``UNLABELLED``, is out of it)."""
-    batch = ops.shape(logits)[0]
-    raw = ops.reshape(ops.cast(y_true, "float32"), (batch, -1))
-    labelled = raw <= 1.0
-    truth = ops.logical_and(raw > 0.5, labelled)
-    pred = ops.logical_and(ops.reshape(ops.cast(logits, "float32") > 0.0, (batch, -1)), labelled)
+    flat = (ops.shape(logits)[0], -1)
+    truth, labelled = (ops.reshape(v, flat) > 0.5 for v in labels_of(y_true))
+    pred = ops.logical_and(ops.reshape(ops.cast(logits, "float32") > 0.0, flat), labelled)
     intersection = ops.sum(ops.cast(ops.logical_and(truth, pred), "float32"), axis=-1)
     union = ops.sum(ops.cast(ops.logical_or(truth, pred), "float32"), axis=-1)
     numerators = ops.convert_to_tensor(THRESHOLD_NUMERATORS, dtype="float32")
@@ -45,8 +44,8 @@ class CompetitionScore(keras.metrics.Metric):
             ops.cast(sample_weight, "float32"), (-1,)
         )
         # an image with no labelled pixel is no image to score
-        labelled = ops.reshape(ops.cast(y_true, "float32"), (ops.shape(scores)[0], -1)) <= 1.0
-        weights = weights * ops.cast(ops.any(labelled, axis=-1), "float32")
+        labelled = ops.reshape(labels_of(y_true)[1], (ops.shape(scores)[0], -1))
+        weights = weights * ops.max(labelled, axis=-1)
         self.total.assign(self.total + ops.sum(scores * weights))
         self.count.assign(self.count + ops.sum(weights))
 

@@ -18,20 +18,18 @@ from salt_tf.tiles.metrics import UNLABELLED
 OUT_OF_REACH = -1e4  # a masked pixel's hinge error: sorted last, and relu (or elu + 1) of it is 0
 
 
-def _flatten(y_true, y_pred):
-    """(labels, logits, labelled) of each image as (B, pixels): labels 0/1 (0 where unlabelled) and
-    the labelled pixels as 1.0."""
-    logits = ops.reshape(ops.cast(y_pred, "float32"), (ops.shape(y_pred)[0], -1))
-    raw = ops.reshape(ops.cast(y_true, "float32"), (ops.shape(y_true)[0], -1))
-    labelled = ops.cast(raw <= 1.0, "float32")
-    return raw * labelled, logits, labelled
-
-
 def labels_of(y_true):
     """The 0/1 labels of ``y_true``, 0 where unlabelled, and the labelled pixels as 1.0 (same shape)."""
     y_true = ops.cast(y_true, "float32")
     labelled = ops.cast(y_true <= 1.0, "float32")
     return y_true * labelled, labelled
+
+
+def _flatten(y_true, y_pred):
+    """(labels, logits, labelled) of each image as (B, pixels), as ``labels_of`` gives them."""
+    flat = (ops.shape(y_pred)[0], -1)
+    labels, labelled = labels_of(y_true)
+    return ops.reshape(labels, flat), ops.reshape(ops.cast(y_pred, "float32"), flat), ops.reshape(labelled, flat)
 
 
 def lovasz_hinge_per_image(y_true, y_pred, elu: bool = False):
