@@ -16,8 +16,21 @@ THRESHOLD_DENOMINATOR = 20
 THRESHOLDS = THRESHOLD_NUMERATORS / THRESHOLD_DENOMINATOR
 
 # The label of a pixel nobody labelled (sparse labels on a section: test tiles, unknown cells): out
-# of every loss and of the Keras metric (salt_tf.model.losses, salt_tf.model.keras_metrics).
+# of every loss, of the Keras metric (salt_tf.model.losses, salt_tf.model.keras_metrics) and, through
+# ``split_labels``, of the NumPy scores below.
 UNLABELLED = 255
+
+
+def split_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse labels (0 not salt, 1 salt, ``UNLABELLED``) -> (truth, labelled), two bool arrays of
+    their shape, for the ``labelled=`` of the scores here. Any other value is an error: a 0/255 or
+    0/65535 mask would otherwise read as unlabelled everywhere."""
+    labels = np.asarray(labels)
+    odd = ~np.isin(labels, (0, 1, UNLABELLED))
+    if odd.any():
+        raise ValueError(f"labels must be 0 (not salt), 1 (salt) or {UNLABELLED} (not labelled); "
+                         f"found {labels[odd].flat[0].item()} at {odd.sum()} pixels")
+    return labels == 1, labels != UNLABELLED
 
 
 def _as_batch(masks: np.ndarray, name: str) -> np.ndarray:
@@ -31,22 +44,35 @@ def _as_batch(masks: np.ndarray, name: str) -> np.ndarray:
     return masks.reshape(len(masks), -1) != 0
 
 
-def image_scores(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Per-image competition score for binary masks (non-zero = salt), shape (N,)."""
+def image_scores(truth: np.ndarray, pred: np.ndarray, labelled: np.ndarray | None = None) -> np.ndarray:
+    """Per-image competition score for binary masks (non-zero = salt), shape (N,). With ``labelled``
+    (``split_labels``) only labelled pixels count, as in the losses and the Keras metric, and an
+    image with none labelled scores NaN (no image to score)."""
     truth, pred = _as_batch(truth, "truth"), _as_batch(pred, "pred")
     if truth.shape != pred.shape:
         raise ValueError(f"truth and pred differ in shape: {truth.shape} vs {pred.shape}")
+    if labelled is not None:
+        labelled = _as_batch(labelled, "labelled")
+        if labelled.shape != truth.shape:
+            raise ValueError(f"labelled and truth differ in shape: {labelled.shape} vs {truth.shape}")
+        truth, pred = truth & labelled, pred & labelled
     intersection = np.count_nonzero(truth & pred, axis=1).astype(np.int64)
     union = np.count_nonzero(truth | pred, axis=1).astype(np.int64)
     # IoU > n/20  <=>  20 * intersection > n * union, in exact integer arithmetic.
     clears = (THRESHOLD_DENOMINATOR * intersection)[:, None] > THRESHOLD_NUMERATORS[None] * union[:, None]
-    scores = clears.mean(axis=1)
-    return np.where(union == 0, 1.0, scores)
+    scores = np.where(union == 0, 1.0, clears.mean(axis=1))
+    if labelled is not None:
+        scores = np.where(labelled.any(axis=1), scores, np.nan)
+    return scores
 
 
-def competition_score(truth: np.ndarray, pred: np.ndarray) -> float:
-    """Mean per-image competition score over a batch of binary masks."""
-    return float(image_scores(truth, pred).mean())
+def competition_score(truth: np.ndarray, pred: np.ndarray, labelled: np.ndarray | None = None) -> float:
+    """Mean per-image competition score over a batch of binary masks (over the images that have a
+    labelled pixel, with ``labelled``; an error when none has)."""
+    scores = image_scores(truth, pred, labelled)
+    if np.isnan(scores).all():
+        raise ValueError("no image has a labelled pixel: nothing to score")
+    return float(np.nanmean(scores))
 
 
 # The probability thresholds the tuning tries: 0.05, 0.075, ..., 0.95.
@@ -65,7 +91,7 @@ def best_threshold(
 
 
 def boundary_threshold(
-    truth: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None
+    truth: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None, labelled: np.ndarray | None = None
 ) -> tuple[float, float]:
     """The probability threshold that maximises the pixel IoU over all images together, and that IoU.
 
@@ -77,6 +103,11 @@ def boundary_threshold(
     truth, probs = _as_batch(truth, "truth").ravel(), np.asarray(probs, dtype=np.float32).ravel()
     if truth.shape != probs.shape:
         raise ValueError(f"truth and probs differ in size: {truth.size} vs {probs.size}")
+    if labelled is not None:  # unlabelled pixels are out of the pooled IoU
+        keep = _as_batch(labelled, "labelled").ravel()
+        if keep.shape != truth.shape:
+            raise ValueError(f"labelled and truth differ in size: {keep.size} vs {truth.size}")
+        truth, probs = truth[keep], probs[keep]
     # Counts per threshold from one sort instead of a pass per threshold.
     order = np.sort(probs)
     salt_probs = np.sort(probs[truth])

@@ -42,6 +42,12 @@ def test_unlabelled_pixels_and_wholly_unlabelled_images_are_out_of_the_score():
     blank_truth = np.where(unlabelled, 0, truth)[:5]
     blank_pred = np.where(unlabelled, False, logits > 0)[:5]
     np.testing.assert_allclose(float(metric.result()), metrics.competition_score(blank_truth, blank_pred), atol=1e-6)
+    # and the NumPy score given the sparse labels themselves agrees, image by image
+    truth_np, labelled = metrics.split_labels(sparse.astype(np.uint8))
+    scores = metrics.image_scores(truth_np, logits > 0, labelled)
+    assert np.isnan(scores[5]) and not np.isnan(scores[:5]).any()
+    np.testing.assert_allclose(float(metric.result()), metrics.competition_score(truth_np, logits > 0, labelled),
+                               atol=1e-6)
     # salt predicted only where nobody labelled costs nothing
     metric.reset_state()
     metric.update_state(np.where(unlabelled, metrics.UNLABELLED, 0.0)[:1].astype(np.float32),

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from salt_tf.tiles.metrics import THRESHOLDS, best_threshold, boundary_threshold, competition_score, image_scores
+from salt_tf.tiles.metrics import (
+    THRESHOLDS,
+    UNLABELLED,
+    best_threshold,
+    boundary_threshold,
+    competition_score,
+    image_scores,
+    split_labels,
+)
 
 
 def masks_with_iou(intersection, only_truth, only_pred, shape=(10, 10)):
@@ -93,3 +101,33 @@ def test_boundary_threshold_sits_below_the_competition_one_when_empty_images_nee
     threshold, iou = boundary_threshold(truth, probs)
     assert 0.1 <= threshold < 0.45 and iou == pytest.approx(60 / 64)
     assert best_threshold(truth, probs)[0] >= 0.5
+
+
+def test_unlabelled_pixels_are_out_of_the_numpy_scores_exactly():
+    rng = np.random.default_rng(3)
+    truth = rng.random((4, 12, 12)) < 0.4
+    pred = rng.random((4, 12, 12)) < 0.4
+    unlabelled = np.zeros_like(truth)
+    unlabelled[:, :, 6:] = True  # the right half of every image is nobody's
+    sparse = np.where(unlabelled, UNLABELLED, truth).astype(np.uint8)
+    got_truth, labelled = split_labels(sparse)
+    # whatever is predicted or true where nobody labelled, the scores are the left halves' own
+    flipped = pred ^ unlabelled
+    left = image_scores(truth[:, :, :6], pred[:, :, :6])
+    np.testing.assert_array_equal(image_scores(got_truth, pred, labelled), left)
+    np.testing.assert_array_equal(image_scores(got_truth, flipped, labelled), left)
+    t, iou = boundary_threshold(got_truth, np.where(unlabelled, 1.0, pred * 0.8 + 0.1), labelled=labelled)
+    assert (t, iou) == boundary_threshold(truth[:, :, :6], (pred * 0.8 + 0.1)[:, :, :6])
+    # an image nobody labelled is out of the mean; no labelled image at all is an error
+    labelled[0] = False
+    assert competition_score(got_truth, pred, labelled) == pytest.approx(left[1:].mean())
+    with pytest.raises(ValueError, match="no image has a labelled pixel"):
+        competition_score(got_truth, pred, np.zeros_like(labelled))
+
+
+@pytest.mark.parametrize("value", [2, 254, 65535])
+def test_split_labels_refuses_values_that_are_not_labels(value):
+    labels = np.zeros((3, 3), np.int64)
+    labels[1, 1] = value
+    with pytest.raises(ValueError, match=f"found {value} at 1 pixels"):
+        split_labels(labels)
