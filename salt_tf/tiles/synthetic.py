@@ -6,7 +6,8 @@ trace at a warped "time" that folds the layers (smooth vertical displacement var
 them and faults them (a displacement jump across a slanted line). A salt body is a smooth blob
 (a thresholded mix of a tilt, a dome and smooth noise) that replaces the layers by dim, chaotic,
 vertically streaky texture, drags the neighbouring layers upwards, and reflects strongly at its top
-(a bright band just above its upper edge). Noise, brightness and contrast vary per tile.
+(a bright band just above its upper edge). Noise varies per tile, and each tile is min-max stretched
+to 0..255 on its own, as the competition's tiles were.
 
 The statistics follow the real training set (3,200 tiles): depths of 506 +- 210 ft within
 50..959 ft, 39% of tiles without salt, salt most likely between 300 and 700 ft and least likely
@@ -28,6 +29,7 @@ import cv2
 import numpy as np
 
 from salt_tf.common.atomic import building
+from salt_tf.tiles.framing import stretch
 from salt_tf.tiles.rle import encode
 
 SIZE = 101  # the competition's tile side in pixels
@@ -245,11 +247,10 @@ def make_tile(rng: np.random.Generator, salty: bool) -> tuple[np.ndarray, np.nda
         image = image + band * strength
     noise = rng.normal(0.0, rng.uniform(0.05, 0.3), size=(SIZE, SIZE)).astype(np.float32)
     image = image + cv2.GaussianBlur(noise, (0, 0), 0.6)
-    # Brightness and contrast differ per tile (real tiles: mean 81..163, std 14..42, 5-95%).
-    gain = rng.uniform(14.0, 42.0)
-    brightness = rng.normal(121.0, 18.0)
-    pixels = np.clip(np.rint(brightness + gain * image), 0, 255).astype(np.uint8)
-    return pixels, mask
+    # Each tile min-max stretched to 0..255 on its own, as the competition's were (87.9% of the real
+    # training tiles span exactly 0..255, nearly all others 0-3..252-255, 2.1% are constant): the
+    # brightness and contrast of a tile follow from its own content, as in the real set.
+    return stretch(image[None])[0], mask
 
 
 def _draw_ids(rng: np.random.Generator, count: int) -> list[str]:

@@ -89,6 +89,16 @@ def test_empty_share_is_near_the_real_39_percent(large):
     assert abs(empty - expected) < 4 * sd
 
 
+def test_tiles_span_0_to_255_each_stretched_on_its_own_like_the_real_ones(large):
+    images = large.images
+    lows, highs = images.min(axis=(1, 2)), images.max(axis=(1, 2))
+    assert (lows == 0).all() and (highs == 255).all()
+    # and the stretch leaves their grey levels as varied as the real tiles' (mean 81..163, 5-95%)
+    means = images.mean(axis=(1, 2))
+    assert 60 < np.percentile(means, 5) < np.percentile(means, 95) < 190
+    assert np.percentile(means, 95) - np.percentile(means, 5) > 20
+
+
 def test_depth_carries_signal(large):
     salty = large.masks.reshape(len(large.masks), -1).max(axis=1) == 1
     shallow, middle = large.depths < 250, (large.depths >= 300) & (large.depths < 700)
