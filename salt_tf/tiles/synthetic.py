@@ -34,6 +34,11 @@ from salt_tf.tiles.rle import encode
 
 SIZE = 101  # the competition's tile side in pixels
 
+# The recipe's version, in the name of the cached set (salt_tf.training.train.synthetic_data_dir):
+# raised whenever the tiles a seed gives change, so that a set cached by an older recipe is not
+# reused. 2: each tile min-max stretched to 0..255 (issue 38).
+RECIPE_VERSION = 2
+
 # Depths in feet: a normal truncated to the real range (50..959 ft) whose mean and spread match
 # the real depths.csv (mean 506, std 210; the truncation trims the std from 250 to 210).
 DEPTH_MEAN, DEPTH_STD, DEPTH_MIN, DEPTH_MAX = 506.0, 250.0, 50, 959

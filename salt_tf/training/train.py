@@ -57,7 +57,7 @@ def synthetic_data_dir(cache: Path | None = None, log=print) -> Path:
     from salt_tf.tiles import synthetic
 
     cache = cache or Path.home() / ".cache" / "salt_tf"
-    root = cache / "synthetic-n{n_train}-t{n_test}-seed{seed}".format(**SYNTHETIC)
+    root = cache / "synthetic-v{}-n{n_train}-t{n_test}-seed{seed}".format(synthetic.RECIPE_VERSION, **SYNTHETIC)
     if not (root / "train.csv").exists():
         log(f"No --data given: generating the synthetic data set into {root} (once)")
         synthetic.generate(root, **SYNTHETIC)
