@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="how each 101x101 window becomes grey levels: minmax, stretched to 0..255 on its own as the "
                         "competition's tiles were; global, through one amplitude map for the whole input (default: as "
                         "the run's training tiles were framed, recorded in tile_stats.json)")
+    parser.add_argument("--scale", default="1", metavar="FACTORS",
+                        help="resample each section by these factors before cutting windows, comma-separated, and merge "
+                        "them: 0.5 lets a body twice a window's size (202 samples) fit in one, 2 suits a survey sampled "
+                        "twice as coarsely as the tiles (default: 1; e.g. 1,0.5)")
     parser.add_argument("--iline-byte", type=int, help="SEG-Y: trace header byte of the inline number (default: 189, "
                         "SEG-Y rev 1; 9 and 5 are common in older files)")
     parser.add_argument("--xline-byte", type=int, help="SEG-Y: trace header byte of the crossline number (default: 193; "
@@ -89,7 +93,7 @@ def main(argv=None) -> int:
             percentile=args.amp_percentile, clip=args.amp_clip, centre=args.amp_centre, truth=args.truth,
             n_figures=args.figures, min_body=args.min_body, iline_byte=args.iline_byte, xline_byte=args.xline_byte,
             uncertainty=args.uncertainty, snap_top=args.snap_top, snap_polarity=args.snap_polarity,
-            windows=args.window_norm, cluster=cluster)
+            windows=args.window_norm, scales=args.scale, cluster=cluster)
     except (SectionError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -113,14 +113,14 @@ def segment_task(job: Job, direction: str, index: int, first: int, stop: int) ->
     src, model, chosen = _source(job), _model(job), job.chosen
     n_traces, n_samples = src.shape[1:]
     if direction == "inline":
-        each = sections.count_windows(n_samples, n_traces, job.stride)
+        each = sections.count_windows(n_samples, n_traces, job.stride, job.amap.scales)
         shape = (stop - first, n_traces, n_samples)
 
         def read(i):
             k = chosen[i]
             return src.line(k), src.live(k), f"{job.name} line {src.line_numbers[k]}"
     else:
-        each = sections.count_windows(n_samples, len(chosen), job.stride)
+        each = sections.count_windows(n_samples, len(chosen), job.stride, job.amap.scales)
         shape = (len(chosen), stop - first, n_samples)
 
         def read(j):

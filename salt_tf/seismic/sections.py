@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from salt_tf.common.errors import SectionError
@@ -43,12 +44,14 @@ class AmplitudeMap:
 
     ``windows`` says how the model's windows are made (WINDOW_NORMS): from this map's grey levels
     ("global"), or each window of amplitudes stretched on its own (``tiles.framing.stretch``: "minmax"); the map
-    itself still serves the domain check and the snapping of the top of salt.
+    itself still serves the domain check and the snapping of the top of salt. ``scales``: the factors
+    by which each section is resampled before its windows are cut (``segment_sections``).
     """
     centre: float
     gain: float
     median: float
     windows: str = "global"
+    scales: tuple[float, ...] = (1.0,)
 
     def __call__(self, amplitudes: np.ndarray) -> np.ndarray:
         grey = self.median + self.gain * (np.asarray(amplitudes, dtype=np.float32) - self.centre)
@@ -141,9 +144,12 @@ def check_section(section: np.ndarray, name) -> None:
     check_finite(section, name)
 
 
-def count_windows(length_a: int, length_b: int, stride: int) -> int:
-    """How many windows ``windows`` cuts from a section of ``length_a`` x ``length_b`` at ``stride``."""
-    return len(starts(length_a, stride)[0]) * len(starts(length_b, stride)[0])
+def count_windows(length_a: int, length_b: int, stride: int, scales: tuple[float, ...] = (1.0,)) -> int:
+    """How many windows ``windows`` cuts from a section of ``length_a`` x ``length_b`` at ``stride``,
+    over its ``scales`` (``rescale``)."""
+    def at(length, scale):
+        return len(starts(max(MIN_SIDE, round(length * scale)) if scale != 1.0 else length, stride)[0])
+    return sum(at(length_a, s) * at(length_b, s) for s in scales)
 
 
 def windows(grey: np.ndarray, stride: int = DEFAULT_STRIDE) -> tuple[np.ndarray, tuple]:
@@ -180,18 +186,51 @@ def blend(probs: np.ndarray, layout: tuple, weight: np.ndarray | None = None) ->
 Model = Callable[[np.ndarray], np.ndarray]
 
 
-def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAULT_STRIDE, prepare=None
-                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+def rescale(section: np.ndarray, scale: float) -> np.ndarray:
+    """A section (H, W) resampled by ``scale`` along both axes (area averaging when shrinking), NaN
+    (absent traces) kept where most of a new pixel's source is NaN; uint8 stays uint8."""
+    if scale == 1.0:
+        return section
+    h, w = section.shape
+    size = (max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale)))  # cv2: (width, height)
+    how = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    values = section.astype(np.float32)
+    live = np.isfinite(values)
+    out = cv2.resize(np.where(live, values, 0.0), size, interpolation=how)
+    if not live.all():
+        share = cv2.resize(live.astype(np.float32), size, interpolation=how)
+        out = np.where(share >= 0.5, out / np.maximum(share, 1e-6), np.nan)  # the live pixels' own mean
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8) if section.dtype == np.uint8 else out
+
+
+def check_scales(scales) -> tuple[float, ...]:
+    """``--scale``'s factors (a sequence, or text "1,0.5") as a tuple, or a SectionError."""
+    text = scales if isinstance(scales, str) else ",".join(str(s) for s in scales)
+    try:
+        scales = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        raise SectionError(f"--scale {text}: expected factors separated by commas, e.g. 1,0.5") from None
+    if not scales or not all(0.1 <= s <= 4.0 for s in scales) or len(set(scales)) != len(scales):
+        raise SectionError(f"--scale {','.join(f'{s:g}' for s in scales)}: expected distinct factors within "
+                           f"0.1..4 (0.5: a body twice a window's size fits in one)")
+    return scales
+
+
+def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAULT_STRIDE, prepare=None,
+                     scales: tuple[float, ...] = (1.0,)) -> list[tuple[np.ndarray, np.ndarray]]:
     """Salt probability and its uncertainty (each (H, W)) of each uint8 section (H, W), or of each
     section of amplitudes with ``prepare`` making its windows uint8 (``tiles.framing.stretch``).
 
     ``model`` maps windows (N, 101, 101) to probabilities (N, 101, 101), or to its members'
     probabilities (M, N, 101, 101) (the folds x flips of an ensemble). Each member is blended over
     the windows; the probability is the members' mean, the uncertainty their standard deviation
-    (0 for a single member). The windows of all the sections go to the model in one call, so that
-    short lines still fill its batches."""
-    cut = [windows(grey, stride) for grey in greys]
-    tiles = np.concatenate([c[0] for c in cut])
+    (0 for a single member). With ``scales``, each section is also resampled by each factor
+    (``rescale``) before its windows are cut, and each scale's blended members, resampled back, are
+    more members: their mean is the probability, their spread includes the scales' disagreement.
+    The windows of all the sections go to the model in one call, so that short lines still fill its
+    batches."""
+    cut = [(grey.shape, windows(rescale(grey, scale), stride)) for grey in greys for scale in scales]
+    tiles = np.concatenate([c[1][0] for c in cut])
     if prepare is not None:
         tiles = prepare(tiles)
     probs = np.asarray(model(tiles), dtype=np.float32)
@@ -199,15 +238,22 @@ def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAUL
         probs = probs[None]
     if probs.ndim != 4 or probs.shape[1:] != tiles.shape:
         raise ValueError(f"the model returned {probs.shape} for windows {tiles.shape}")
-    ends = np.cumsum([len(c[0]) for c in cut])
+    ends = np.cumsum([len(c[1][0]) for c in cut])
+    blended = []
+    for p, (shape, (_, layout)) in zip(np.split(probs, ends[:-1], axis=1), cut):
+        members = blend(p, layout)
+        if members.shape[1:] != shape:
+            members = np.stack([cv2.resize(m, shape[::-1], interpolation=cv2.INTER_LINEAR) for m in members])
+        blended.append(members)
     out = []
-    for p, c in zip(np.split(probs, ends[:-1], axis=1), cut):
-        members = blend(p, c[1])
+    for k in range(len(greys)):
+        members = np.concatenate(blended[k * len(scales) : (k + 1) * len(scales)])
         out.append((members.mean(axis=0), members.std(axis=0)))
     return out
 
 
-def segment_section(grey: np.ndarray, model: Model, stride: int = DEFAULT_STRIDE, prepare=None) -> np.ndarray:
+def segment_section(grey: np.ndarray, model: Model, stride: int = DEFAULT_STRIDE, prepare=None,
+                    scales: tuple[float, ...] = (1.0,)) -> np.ndarray:
     """Salt probability (H, W) of a uint8 section (H, W) from a tile model, blended over windows
-    (``prepare``: as in ``segment_sections``)."""
-    return segment_sections([grey], model, stride, prepare)[0][0]
+    (``prepare``, ``scales``: as in ``segment_sections``)."""
+    return segment_sections([grey], model, stride, prepare, scales)[0][0]

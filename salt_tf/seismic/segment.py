@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -149,10 +150,10 @@ def window_norm(stats: dict, chosen: str | None) -> tuple[str, str]:
 
 # --- step 3: lines -> probability and uncertainty -----------------------------------------------
 
-def count_windows(inp: Input, direction: str, stride: int) -> int:
+def count_windows(inp: Input, direction: str, stride: int, scales: tuple[float, ...] = (1.0,)) -> int:
     n_lines, (n_traces, n_samples) = len(inp.chosen), inp.src.shape[1:]
-    total = n_lines * sections.count_windows(n_samples, n_traces, stride) if direction != "crossline" else 0
-    return total + (n_traces * sections.count_windows(n_samples, n_lines, stride) if direction != "inline" else 0)
+    total = n_lines * sections.count_windows(n_samples, n_traces, stride, scales) if direction != "crossline" else 0
+    return total + (n_traces * sections.count_windows(n_samples, n_lines, stride, scales) if direction != "inline" else 0)
 
 
 def window_probabilities(group, amap, model, stride: int, bar: Progress) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -164,8 +165,9 @@ def window_probabilities(group, amap, model, stride: int, bar: Progress) -> list
         sections.check_finite(filled, label, ("trace", "sample"))
         # samples vertical, as in the tiles; "minmax": absent traces NaN, left out of each window's stretch
         greys.append(amap(filled.T) if amap.windows == "global" else np.where(live[:, None], filled, np.nan).T)
-    results = sections.segment_sections(greys, model, stride, None if amap.windows == "global" else stretch)
-    bar.add(sum(sections.count_windows(*g.shape, stride) for g in greys))
+    results = sections.segment_sections(greys, model, stride, None if amap.windows == "global" else stretch,
+                                        amap.scales)
+    bar.add(sum(sections.count_windows(*g.shape, stride, amap.scales) for g in greys))
     out = []
     for (prob, spread), (_, live, _) in zip(results, group):
         prob, spread = prob.T, spread.T
@@ -188,7 +190,8 @@ def segment_lines(inp: Input, model, amap, vol: Volumes, direction: str, stride:
     n_traces, n_samples = src.shape[1:]
     prob, spread = vol["probability"], vol["uncertainty"]
     if direction in ("inline", "both"):
-        for group in line_groups(len(chosen), sections.count_windows(n_samples, n_traces, stride), batch_size):
+        for group in line_groups(len(chosen), sections.count_windows(n_samples, n_traces, stride, amap.scales),
+                                 batch_size):
             got = window_probabilities([(src.line(chosen[k]), src.live(chosen[k]), f"{name} {inp.label(chosen[k])}")
                                   for k in group], amap, model, stride, bar)
             for k, (p, u) in zip(group, got):
@@ -198,7 +201,7 @@ def segment_lines(inp: Input, model, amap, vol: Volumes, direction: str, stride:
     if direction == "inline":
         return None
     disagreement = qc.Disagreement(len(chosen)) if direction == "both" else None
-    for group in line_groups(n_traces, sections.count_windows(n_samples, len(chosen), stride), batch_size):
+    for group in line_groups(n_traces, sections.count_windows(n_samples, len(chosen), stride, amap.scales), batch_size):
         got = window_probabilities([(src.xline(j, chosen), src.xlive(j, chosen), f"{name} crossline {src.trace_numbers[j]}")
                               for j in group], amap, model, stride, bar)
         for j, (p, u) in zip(group, got):
@@ -230,17 +233,20 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
         percentile: float = DEFAULT_PERCENTILE, clip: float | None = None, centre: float | None = None,
         truth=None, n_figures: int = 3, min_body: int = DEFAULT_MIN_BODY, iline_byte: int | None = None,
         xline_byte: int | None = None, uncertainty: bool = True, snap_top: int = 0, snap_polarity: str = "peak",
-        windows: str | None = None, model=None, progress: bool = True, log=print, warn=None, cluster=None) -> dict:
+        windows: str | None = None, scales=(1.0,), model=None, progress: bool = True, log=print, warn=None,
+        cluster=None) -> dict:
     """Segment ``input_path`` into the new folder ``out``; ``model`` replaces the run's ensemble
     (any callable from uint8 windows (N, 101, 101) to probabilities (N, 101, 101) or its members'
     (M, N, 101, 101), e.g. a stand-in in tests). ``cluster`` (a ``salt_tf.seismic.distributed.Cluster``)
     segments the lines on a Dask cluster instead of in this process. ``snap_top`` > 0 moves each
     trace's top of salt onto the strongest ``snap_polarity`` within that many samples of the
     mask's (``interpret.snap_top``). ``windows`` (``sections.WINDOW_NORMS``; None: as the run's tiles
-    were framed, ``window_norm``) says how the model's windows are made."""
+    were framed, ``window_norm``) says how the model's windows are made; ``scales``, at which
+    resamplings of each section they are cut (``sections.segment_sections``)."""
     out = Path(out)
     warn = warn or (lambda line: print(line, file=sys.stderr))
     check_options(out, direction, stride, threshold, n_figures, min_body, batch_size, snap_top, snap_polarity, windows)
+    scales = sections.check_scales(scales)
     if cluster is not None:
         cluster.check(out, run_dir, model)
     inp = open_input(input_path, direction, lines, truth, iline_byte, xline_byte)
@@ -254,15 +260,16 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
         cut, cut_source = _threshold(run_dir, threshold)
         stats = tile_stats.read_tile_stats(run_dir, log) if run_dir else tile_stats.DEFAULT_TILE_STATS
         norm, norm_source = window_norm(stats, windows)
-        amap = map_amplitudes(inp, stats, percentile, clip, centre, norm)
-        total = count_windows(inp, direction, stride)
+        amap = replace(map_amplitudes(inp, stats, percentile, clip, centre, norm), scales=scales)
+        total = count_windows(inp, direction, stride, scales)
         spread = sections.training_spread(stats, percentile)
         geometry = _geometry(src)
         log(f"segmenting {inp.name} ({geometry['description']}, {direction}) with {what}: {total} windows of "
             f"{TILE}x{TILE}, stride {stride}; amplitudes {amap.centre:g} +- {spread / amap.gain:g} "
             f"({percentile:g}th percentile) -> grey levels {amap.median:.0f} +- {spread:.0f}; windows: "
             + ("that map" if norm == "global" else "each stretched to 0..255 on its own")
-            + f" ({norm_source}); threshold {cut:.3f} ({cut_source})")
+            + f" ({norm_source}); threshold {cut:.3f} ({cut_source})"
+            + ("" if scales == (1.0,) else f"; the section resampled by {', '.join(f'{x:g}' for x in scales)}"))
         with atomic_path(out) as tmp:
             tmp.mkdir()
             vol = Volumes(tmp, inp)
@@ -294,7 +301,7 @@ def _summary(inp, src, geometry, direction, stride, cut, amap, percentile, stats
             "lines": [int(src.line_numbers[k]) for k in inp.chosen] if src.shape[0] > 1 else None,
             "threshold": cut, "amplitude_map": {"centre": amap.centre, "gain": amap.gain,
                                                 "grey_median": amap.median, "percentile": percentile,
-                                                "windows": amap.windows},
+                                                "windows": amap.windows, "scales": list(amap.scales)},
             "tile_stats": stats.get("source"), "windows": total, "seconds": seconds,
             "windows_per_second": total / max(seconds, 1e-9),
             "uncertainty": ("standard deviation of the ensemble members' probabilities (folds x flips"

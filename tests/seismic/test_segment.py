@@ -55,6 +55,19 @@ def test_npy_section_with_identity_model_gives_back_the_mapped_section(synth, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left
 
 
+def test_scales_are_recorded_and_resampled_back_to_the_input(synth, tmp_path):
+    summary = run(None, synth / "section.npy", tmp_path / "out", model=identity, scales="1,0.5", windows="global",
+                  progress=False, log=quiet)
+    amplitudes = np.load(synth / "section.npy")
+    probs = np.load(tmp_path / "out" / "probability.npy").astype(np.float32)
+    assert probs.shape == amplitudes.shape and summary["amplitude_map"]["scales"] == [1.0, 0.5]
+    assert summary["windows"] == sections.count_windows(amplitudes.shape[1], amplitudes.shape[0], 50, (1.0, 0.5))
+    # the identity's mean over the two scales: the section itself blurred a little by the coarse one
+    expected = grey_of(amplitudes, summary) / 255.0
+    assert 0.0 < np.abs(probs - expected).mean() < 0.1
+    assert np.load(tmp_path / "out" / "uncertainty.npy").astype(np.float32).max() > 0  # the scales differ
+
+
 @pytest.mark.parametrize("direction", ["inline", "crossline", "both"])
 def test_segy_volume_keeps_its_geometry_and_headers(synth, tmp_path, direction):
     out = tmp_path / "out"
@@ -146,6 +159,8 @@ def bad_input(case, folder: Path, synth: Path):
     if case == "too small":
         np.save(folder / "thin.npy", rng.normal(size=(300, 6)).astype(np.float32))
         return folder / "thin.npy", {}, "thin.npy: 6 samples is too few"
+    if case == "scale":
+        return synth / "section.npy", {"scales": "1,0"}, "--scale 1,0: expected distinct factors within 0.1..4"
     if case == "inline range":
         return synth / "volume.sgy", {"lines": (4, 19)}, "volume.sgy: inline range 4..19 outside the volume's inlines 1..14"
     if case == "crossline of a 2-D section":
@@ -155,7 +170,7 @@ def bad_input(case, folder: Path, synth: Path):
     raise AssertionError(case)
 
 
-BAD = ["not a SEG-Y", "NaN", "infinite", "NaN in a line the amplitude sample skips", "constant", "too small", "inline range", "crossline of a 2-D section",
+BAD = ["not a SEG-Y", "NaN", "infinite", "NaN in a line the amplitude sample skips", "constant", "too small", "scale", "inline range", "crossline of a 2-D section",
        "truth of another shape"]
 
 
@@ -193,7 +208,7 @@ def test_cli_help_documents_every_flag(capsys):
         CLI.main(["--help"])
     text = capsys.readouterr().out
     for flag in ("--run", "--input", "--out", "--direction", "--lines", "--stride", "--amp-percentile", "--amp-clip",
-                 "--threshold", "--truth", "--figures", "--no-tta", "--batch-size"):
+                 "--threshold", "--truth", "--figures", "--no-tta", "--batch-size", "--scale", "--window-norm"):
         assert flag in text
 
 
