@@ -2,7 +2,7 @@
 tile by tile against segment.py on whole sections, at its default stride, on the tile grid and with
 the grid shifted.
 
-    python benchmarks/real_sections.py --real OUT [--shifts 0 5 50] [--out DIR]
+    python benchmarks/real_sections.py --real OUT [--shifts 0 5 50] [--scales 1,0.5] [--out DIR]
 
 ``OUT`` is a folder of ``benchmarks/real_data.py`` (its ``run`` and the held-out split in
 ``data/holdout``). The sections are the jigsaw mosaics (``salt_tf.tiles.mosaics``, from
@@ -12,7 +12,8 @@ the competition metric (``tiles.metrics``, at the run's threshold) and the poole
 
 - ``predict.py``: the tiles one by one, as released (``inference.predict.predict_probs``);
 - ``segment, global``: ``segment.run`` on the assembled section at stride 50, one amplitude map;
-- ``segment, minmax``: the same, each window stretched to 0..255 on its own;
+- ``segment, minmax``: the same, each window stretched to 0..255 on its own; with ``--scales``, also
+  with the sections resampled by each set of factors and merged (``segment.py --scale``);
 - ``minmax on the grid, shift S``: the section made continuous (``mosaics.continuous``), its first S
   rows and columns cut off so that stride-101 windows sit S pixels off the tile grid, each window
   stretched on its own (shift 0: exactly the released tiles, for tiles that span 0..255). Only
@@ -54,14 +55,15 @@ def score(probs: list[np.ndarray], truths: list[np.ndarray], threshold: float) -
     return float(np.mean(image_scores(truth, masks))), float(np.logical_and(masks, truth).sum() / max(union, 1))
 
 
-def segment_section(run: Path, model, values: np.ndarray, tmp: Path, name: str, stride: int, windows: str) -> np.ndarray:
+def segment_section(run: Path, model, values: np.ndarray, tmp: Path, name: str, stride: int, windows: str,
+                    scales: str = "1") -> np.ndarray:
     """segment.run's probability (samples, traces) of a section given as (samples, traces) values,
     with the run's ensemble loaded once (``model``: segment.py's own, without the member spread)."""
     from salt_tf.seismic.segment import run as segment_run
 
     np.save(tmp / f"{name}.npy", values.T.astype(np.float32))  # .npy input is (traces, samples)
-    out = tmp / f"{name}-{stride}-{windows}"
-    segment_run(run, tmp / f"{name}.npy", out, stride=stride, windows=windows, n_figures=0, progress=False,
+    out = tmp / f"{name}-{stride}-{windows}-{scales}"
+    segment_run(run, tmp / f"{name}.npy", out, stride=stride, windows=windows, scales=scales, n_figures=0, progress=False,
                 model=model, log=lambda line: None, warn=lambda line: None)
     return np.load(out / "probability.npy").astype(np.float32).T
 
@@ -71,6 +73,7 @@ def main() -> None:
     parser.add_argument("--real", type=Path, required=True, help="a benchmarks/real_data.py output folder")
     parser.add_argument("--realdata", type=Path, default=real_seismic_dir(), help="../shared/realdata")
     parser.add_argument("--shifts", type=int, nargs="*", default=[0, 5, 50], help="grid shifts in pixels")
+    parser.add_argument("--scales", nargs="*", default=[], help="segment.py --scale settings to score too, e.g. 1,0.5")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here too")
     args = parser.parse_args()
     _bench.header(f"run {args.real / 'run'}")
@@ -99,13 +102,13 @@ def main() -> None:
     report("predict.py, tile by tile", list(predict_probs(ensemble, tiles, progress=False)))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for windows in ("global", "minmax"):
+        for windows, scales in [("global", "1"), ("minmax", "1")] + [("minmax", s) for s in args.scales]:
             probs = []
             for k, (m, cells) in enumerate(scored):
                 if cells:
-                    p = segment_section(run, model, m.image.astype(np.float32), tmp, f"s{k}", 50, windows)
+                    p = segment_section(run, model, m.image.astype(np.float32), tmp, f"s{k}", 50, windows, scales)
                     probs += [p[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
-            report(f"segment, stride 50, {windows}", probs)
+            report(f"segment, stride 50, {windows}" + ("" if scales == "1" else f", scale {scales}"), probs)
         for shift in args.shifts:
             probs = []
             for k, (m, cells) in enumerate(scored):
