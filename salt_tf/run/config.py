@@ -48,6 +48,12 @@ class Config:
     sections: str | None = None
     section_windows: float = 1.0
 
+    # A user's survey instead of tiles: a folder of windows and folds of whole lines written by
+    # `python -m salt_tf.seismic.survey_tiles`; lines within `gap` of a fold's validation lines are
+    # not trained on in that fold (issue 39).
+    survey: str | None = None
+    gap: int = 2
+
     # Augmentation (albumentations), applied to image and mask together.
     crop_prob: float = 0.5  # else a plain resize to `size`
     crop_min_area: float = 0.5  # random crop of crop_min_area..1 of the tile's area
@@ -179,6 +185,9 @@ HELP = {
     "sections": "also train on windows across the tile grid of the sections the tiles were cut from: a folder with "
     "mosaics/ (the jigsaw's CSVs) and test_tiles/, e.g. ../shared/realdata (needs --data)",
     "section_windows": "windows from --sections per training tile",
+    "survey": "train on a survey's labelled lines instead of tiles: a folder written by python -m "
+    "salt_tf.seismic.survey_tiles (windows, folds of whole lines)",
+    "gap": "with --survey: a fold does not train on lines within this many lines of its validation lines",
     "scse": "scSE blocks in the decoder",
     "hypercolumn": "concatenate all decoder stages before the head",
     "decoder": "decoder block: unet (two 3x3 convs on the upsampled map and its skip) or light (1x1 convs "
@@ -334,6 +343,10 @@ def check_config(config: Config) -> None:
     if config.sections is not None and (config.data is None or not (Path(config.sections) / "mosaics").is_dir()):
         raise ValueError(f"--sections {config.sections}: needs --data (the tiles the mosaics name) and a folder "
                          f"holding mosaics/")
+    if config.survey is not None and (config.data is not None or config.sections is not None):
+        raise ValueError(f"--survey {config.survey}: trains on the survey's windows alone; drop --data and --sections")
+    if config.gap < 0:
+        raise ValueError(f"--gap {config.gap}: must be at least 0")
     if config.section_windows < 0:
         raise ValueError(f"--section-windows {config.section_windows}: must be at least 0")
     if config.budget_min is not None and config.budget_min <= 0:

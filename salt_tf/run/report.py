@@ -9,7 +9,7 @@ import pandas as pd
 
 from salt_tf.common import figures
 from salt_tf.common.atomic import write_text
-from salt_tf.tiles.metrics import boundary_threshold, tune_postprocessing
+from salt_tf.tiles.metrics import boundary_threshold, truth_of, tune_postprocessing
 
 
 def read_report(run_dir) -> dict:
@@ -27,10 +27,10 @@ def write_report(out: Path, train) -> dict:
             ids.append(oof["ids"])
             probs.append(oof["probs"].astype(np.float32))
     ids, probs = np.concatenate(ids), np.concatenate(probs)
-    masks = train.masks[pd.Index(train.ids).get_indexer(ids)]
-    tuned = tune_postprocessing(masks, probs)
+    truth, labelled = truth_of(train.masks[pd.Index(train.ids).get_indexer(ids)])  # a survey's: some unlabelled
+    tuned = tune_postprocessing(truth, probs, labelled)
     threshold = tuned["threshold"]
-    boundary, pixel_iou = boundary_threshold(masks, probs)
+    boundary, pixel_iou = boundary_threshold(truth, probs, labelled=labelled)
     report = {
         "folds_done": [r["fold"] for r in results],
         "folds": results,

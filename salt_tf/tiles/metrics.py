@@ -21,6 +21,13 @@ THRESHOLDS = THRESHOLD_NUMERATORS / THRESHOLD_DENOMINATOR
 UNLABELLED = 255
 
 
+def truth_of(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A run's masks (0/1 tiles, or 0/1/``UNLABELLED`` windows of a survey) -> (truth, labelled or
+    None when every pixel is labelled), for the ``labelled=`` of the scores here."""
+    masks = np.asarray(masks)
+    return split_labels(masks) if (masks == UNLABELLED).any() else (masks, None)
+
+
 def split_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sparse labels (0 not salt, 1 salt, ``UNLABELLED``) -> (truth, labelled), two bool arrays of
     their shape, for the ``labelled=`` of the scores here. Any other value is an error: a 0/255 or
@@ -80,12 +87,12 @@ PROBABILITY_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.025), 4)
 
 
 def best_threshold(
-    truth: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None
+    truth: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None, labelled: np.ndarray | None = None
 ) -> tuple[float, float]:
     """The probability threshold that maximises the competition score, and that score."""
     if thresholds is None:
         thresholds = PROBABILITY_THRESHOLDS
-    scores = [competition_score(truth, probs > t) for t in thresholds]
+    scores = [competition_score(truth, probs > t, labelled) for t in thresholds]
     best = int(np.argmax(scores))
     return float(thresholds[best]), float(scores[best])
 
@@ -132,18 +139,19 @@ def remove_small(masks: np.ndarray, min_area: int) -> np.ndarray:
 MIN_AREAS = (0, 10, 20, 40, 60, 80, 120, 160, 240, 320)
 
 
-def tune_postprocessing(truth: np.ndarray, probs: np.ndarray) -> dict:
-    """Choose the probability threshold, then the minimum salt area, on out-of-fold predictions.
+def tune_postprocessing(truth: np.ndarray, probs: np.ndarray, labelled: np.ndarray | None = None) -> dict:
+    """Choose the probability threshold, then the minimum salt area, on out-of-fold predictions
+    (over the labelled pixels only, with ``labelled``).
 
     Returns the choice and the score before (threshold 0.5, no minimum area) and after. A minimum
     area is kept only when it strictly improves the score, so it is off when it does not help.
     """
-    threshold, score = best_threshold(truth, probs)
-    before = competition_score(truth, probs > 0.5)
+    threshold, score = best_threshold(truth, probs, labelled=labelled)
+    before = competition_score(truth, probs > 0.5, labelled)
     min_area, after = 0, score
     binary = probs > threshold
     for area in MIN_AREAS[1:]:
-        candidate = competition_score(truth, remove_small(binary, area))
+        candidate = competition_score(truth, remove_small(binary, area), labelled)
         if candidate > after:
             min_area, after = area, candidate
     return {"threshold": threshold, "min_area": int(min_area), "score_before": before, "score_after": after}

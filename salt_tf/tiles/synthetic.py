@@ -34,7 +34,7 @@ from salt_tf.tiles.rle import encode
 
 SIZE = 101  # the competition's tile side in pixels
 
-# The recipe's version, in the name of the cached set (salt_tf.training.train.synthetic_data_dir):
+# The recipe's version, in the name of the cached set (``embedded_set``):
 # raised whenever the tiles a seed gives change, so that a set cached by an older recipe is not
 # reused. 2: each tile min-max stretched to 0..255 (issue 38).
 RECIPE_VERSION = 2
@@ -330,6 +330,22 @@ def generate(
     with building(out_dir) as built:
         _build(built, int(n_train), int(n_test), int(seed))
     return out_dir
+
+
+EMBEDDED = {"n_train": 400, "n_test": 100, "seed": 0}  # train.py's data when no --data is given
+
+
+def embedded_set(cache: Path | None = None, log=print) -> Path:
+    """The embedded synthetic data set (``EMBEDDED``), generated on first use into a cache folder
+    named by the recipe's version (``~/.cache/salt_tf/synthetic-v2-n400-t100-seed0``)."""
+    cache = cache or Path.home() / ".cache" / "salt_tf"
+    root = cache / "synthetic-v{}-n{n_train}-t{n_test}-seed{seed}".format(RECIPE_VERSION, **EMBEDDED)
+    if not (root / "train.csv").exists():
+        log(f"No --data given: generating the synthetic data set into {root} (once)")
+        generate(root, **EMBEDDED)
+    else:
+        log(f"No --data given: using the synthetic data set in {root}")
+    return root
 
 
 def main(argv: list[str] | None = None) -> int:

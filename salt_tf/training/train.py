@@ -35,9 +35,9 @@ from salt_tf.run.folder import Checkpoint, budget_spent, finished_folds, held, o
 from salt_tf.run.report import write_report
 from salt_tf.run.tile_stats import write_tile_stats
 from salt_tf.tiles import folds as folds_mod
-from salt_tf.tiles import mosaics, pipeline
+from salt_tf.tiles import mosaics, pipeline, synthetic, windows_set
 from salt_tf.tiles.data import load_train
-from salt_tf.tiles.metrics import competition_score
+from salt_tf.tiles.metrics import competition_score, truth_of
 from salt_tf.training.callbacks import (
     FoldClock,
     FoldTracker,
@@ -48,23 +48,6 @@ from salt_tf.training.callbacks import (
     WeightAverage,
 )
 from salt_tf.training.optimizers import FusedAdamW
-
-SYNTHETIC = dict(n_train=400, n_test=100, seed=0)
-
-
-def synthetic_data_dir(cache: Path | None = None, log=print) -> Path:
-    """The embedded synthetic data set, generated on first use into a cache folder."""
-    from salt_tf.tiles import synthetic
-
-    cache = cache or Path.home() / ".cache" / "salt_tf"
-    root = cache / "synthetic-v{}-n{n_train}-t{n_test}-seed{seed}".format(synthetic.RECIPE_VERSION, **SYNTHETIC)
-    if not (root / "train.csv").exists():
-        log(f"No --data given: generating the synthetic data set into {root} (once)")
-        synthetic.generate(root, **SYNTHETIC)
-    else:
-        log(f"No --data given: using the synthetic data set in {root}")
-    return root
-
 
 # --- one phase ------------------------------------------------------------------------------------
 
@@ -267,6 +250,8 @@ def _start_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, fold
     """Split the tiles, then resume the fold from its checkpoint or build a fresh model."""
     in_val = fold_table.set_index("id").loc[train.ids, "fold"].to_numpy() == fold
     tr, va = np.flatnonzero(~in_val), np.flatnonzero(in_val)
+    if config.survey:  # whole lines; none within the gap of a validation line is trained on
+        tr = windows_set.training_rows(train.depths, in_val, config.gap)
     log(f"fold {fold}: {len(tr)} training tiles, {len(va)} validation tiles")
     keras.utils.set_random_seed(config.seed * 1000 + fold)
     checkpoint = Checkpoint(fold_dir / "checkpoint")
@@ -322,7 +307,8 @@ def _finish_fold(f: _Fold) -> dict:
     with atomic_path(f.dir / "oof.npz") as tmp:
         with open(tmp, "wb") as out:
             np.savez_compressed(out, ids=train.ids[va], probs=probs.astype(np.float16))
-    score = competition_score(train.masks[va], probs > 0.5)
+    truth, labelled = truth_of(train.masks[va])  # a survey's windows: unlabelled pixels out
+    score = competition_score(truth, probs > 0.5, labelled)
     result = {
         "fold": f.fold, "val_score": state["best_score"], "val_score_101": score,
         "best_phase": state["best_phase"], "best_epoch": state["best_epoch"],
@@ -405,10 +391,22 @@ def run(config: Config, resume: bool = False, log=print) -> dict:
         raise FileNotFoundError(f"{out}: no run to resume here (no config.json)")
     if not resume and out.exists() and any(out.iterdir()) and config.fold is None:
         raise FileExistsError(f"{out}: run folder exists and is not empty; use --resume to continue it or another --out")
-    data_dir = Path(config.data) if config.data else synthetic_data_dir(log=log)
-    train = load_train(data_dir)  # checks every file before any epoch
-    config = dataclasses.replace(config, out=str(out), data=str(data_dir))
-    fold_table = folds_mod.assign_folds(train.table, config.folds, config.seed, config.stratify)
+    if config.survey:  # windows of a user's survey, folds of whole lines fixed by survey_tiles
+        data_dir = Path(config.survey)
+        train, fold_table, survey = windows_set.load(data_dir)
+        if survey["folds"] != config.folds:
+            raise ValueError(f"--survey {data_dir}: made with {survey['folds']} folds of whole lines; "
+                             f"give --folds {survey['folds']}")
+        fold_table = fold_table[["id", "fold"]]
+        for fold in range(config.folds):
+            if not len(windows_set.training_rows(train.depths, fold_table["fold"].to_numpy() == fold, config.gap)):
+                raise ValueError(f"--survey {data_dir}: fold {fold} has no line to train on: every other labelled "
+                                 f"line lies within --gap {config.gap} of its validation lines")
+    else:
+        data_dir = Path(config.data) if config.data else synthetic.embedded_set(log=log)
+        train = load_train(data_dir)  # checks every file before any epoch
+        fold_table = folds_mod.assign_folds(train.table, config.folds, config.seed, config.stratify)
+    config = dataclasses.replace(config, out=str(out), data=None if config.survey else str(data_dir))
     fold_table = open_run_folder(out, config, fold_table, train.ids, resume=resume)
     with held(out, log=log):
         if not (out / "tile_stats.json").exists():

@@ -562,12 +562,10 @@ def test_training_across_the_tile_grid_draws_windows_clear_of_the_validation_til
 
 
 def test_the_embedded_set_is_cached_under_its_recipe_version_and_an_older_recipes_is_not_reused(tmp_path, monkeypatch):
-    from salt_tf.training import train
-
-    monkeypatch.setattr(train, "SYNTHETIC", dict(n_train=6, n_test=2, seed=0))
+    monkeypatch.setattr(synthetic, "EMBEDDED", {"n_train": 6, "n_test": 2, "seed": 0})
     old = synthetic.generate(tmp_path / "synthetic-n6-t2-seed0", n_train=6, n_test=2, seed=5)  # an older recipe's
     lines = []
-    root = train.synthetic_data_dir(tmp_path, log=lines.append)
+    root = synthetic.embedded_set(tmp_path, log=lines.append)
     assert root.name == f"synthetic-v{synthetic.RECIPE_VERSION}-n6-t2-seed0" and root != old
     assert "generating" in lines[0] and (root / "train.csv").exists()
-    assert train.synthetic_data_dir(tmp_path, log=lines.append) == root and "using" in lines[1]
+    assert synthetic.embedded_set(tmp_path, log=lines.append) == root and "using" in lines[1]

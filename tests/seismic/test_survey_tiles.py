@@ -1,0 +1,99 @@
+"""salt_tf/seismic/survey_tiles.py and train.py --survey: windows of a survey's labelled lines framed as
+segment.py frames them, folds of whole lines with a gap, and a run trained on them end to end."""
+import json
+
+import numpy as np
+import pytest
+
+from salt_tf.common.errors import SectionError
+from salt_tf.run.config import Config
+from salt_tf.seismic import sections, survey_tiles
+from salt_tf.seismic.synthetic import make_volume
+from salt_tf.tiles import windows_set
+from salt_tf.tiles.framing import stretch
+from salt_tf.tiles.metrics import UNLABELLED
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("survey")
+    amplitudes, mask = make_volume(np.random.default_rng(4), n_inlines=8, n_xlines=130, n_samples=120)
+    labels = mask.copy()
+    labels[:, :, :10] = UNLABELLED  # the shallowest samples nobody labelled
+    np.save(folder / "v.npy", amplitudes)
+    np.save(folder / "labels.npy", labels)
+    return folder
+
+
+def test_windows_are_cut_and_framed_as_segment_cuts_them_from_the_kept_lines_only(survey):
+    built = survey_tiles.build(survey / "v.npy", survey / "labels.npy", n_folds=2, label_lines=[1, 2, 6, 7], stride=50)
+    assert built["summary"]["labelled_lines"] == [1, 2, 6, 7] and set(built["lines"]) == {1, 2, 6, 7}
+    amplitudes, labels = np.load(survey / "v.npy"), np.load(survey / "labels.npy")
+    # line 2's windows: exactly segment.py's windows of that line (minmax), with the labels cut alike
+    expected, _ = sections.windows(amplitudes[2].T, 50)
+    expected_labels, _ = sections.windows(labels[2].T, 50)
+    mine = built["lines"] == 2
+    assert mine.sum() == len(expected)  # every window of it is a quarter labelled or more
+    np.testing.assert_array_equal(built["images"][mine], stretch(expected))
+    np.testing.assert_array_equal(built["labels"][mine], expected_labels)
+    assert set(np.unique(built["labels"])) == {0, 1, UNLABELLED}
+    # folds: whole lines in two contiguous blocks
+    assert {int(n): int(f) for n, f in zip(built["lines"], built["folds"])} == {1: 0, 2: 0, 6: 1, 7: 1}
+
+
+def test_windows_with_too_few_labelled_pixels_are_skipped(survey, tmp_path):
+    labels = np.load(survey / "labels.npy")
+    labels[:, 40:, :] = UNLABELLED  # only the first 40 traces of each line labelled
+    np.save(tmp_path / "l.npy", labels)
+    built = survey_tiles.build(survey / "v.npy", tmp_path / "l.npy", n_folds=2, stride=50, min_labelled=0.3)
+    shares = (built["labels"] != UNLABELLED).mean(axis=(1, 2))
+    assert (shares >= 0.3).all() and len(built["ids"]) < 8 * len(sections.windows(np.zeros((120, 130)), 50)[0])
+
+
+def test_a_fold_trains_on_no_line_within_the_gap_of_its_validation_lines():
+    lines = np.array([1, 1, 2, 3, 3, 4, 5, 6, 6, 9])
+    in_val = np.isin(lines, [3, 4])
+    for gap, kept in ((0, {1, 2, 5, 6, 9}), (1, {1, 6, 9}), (2, {9}), (5, set())):
+        rows = windows_set.training_rows(lines, in_val, gap)
+        assert set(lines[rows]) == set(kept) and not in_val[rows].any()
+
+
+@pytest.mark.parametrize("n_folds, lines, message", [(1, None, "--folds 1: at least 2"),
+                                                      (3, [2, 5], "2 labelled lines are too few for 3 folds")])
+def test_too_few_folds_or_lines_are_refused(survey, n_folds, lines, message):
+    with pytest.raises(SectionError, match=message):
+        survey_tiles.build(survey / "v.npy", survey / "labels.npy", n_folds=n_folds, label_lines=lines)
+
+
+def test_train_on_a_survey_end_to_end_then_refusals_before_any_folder(survey, tmp_path):
+    from salt_tf.training.train import run
+
+    assert survey_tiles.main(["--input", str(survey / "v.npy"), "--labels", str(survey / "labels.npy"), "--out",
+                              str(tmp_path / "s"), "--label-lines", "0,1,2,5,6,7", "--stride", "50"]) == 0
+    config = Config(survey=str(tmp_path / "s"), out=str(tmp_path / "r"), size=32, encoder="resnet18",
+                    encoder_weights=None, batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0, gap=3)
+    said = []
+    report = run(config, log=said.append)
+    train, folds, _ = windows_set.load(tmp_path / "s")
+    in_val = folds["fold"].to_numpy() == 0
+    expected = windows_set.training_rows(train.depths, in_val, 3)
+    assert set(train.depths[expected]) == {6, 7}  # line 5 lies within 3 lines of line 2
+    assert f"fold 0: {len(expected)} training tiles, {in_val.sum()} validation tiles" in said
+    assert report["n_oof"] == in_val.sum() and 0 <= report["cv_score"] <= 1
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["survey"] == str(tmp_path / "s")
+    assert json.loads((tmp_path / "r" / "tile_stats.json").read_text())["window_norm"] == "minmax"
+    for changes, message in (({"folds": 3}, "made with 2 folds of whole lines; give --folds 2"),
+                             ({"gap": 5}, "fold 0 has no line to train on")):
+        bad = Config(**{**config.__dict__, "out": str(tmp_path / "bad"), **changes})
+        with pytest.raises(ValueError, match=message):
+            run(bad, log=said.append)
+        assert not (tmp_path / "bad").exists()
+
+
+def test_bad_labels_give_one_error_line_and_no_folder(survey, tmp_path, capsys):
+    np.save(tmp_path / "l.npy", np.zeros((8, 130, 119), np.uint8))
+    code = survey_tiles.main(["--input", str(survey / "v.npy"), "--labels", str(tmp_path / "l.npy"), "--out",
+                              str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and "expected the survey's (8, 130, 120)" in err[0]
+    assert not (tmp_path / "s").exists()
