@@ -53,6 +53,9 @@ class Config:
     # not trained on in that fold (issue 39).
     survey: str | None = None
     gap: int = 2
+    # Fine-tuning: each fold starts from another run's exported model (its own fold, else fold 0)
+    # instead of --encoder-weights; the settings must build the same model (issue 39).
+    init_from: str | None = None
 
     # Augmentation (albumentations), applied to image and mask together.
     crop_prob: float = 0.5  # else a plain resize to `size`
@@ -188,6 +191,8 @@ HELP = {
     "survey": "train on a survey's labelled lines instead of tiles: a folder written by python -m "
     "salt_tf.seismic.survey_tiles (windows, folds of whole lines)",
     "gap": "with --survey: a fold does not train on lines within this many lines of its validation lines",
+    "init_from": "fine-tune: start each fold from this run folder's model (its fold of the same number, else fold 0) "
+    "instead of --encoder-weights; the model settings must match that run's",
     "scse": "scSE blocks in the decoder",
     "hypercolumn": "concatenate all decoder stages before the head",
     "decoder": "decoder block: unet (two 3x3 convs on the upsampled map and its skip) or light (1x1 convs "
@@ -391,8 +396,37 @@ class WeightsError(ValueError):
     """The encoder's pretrained weights are not available."""
 
 
+def start_model_path(config: Config, fold: int) -> Path:
+    """The model a fine-tuned fold starts from: ``init_from``'s fold of the same number, else its fold 0."""
+    for k in (fold, 0):
+        path = Path(config.init_from) / f"fold{k}" / "model.keras"
+        if path.is_file():
+            return path
+    raise ValueError(f"--init-from {config.init_from}: no fold{fold}/model.keras nor fold0/model.keras; "
+                     f"expected a run folder with a finished fold")
+
+
+def start_weights(config: Config, fold: int, model) -> list:
+    """The start model's weights for ``model`` (built from ``config``), or a ValueError: how they differ."""
+    import keras
+
+    path = start_model_path(config, fold)
+    theirs, mine = keras.models.load_model(path, compile=False).get_weights(), model.get_weights()
+    shapes = [(a.shape, b.shape) for a, b in zip(theirs, mine) if a.shape != b.shape]
+    if len(theirs) != len(mine) or shapes:
+        where = (f"a weight of shape {shapes[0][0]} there, {shapes[0][1]} here" if shapes
+                 else f"{len(theirs)} weight arrays there, {len(mine)} here")
+        raise ValueError(f"--init-from {config.init_from}: its model ({path}) does not match these settings "
+                         f"(encoder {config.encoder}, decoder {config.decoder}, scSE {config.scse}, hypercolumn "
+                         f"{config.hypercolumn}): {where}")
+    return theirs
+
+
 def check_weights(config: Config) -> None:
-    """Fetch the ImageNet weights (or find them in the Keras cache) before any folder is made."""
+    """Before any folder is made: the start model fits (``init_from``), or the ImageNet weights are here."""
+    if config.init_from is not None:
+        start_weights(config, config.fold or 0, build_from_config(config, config.size))
+        return
     if config.encoder_weights != "imagenet":
         return
     from salt_tf.model.encoders import imagenet_weights_path

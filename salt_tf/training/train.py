@@ -30,7 +30,7 @@ from salt_tf.inference.predict import Ensemble, RunError, predict_probs
 from salt_tf.model.keras_metrics import CompetitionScore
 from salt_tf.model.losses import phase_loss
 from salt_tf.model.unet import export_saved_model, inference_model
-from salt_tf.run.config import Config, build_from_config, check_config, check_weights
+from salt_tf.run.config import Config, build_from_config, check_config, check_weights, start_model_path, start_weights
 from salt_tf.run.folder import Checkpoint, budget_spent, finished_folds, held, open_run_folder
 from salt_tf.run.report import write_report
 from salt_tf.run.tile_stats import write_tile_stats
@@ -262,7 +262,11 @@ def _start_fold(config: Config, train, fold_table: pd.DataFrame, fold: int, fold
     else:
         # With progressive resizing, one model for any input size (same layers and weights).
         size = None if config.warmup_size else config.size
-        model = build_from_config(config, size, config.encoder_weights if last is None else None)
+        fresh = last is None and not config.init_from
+        model = build_from_config(config, size, config.encoder_weights if fresh else None)
+        if last is None and config.init_from:  # fine-tuning: the start run's weights, exactly
+            model.set_weights(start_weights(config, fold, model))
+            log(f"fold {fold}: starting from {start_model_path(config, fold)}")
         if last is not None:
             weights, optimizer_state, averages = Checkpoint.load_last(last)
             model.set_weights(weights)

@@ -97,3 +97,31 @@ def test_bad_labels_give_one_error_line_and_no_folder(survey, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and "expected the survey's (8, 130, 120)" in err[0]
     assert not (tmp_path / "s").exists()
+
+
+def test_fine_tuning_starts_each_fold_from_the_start_runs_weights_exactly(survey, tmp_path):
+    import keras
+
+    from salt_tf.training import train as training
+
+    assert survey_tiles.main(["--input", str(survey / "v.npy"), "--labels", str(survey / "labels.npy"), "--out",
+                              str(tmp_path / "s"), "--label-lines", "0,1,6,7", "--stride", "50"]) == 0
+    base = dict(survey=str(tmp_path / "s"), size=32, encoder="resnet18", encoder_weights=None, batch_size=8,
+                phase1_epochs=1, phase2_epochs=0, folds=2, fold=0, gap=1)
+    training.run(Config(out=str(tmp_path / "start"), **base), log=lambda line: None)
+    tuned = Config(out=str(tmp_path / "tuned"), init_from=str(tmp_path / "start"), **base)
+    training.check_weights(tuned)
+    train, folds, _ = windows_set.load(tmp_path / "s")
+    said = []
+    f = training._start_fold(tuned, train, folds[["id", "fold"]], 0, tmp_path / "tuned" / "fold0", said.append, None)
+    start = keras.models.load_model(tmp_path / "start" / "fold0" / "model.keras", compile=False).get_weights()
+    for a, b in zip(f.model.get_weights(), start, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert f"fold 0: starting from {tmp_path / 'start' / 'fold0' / 'model.keras'}" in said
+    # another encoder, or no finished fold there, is refused before any folder is made
+    for changes, message in (({"encoder": "resnet34"}, "does not match these settings (encoder resnet34"),
+                             ({"init_from": str(tmp_path / "s")}, "no fold0/model.keras nor fold0/model.keras")):
+        bad = Config(**{**tuned.__dict__, "out": str(tmp_path / "bad"), **changes})
+        with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+            training.run(bad, log=said.append)
+        assert not (tmp_path / "bad").exists()
