@@ -179,3 +179,24 @@ class Disagreement:
         """Mean absolute difference per inline (float64 (lines,)); NaN where no live trace was added."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.counts > 0, self.sums / np.maximum(self.counts, 1), np.nan)
+
+
+def label_next(per_line: dict, disagreement, labelled) -> list[dict]:
+    """The lines nobody labelled, most uncertain first: which line an interpreter should label next.
+
+    ``per_line`` is the domain check's per-line figures (``DomainCheck.summary()["lines"]``),
+    ``disagreement`` the inline-versus-crossline disagreement per line (or None), ``labelled`` the
+    line numbers already labelled. A line's score is its mean uncertainty (the ensemble's spread),
+    plus its disagreement with ``--direction both``: where the folds, the flips or the two directions
+    disagree, a label teaches the most (as active-learning studies choose lines)."""
+    labelled = {int(n) for n in labelled}
+    rows = []
+    for i, number in enumerate(per_line["line"]):
+        spread = per_line["mean_uncertainty"][i]
+        if int(number) in labelled or spread is None:
+            continue
+        split = None if disagreement is None else float(disagreement[i])
+        rows.append({"line": int(number), "mean_uncertainty": spread, "disagreement": split,
+                     "score": spread + (split if split is not None and np.isfinite(split) else 0.0)})
+    rows.sort(key=lambda r: -r["score"])
+    return [{"rank": k + 1, **r} for k, r in enumerate(rows)]

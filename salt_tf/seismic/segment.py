@@ -23,6 +23,7 @@ Traces a SEG-Y lacks (dead corners, ragged edges) are no data: NaN in ``probabil
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sys
@@ -286,12 +287,37 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
                                uncertainty, disagreement, made, cluster)
             summary["threshold_source"] = cut_source
             summary["snap_top"] = {"samples": snap_top, "polarity": snap_polarity if snap_top else None}
+            summary["label_next"] = _label_next(run_dir, inp, summary, tmp)
             (tmp / "segment.json").write_text(json.dumps(summary, indent=1))
             del vol
     if cluster is not None:
         cluster.finish(log)  # the outputs are in place: the store is no longer needed
     _tell(summary, made, truth, out, min_body, log, warn)
+    if summary["label_next"] and summary["label_next"]["first"]:
+        first = summary["label_next"]["first"]
+        log(f"label next: line {first['line']} (mean uncertainty {first['mean_uncertainty']:.4f}"
+            + ("" if first["disagreement"] is None else f", inline/crossline disagreement {first['disagreement']:.4f}")
+            + f"); all {summary['label_next']['lines']} unlabelled lines ranked in {out / 'label_next.csv'}")
     return summary
+
+
+def _label_next(run_dir, inp: Input, summary: dict, tmp: Path) -> dict | None:
+    """On a run trained on a survey (``train.py --survey``): label_next.csv, its unlabelled lines
+    ranked by the ensemble's uncertainty (``qc.label_next``); None for a run trained on tiles."""
+    config = Path(run_dir or "") / "config.json"
+    survey = json.loads(config.read_text()).get("survey") if run_dir and config.is_file() else None
+    if not survey:
+        return None
+    made = json.loads((Path(survey) / "survey.json").read_text())
+    same = Path(made["input"]).resolve() == Path(inp.name).resolve()
+    labelled = made["labelled_lines"] if same else []
+    rows = qc.label_next(summary["domain_check"]["lines"], summary["disagreement_per_line"], labelled)
+    with open(tmp / "label_next.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ("rank", "line", "mean_uncertainty", "disagreement", "score"))
+        writer.writeheader()
+        writer.writerows(rows)
+    return {"file": "label_next.csv", "lines": len(rows), "first": rows[0] if rows else None,
+            "labelled_lines": labelled, "survey": survey}
 
 
 def _summary(inp, src, geometry, direction, stride, cut, amap, percentile, stats, total, seconds, uncertainty,

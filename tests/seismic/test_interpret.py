@@ -321,3 +321,15 @@ def test_the_synthetic_volume_passes_and_ten_times_its_gain_warns():
         bad.add_line(loud(line))
     assert good.summary()["warning"] is None and good.summary()["distance"] < 0.35
     assert "clipped" in bad.summary()["warning"]
+
+
+def test_label_next_ranks_the_unlabelled_lines_by_uncertainty_plus_disagreement():
+    from salt_tf.seismic.qc import label_next
+
+    per_line = {"line": [10, 11, 12, 13, 14], "mean_uncertainty": [0.05, 0.20, 0.10, None, 0.12]}
+    disagreement = np.array([0.0, 0.01, 0.30, 0.2, np.nan])
+    rows = label_next(per_line, disagreement, labelled=[11])
+    # 11 is labelled; 13 has no live trace (no uncertainty); 12 leads by its disagreement; NaN counts 0
+    assert [r["line"] for r in rows] == [12, 14, 10] and [r["rank"] for r in rows] == [1, 2, 3]
+    assert rows[0]["score"] == pytest.approx(0.40) and rows[1]["score"] == pytest.approx(0.12)
+    assert [r["line"] for r in label_next(per_line, None, labelled=[])] == [11, 14, 12, 10]

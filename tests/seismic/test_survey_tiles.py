@@ -3,6 +3,7 @@ segment.py frames them, folds of whole lines with a gap, and a run trained on th
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from salt_tf.common.errors import SectionError
@@ -82,6 +83,18 @@ def test_train_on_a_survey_end_to_end_then_refusals_before_any_folder(survey, tm
     assert report["n_oof"] == in_val.sum() and 0 <= report["cv_score"] <= 1
     assert json.loads((tmp_path / "r" / "config.json").read_text())["survey"] == str(tmp_path / "s")
     assert json.loads((tmp_path / "r" / "tile_stats.json").read_text())["window_norm"] == "minmax"
+    # segment.py on the survey with that run: the unlabelled lines ranked for labelling next
+    from salt_tf.seismic.segment import run as segment
+
+    summary = segment(tmp_path / "r", survey / "v.npy", tmp_path / "seg", n_figures=0,
+                      progress=False, log=said.append)
+    ranking = pd.read_csv(tmp_path / "seg" / "label_next.csv")
+    assert ranking["line"].tolist() == sorted([3, 4], key=lambda n: -ranking.set_index("line").loc[n, "score"])
+    assert list(ranking["rank"]) == [1, 2] and ranking["disagreement"].isna().all()  # one direction: none
+    per_line = summary["domain_check"]["lines"]
+    spread = dict(zip(per_line["line"], per_line["mean_uncertainty"]))
+    np.testing.assert_allclose(ranking["score"], [spread[n] for n in ranking["line"]])
+    assert any(line.startswith(f"label next: line {ranking['line'][0]} (mean uncertainty") for line in said)
     for changes, message in (({"folds": 3}, "made with 2 folds of whole lines; give --folds 2"),
                              ({"gap": 5}, "fold 0 has no line to train on")):
         bad = Config(**{**config.__dict__, "out": str(tmp_path / "bad"), **changes})
