@@ -293,11 +293,6 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
     if cluster is not None:
         cluster.finish(log)  # the outputs are in place: the store is no longer needed
     _tell(summary, made, truth, out, min_body, log, warn)
-    if summary["label_next"] and summary["label_next"]["first"]:
-        first = summary["label_next"]["first"]
-        log(f"label next: line {first['line']} (mean uncertainty {first['mean_uncertainty']:.4f}"
-            + ("" if first["disagreement"] is None else f", inline/crossline disagreement {first['disagreement']:.4f}")
-            + f"); all {summary['label_next']['lines']} unlabelled lines ranked in {out / 'label_next.csv'}")
     return summary
 
 
@@ -351,6 +346,11 @@ def _tell(summary: dict, made: dict, truth, out, min_body: int, log, warn) -> No
             "of the true top at the trace or one next to it"
             + (f"; the mask's own top, unsnapped: {100 * t['mask_top_within_3_samples']:.1f}% within 3 samples"
                if summary["snap_top"]["samples"] else "") + ")")
+    if summary["label_next"] and summary["label_next"]["first"]:
+        first = summary["label_next"]["first"]
+        log(f"label next: line {first['line']} (mean uncertainty {first['mean_uncertainty']:.4f}"
+            + ("" if first["disagreement"] is None else f", inline/crossline disagreement {first['disagreement']:.4f}")
+            + f"); all {summary['label_next']['lines']} unlabelled lines ranked in {out / 'label_next.csv'}")
     log(f"wrote {out}: {summary['windows']} windows in {summary['seconds']:.1f} s "
         f"({summary['windows_per_second']:.1f} windows/s); {made['surfaces']['traces_with_salt']} traces with salt, "
         f"{made['bodies']['count']} bodies of {min_body}+ voxels")
