@@ -33,7 +33,8 @@ def _blur_volume(array: np.ndarray, across: float, along: float) -> np.ndarray:
 
 
 def make_volume(rng: np.random.Generator, n_inlines: int = 12, n_xlines: int = 160, n_samples: int = 200,
-                n_bodies: int = 2, amplitude: float = 1000.0) -> tuple[np.ndarray, np.ndarray]:
+                n_bodies: int = 2, amplitude: float = 1000.0, shape: str = "dome", wavelength=(4.0, 8.0),
+                noise: float = 0.15, top_strength: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
     """A post-stack volume with salt domes: (amplitudes float32, mask uint8), both (inlines,
     crosslines, samples), segyio's cube layout; ``n_inlines=1`` gives a 2-D section.
 
@@ -42,23 +43,36 @@ def make_volume(rng: np.random.Generator, n_inlines: int = 12, n_xlines: int = 1
     from the bottom (a paraboloid top with a wandering outline), dim chaotic texture inside and a
     strong reflection at their top. Amplitudes are zero-mean in raw units (``amplitude`` ~ their
     standard deviation), as a SEG-Y holds them, not grey levels.
+
+    Another survey than the tiles': ``shape="sheet"`` makes tabular salt
+    sheets (a wandering top and base) instead of domes, ``wavelength`` the range of the wavelet's
+    wavelength in samples, ``noise`` the noise level against unit-variance layers, ``top_strength``
+    the top of salt's reflection.
     """
     il, xl, z = np.meshgrid(np.arange(n_inlines, dtype=np.float64), np.arange(n_xlines, dtype=np.float64),
                             np.arange(n_samples, dtype=np.float64), indexing="ij")
     plane = [il[:, :, 0], xl[:, :, 0]]
     top = np.full((n_inlines, n_xlines), np.inf)
+    base = np.full((n_inlines, n_xlines), np.inf)
     for _ in range(n_bodies):
         ci, cx = rng.uniform(0, n_inlines), rng.uniform(0.15, 0.85) * n_xlines
         ri, rx = rng.uniform(0.4, 1.0) * max(n_inlines, 40), rng.uniform(0.12, 0.3) * n_xlines
         crest = rng.uniform(0.25, 0.55) * n_samples
         d2 = ((plane[0] - ci) / ri) ** 2 + ((plane[1] - cx) / rx) ** 2
-        top = np.minimum(top, crest + 1.2 * n_samples * d2 + 4.0 * _smooth_field(rng, plane, 15.0))
-    mask = (z >= top[:, :, None]).astype(np.uint8)
+        if shape == "sheet":  # flat-topped, a tenth to a third of the section thick, tapering at its rim
+            inside = d2 < 1.0
+            sheet_top = crest + 6.0 * _smooth_field(rng, plane, 20.0) + 10.0 * d2
+            thick = rng.uniform(0.1, 0.3) * n_samples * np.sqrt(np.clip(1.0 - d2, 0.0, 1.0))
+            top = np.where(inside & (sheet_top < top), sheet_top, top)
+            base = np.where(inside & (sheet_top < top + 1e-9), sheet_top + thick, base)
+        else:
+            top = np.minimum(top, crest + 1.2 * n_samples * d2 + 4.0 * _smooth_field(rng, plane, 15.0))
+    mask = ((z >= top[:, :, None]) & (z <= base[:, :, None])).astype(np.uint8)
 
     t = np.arange(-2 * n_samples, 3 * n_samples, dtype=np.float64)
     reflectivity = rng.laplace(size=len(t))
     knots = rng.standard_normal(len(t[::40]))
-    trace = reflector_trace(t, reflectivity, knots, float(rng.uniform(4.0, 8.0)))
+    trace = reflector_trace(t, reflectivity, knots, float(rng.uniform(*wavelength)))
     tau = z + rng.normal(0, 0.15) * xl + rng.normal(0, 0.15) * il
     tau += rng.uniform(3.0, 10.0) * _smooth_field(rng, [il, xl, z], 60.0)
     above = np.clip(top[:, :, None] - z, 0.0, None)
@@ -66,8 +80,8 @@ def make_volume(rng: np.random.Generator, n_inlines: int = 12, n_xlines: int = 1
     image = np.interp(tau, t, trace)
     image /= image.std() + 1e-12
     image = with_salt_texture(rng, image, mask, _blur_volume)  # the tiles' salt
-    image += 2.5 * top_reflection(z - top[:, :, None])
-    image += rng.normal(0.0, 0.15, size=image.shape)
+    image += top_strength * top_reflection(z - top[:, :, None])
+    image += rng.normal(0.0, noise, size=image.shape)
     return (amplitude * image).astype(np.float32), mask
 
 

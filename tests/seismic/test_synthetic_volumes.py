@@ -45,3 +45,16 @@ def test_cli_writes_the_sections_of_the_library_and_refuses_a_non_empty_folder(t
     with pytest.raises(SystemExit) as exit_info:
         synthetic_sections.main([str(tmp_path / "cli")])
     assert exit_info.value.code == 2 and "not empty" in capsys.readouterr().err
+
+
+def test_another_survey_has_sheets_of_salt_another_wavelet_noise_and_scale():
+    from salt_tf.seismic.synthetic import make_volume
+
+    domes, dome_mask = make_volume(np.random.default_rng(1))
+    sheets, sheet_mask = make_volume(np.random.default_rng(1), shape="sheet", wavelength=(10.0, 16.0), noise=0.4,
+                                     top_strength=1.2, amplitude=0.02)
+    assert sheets.std() < 0.05 < 500 < domes.std()
+    # domes reach the bottom of the volume; sheets have a base of salt with sediment below it
+    assert dome_mask[:, :, -1].any() and not sheet_mask[:, :, -1].any() and sheet_mask.any()
+    salty = sheet_mask.any(axis=2)
+    assert (sheet_mask.sum(axis=2)[salty] < 0.35 * sheet_mask.shape[2]).all()
