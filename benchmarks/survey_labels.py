@@ -1,0 +1,119 @@
+"""IoU on a survey's unlabelled lines against how many inlines an interpreter labelled, for a model
+trained on the survey from scratch, one fine-tuned from a competition-trained run, and that run alone.
+
+    python benchmarks/survey_labels.py --start RUN --out DIR [--ks 2 4 8] [--seeds 1 2] [--draws 0 1 2 other]
+
+Each draw is a synthetic volume (12 inlines x 160 crosslines x 200 samples): ``0``, ``1``, ``2`` are
+the README's recipe (``python -m salt_tf.seismic.synthetic``'s volume, that seed), ``other`` a survey
+unlike the competition's tiles (salt sheets with a base, a longer wavelet, more noise, a weaker top,
+amplitudes around 0.02). Its true mask is the interpreter's dense labels; ``K`` evenly spaced
+inlines are kept (``survey_tiles --label-lines``), cut into windows at stride 20, trained on with 2
+folds of whole lines (fold 0 only: it trains on half of the K lines and validates on the other
+half, ``--gap 1``), for ``--phase1-epochs`` + ``--phase2-epochs``:
+
+- ``scratch``: random initialisation, the start run's architecture;
+- ``fine-tune``: ``--init-from START``, the same recipe;
+- ``start alone``: the start run, not trained on the survey.
+
+Each model then segments the whole volume (``segment.py`` defaults, inline direction) and the
+voxel IoU over the K-unlabelled inlines is printed and appended to ``DIR/survey_labels.jsonl`` as it
+goes (the session may end before the table does).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import _bench
+import numpy as np
+
+VOLUME = (12, 160, 200)
+OTHER = {"shape": "sheet", "wavelength": (10.0, 16.0), "noise": 0.4, "top_strength": 1.2, "amplitude": 0.02}
+
+
+def volume(draw: str) -> tuple[np.ndarray, np.ndarray]:
+    from salt_tf.seismic.synthetic import make_volume
+
+    if draw == "other":
+        return make_volume(np.random.default_rng(100), *VOLUME, **OTHER)
+    # the README's volume of that seed: write_sections' second stream
+    return make_volume(np.random.default_rng(int(draw)).spawn(2)[1], *VOLUME)
+
+
+def evenly(k: int, n: int) -> list[int]:
+    return [int(round(v)) for v in np.linspace(0, n - 1, k + 2)[1:-1]] if k < n else list(range(n))
+
+
+def iou_unlabelled(mask_path: Path, truth: np.ndarray, labelled: list[int]) -> float:
+    mask = np.load(mask_path).astype(bool)
+    keep = np.setdiff1d(np.arange(len(truth)), labelled)
+    pred, true = mask[keep], truth[keep].astype(bool)
+    return float((pred & true).sum() / max((pred | true).sum(), 1))
+
+
+def main() -> None:
+    parser = _bench.parser(__doc__)
+    parser.add_argument("--start", type=Path, required=True, help="a competition-trained run folder")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--ks", type=int, nargs="*", default=[2, 4, 8])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1])
+    parser.add_argument("--draws", nargs="*", default=["0", "1", "2", "other"])
+    parser.add_argument("--phase1-epochs", type=int, default=8)
+    parser.add_argument("--phase2-epochs", type=int, default=4)
+    args = parser.parse_args()
+    _bench.header(f"start run {args.start}")
+    from salt_tf.run.config import Config
+    from salt_tf.seismic import segment, survey_tiles
+    from salt_tf.training.train import run as train
+
+    start = json.loads((args.start / "config.json").read_text())
+    arch = {k: start[k] for k in ("encoder", "size", "decoder", "decoder_filters", "scse", "hypercolumn", "fit",
+                                  "dropout", "mixed_precision", "batch_size")}
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "survey_labels.jsonl"
+    quiet = dict(progress=False, log=lambda line: None, warn=lambda line: None, n_figures=0)
+
+    def record(row: dict) -> None:
+        print(json.dumps(row), flush=True)
+        with open(log, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    for draw in args.draws:
+        amplitudes, truth = volume(draw)
+        folder = args.out / f"draw-{draw}"
+        folder.mkdir(exist_ok=True)
+        np.save(folder / "v.npy", amplitudes)
+        np.save(folder / "labels.npy", truth)
+        for k in args.ks:
+            labelled = evenly(k, len(truth))
+            name = f"k{k}"
+            alone = folder / f"{name}-alone"
+            if not alone.exists():
+                segment.run(args.start, folder / "v.npy", alone, **quiet)
+            record({"draw": draw, "k": k, "mode": "start alone", "seed": None, "labelled": labelled,
+                    "iou_unlabelled": iou_unlabelled(alone / "mask.npy", truth, labelled)})
+            windows = folder / f"{name}-windows"
+            if not windows.exists():
+                survey_tiles.write(survey_tiles.build(folder / "v.npy", folder / "labels.npy", 2, labelled, 20), windows)
+            for seed in args.seeds:
+                for mode in ("scratch", "fine-tune"):
+                    out = folder / f"{name}-{mode}-seed{seed}"
+                    clock = time.perf_counter()
+                    if not (out / "fold0" / "result.json").exists():
+                        config = Config(survey=str(windows), out=str(out), folds=2, fold=0, gap=1, seed=seed,
+                                        encoder_weights=None, phase1_epochs=args.phase1_epochs,
+                                        phase2_epochs=args.phase2_epochs,
+                                        init_from=str(args.start) if mode == "fine-tune" else None, **arch)
+                        train(config, resume=out.exists(), log=lambda line: None)
+                    seconds = time.perf_counter() - clock
+                    seg = folder / f"{name}-{mode}-seed{seed}-seg"
+                    if not seg.exists():
+                        segment.run(out, folder / "v.npy", seg, **quiet)
+                    record({"draw": draw, "k": k, "mode": mode, "seed": seed, "labelled": labelled,
+                            "iou_unlabelled": iou_unlabelled(seg / "mask.npy", truth, labelled),
+                            "train_seconds": round(seconds, 1)})
+
+
+if __name__ == "__main__":
+    main()
