@@ -2,6 +2,7 @@
 trained on the survey from scratch, one fine-tuned from a competition-trained run, and that run alone.
 
     python benchmarks/survey_labels.py --start RUN --out DIR [--ks 2 4 8] [--seeds 1 2] [--draws 0 1 2 other]
+    python benchmarks/survey_labels.py --out DIR --plot docs/survey_labels.png   # the figure of DIR's rows
 
 Each draw is a synthetic volume (12 inlines x 160 crosslines x 200 samples): ``0``, ``1``, ``2`` are
 the README's recipe (``python -m salt_tf.seismic.synthetic``'s volume, that seed), ``other`` a survey
@@ -52,9 +53,42 @@ def iou_unlabelled(mask_path: Path, truth: np.ndarray, labelled: list[int]) -> f
     return float((pred & true).sum() / max((pred | true).sum(), 1))
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """IoU on the unlabelled inlines against K, one panel per kind of survey, a line per mode (the
+    mean over draws and seeds, each row a faint dot)."""
+    import matplotlib
+
+    rows = list({(r["draw"], r["k"], r["mode"], r["seed"]): r for r in rows}.values())  # a rerun records again
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [("the README's synthetic volume (draws " + ", ".join(sorted({r["draw"] for r in rows} - {"other"})) + ")",
+              lambda r: r["draw"] != "other"), ("another survey: salt sheets, longer wavelet, more noise",
+                                                lambda r: r["draw"] == "other")]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, (title, keep) in zip(axes, kinds):
+        for mode, colour in (("fine-tune", "tab:green"), ("scratch", "tab:blue"), ("start alone", "tab:grey")):
+            mine = [r for r in rows if keep(r) and r["mode"] == mode]
+            ks = sorted({r["k"] for r in mine})
+            if not ks:
+                continue
+            ax.scatter([r["k"] for r in mine], [r["iou_unlabelled"] for r in mine], color=colour, alpha=0.3, s=12)
+            ax.plot(ks, [np.mean([r["iou_unlabelled"] for r in mine if r["k"] == k]) for k in ks], "o-",
+                    color=colour, label=mode)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("labelled inlines (of 12)")
+        ax.set_xticks(sorted({r["k"] for r in rows}))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("voxel IoU on the unlabelled inlines")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
 def main() -> None:
     parser = _bench.parser(__doc__)
-    parser.add_argument("--start", type=Path, required=True, help="a competition-trained run folder")
+    parser.add_argument("--start", type=Path, help="a competition-trained run folder")
+    parser.add_argument("--plot", type=Path, help="only draw the figure of --out's rows into this PNG")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--ks", type=int, nargs="*", default=[2, 4, 8])
     parser.add_argument("--seeds", type=int, nargs="*", default=[1])
@@ -62,6 +96,11 @@ def main() -> None:
     parser.add_argument("--phase1-epochs", type=int, default=8)
     parser.add_argument("--phase2-epochs", type=int, default=4)
     args = parser.parse_args()
+    if args.plot:
+        plot([json.loads(line) for line in (args.out / "survey_labels.jsonl").read_text().splitlines()], args.plot)
+        return
+    if args.start is None:
+        parser.error("--start RUN is needed to train and measure")
     _bench.header(f"start run {args.start}")
     from salt_tf.run.config import Config
     from salt_tf.seismic import segment, survey_tiles
