@@ -3,6 +3,12 @@ trained on the survey from scratch, one fine-tuned from a competition-trained ru
 
     python benchmarks/survey_labels.py --start RUN --out DIR [--ks 2 4 8] [--seeds 1 2] [--draws 0 1 2 other]
     python benchmarks/survey_labels.py --out DIR --plot docs/survey_labels.png   # the figure of DIR's rows
+    python benchmarks/survey_labels.py --start RUN --out DIR --loop other [--rounds 2] [--seeds 1]
+
+``--loop DRAW`` plays the labelling loop on one draw instead: start from 2 labelled inlines, add 2 a
+round chosen (a) by ``segment.py``'s ``label_next.csv`` (the previous round's model), (b) as far as
+possible from every labelled line, (c) at random; after each round, fine-tune fold 0 anew from the
+start run and print the IoU on the lines still unlabelled (``loop.jsonl``).
 
 Each draw is a synthetic volume (12 inlines x 160 crosslines x 200 samples): ``0``, ``1``, ``2`` are
 the README's recipe (``python -m salt_tf.seismic.synthetic``'s volume, that seed), ``other`` a survey
@@ -85,6 +91,51 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
+def next_lines(strategy: str, labelled: list[int], n: int, seg: Path, rng) -> list[int]:
+    """The 2 lines a strategy labels next."""
+    free = [i for i in range(n) if i not in labelled]
+    if strategy == "ranked":
+        import pandas as pd
+
+        ranked = pd.read_csv(seg / "label_next.csv")["line"].tolist()
+        return [int(i) for i in ranked[:2]]
+    if strategy == "even":
+        chosen = list(labelled)
+        for _ in range(2):
+            far = max((i for i in free if i not in chosen), key=lambda i: min(abs(i - j) for j in chosen))
+            chosen.append(far)
+        return chosen[len(labelled):]
+    return [int(i) for i in rng.choice(free, 2, replace=False)]
+
+
+def loop(args, draw: str, train, segment, survey_tiles, base: dict, record) -> None:
+    amplitudes, truth = volume(draw)
+    folder = args.out / f"loop-{draw}"
+    folder.mkdir(exist_ok=True)
+    np.save(folder / "v.npy", amplitudes)
+    np.save(folder / "labels.npy", truth)
+    quiet = dict(progress=False, log=lambda line: None, warn=lambda line: None, n_figures=0)
+    for seed in args.seeds:
+        for strategy in ("ranked", "even", "random"):
+            rng = np.random.default_rng(seed)
+            labelled = evenly(2, len(truth))
+            for round_ in range(args.rounds + 1):
+                name = folder / f"{strategy}-seed{seed}-round{round_}"
+                windows = Path(f"{name}-windows")
+                if not windows.exists():
+                    survey_tiles.write(survey_tiles.build(folder / "v.npy", folder / "labels.npy", 2, labelled, 20),
+                                       windows)
+                if not (name / "fold0" / "result.json").exists():
+                    train(base | {"survey": str(windows), "out": str(name), "seed": seed}, name)
+                seg = Path(f"{name}-seg")
+                if not seg.exists():
+                    segment.run(name, folder / "v.npy", seg, **quiet)
+                record({"loop": draw, "strategy": strategy, "seed": seed, "round": round_, "labelled": labelled,
+                        "iou_unlabelled": iou_unlabelled(seg / "mask.npy", truth, labelled)})
+                if round_ < args.rounds:
+                    labelled = sorted(labelled + next_lines(strategy, labelled, len(truth), seg, rng))
+
+
 def main() -> None:
     parser = _bench.parser(__doc__)
     parser.add_argument("--start", type=Path, help="a competition-trained run folder")
@@ -93,6 +144,8 @@ def main() -> None:
     parser.add_argument("--ks", type=int, nargs="*", default=[2, 4, 8])
     parser.add_argument("--seeds", type=int, nargs="*", default=[1])
     parser.add_argument("--draws", nargs="*", default=["0", "1", "2", "other"])
+    parser.add_argument("--loop", help="play the labelling loop on this draw instead (e.g. other)")
+    parser.add_argument("--rounds", type=int, default=2, help="--loop: rounds of 2 lines each (default: 2)")
     parser.add_argument("--phase1-epochs", type=int, default=8)
     parser.add_argument("--phase2-epochs", type=int, default=4)
     args = parser.parse_args()
@@ -110,7 +163,7 @@ def main() -> None:
     arch = {k: start[k] for k in ("encoder", "size", "decoder", "decoder_filters", "scse", "hypercolumn", "fit",
                                   "dropout", "mixed_precision", "batch_size")}
     args.out.mkdir(parents=True, exist_ok=True)
-    log = args.out / "survey_labels.jsonl"
+    log = args.out / ("loop.jsonl" if args.loop else "survey_labels.jsonl")
     quiet = dict(progress=False, log=lambda line: None, warn=lambda line: None, n_figures=0)
 
     def record(row: dict) -> None:
@@ -118,6 +171,12 @@ def main() -> None:
         with open(log, "a") as f:
             f.write(json.dumps(row) + "\n")
 
+    if args.loop:
+        base = dict(folds=2, fold=0, gap=1, encoder_weights=None, phase1_epochs=args.phase1_epochs,
+                    phase2_epochs=args.phase2_epochs, init_from=str(args.start), **arch)
+        loop(args, args.loop, lambda settings, out: train(Config(**settings), resume=out.exists(),
+                                                          log=lambda line: None), segment, survey_tiles, base, record)
+        return
     for draw in args.draws:
         amplitudes, truth = volume(draw)
         folder = args.out / f"draw-{draw}"
