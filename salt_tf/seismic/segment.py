@@ -303,8 +303,9 @@ def _label_next(run_dir, inp: Input, summary: dict, tmp: Path) -> dict | None:
     survey = json.loads(config.read_text()).get("survey") if run_dir and config.is_file() else None
     if not survey:
         return None
-    made = json.loads((Path(survey) / "survey.json").read_text())
-    same = Path(made["input"]).resolve() == Path(inp.name).resolve()
+    record = Path(survey) / "survey.json"  # which lines were labelled (gone if the folder moved: none known)
+    made = json.loads(record.read_text()) if record.is_file() else {"input": None, "labelled_lines": []}
+    same = made["input"] is not None and Path(made["input"]).resolve() == Path(inp.name).resolve()
     labelled = made["labelled_lines"] if same else []
     rows = qc.label_next(summary["domain_check"]["lines"], summary["disagreement_per_line"], labelled)
     with open(tmp / "label_next.csv", "w", newline="") as f:

@@ -95,6 +95,11 @@ def test_train_on_a_survey_end_to_end_then_refusals_before_any_folder(survey, tm
     spread = dict(zip(per_line["line"], per_line["mean_uncertainty"]))
     np.testing.assert_allclose(ranking["score"], [spread[n] for n in ranking["line"]])
     assert any(line.startswith(f"label next: line {ranking['line'][0]} (mean uncertainty") for line in said)
+    # the survey folder moved away: every line is ranked, none known to be labelled
+    (tmp_path / "s").rename(tmp_path / "moved")
+    segment(tmp_path / "r", survey / "v.npy", tmp_path / "seg2", n_figures=0, progress=False, log=said.append)
+    assert sorted(pd.read_csv(tmp_path / "seg2" / "label_next.csv")["line"]) == list(range(8))
+    (tmp_path / "moved").rename(tmp_path / "s")
     for changes, message in (({"folds": 3}, "made with 2 folds of whole lines; give --folds 2"),
                              ({"gap": 5}, "fold 0 has no line to train on")):
         bad = Config(**{**config.__dict__, "out": str(tmp_path / "bad"), **changes})
