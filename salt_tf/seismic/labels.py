@@ -24,7 +24,7 @@ import numpy as np
 from salt_tf.common.errors import SectionError
 from salt_tf.seismic.seisio import SEGY_SUFFIXES, Source, open_source
 from salt_tf.seismic.volumes import cube
-from salt_tf.tiles.metrics import UNLABELLED
+from salt_tf.tiles.metrics import LABEL_VALUES, UNLABELLED
 
 VALUES = f"1 salt, 0 not salt, {UNLABELLED} not labelled"
 SURFACE_FIELDS = ("inline", "crossline", "top_sample", "base_sample")
@@ -60,7 +60,7 @@ def read_labels(path, src: Source, iline_byte: int | None = None, xline_byte: in
 
 
 def _checked_values(values: np.ndarray, path) -> np.ndarray:
-    odd = ~np.isin(values, (0, 1, UNLABELLED))
+    odd = ~np.isin(values, LABEL_VALUES)
     if odd.any():
         first = tuple(int(i) for i in np.argwhere(odd)[0])
         raise SectionError(f"{path}: {int(odd.sum())} labels are not {VALUES} (first {values[first]:g} "

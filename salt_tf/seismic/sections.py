@@ -148,8 +148,13 @@ def count_windows(length_a: int, length_b: int, stride: int, scales: tuple[float
     """How many windows ``windows`` cuts from a section of ``length_a`` x ``length_b`` at ``stride``,
     over its ``scales`` (``rescale``)."""
     def at(length, scale):
-        return len(starts(max(MIN_SIDE, round(length * scale)) if scale != 1.0 else length, stride)[0])
+        return len(starts(scaled_length(length, scale), stride)[0])
     return sum(at(length_a, s) * at(length_b, s) for s in scales)
+
+
+def scaled_length(length: int, scale: float) -> int:
+    """An axis of ``length`` pixels resampled by ``scale`` (``rescale``): never below MIN_SIDE."""
+    return length if scale == 1.0 else max(MIN_SIDE, round(length * scale))
 
 
 def windows(grey: np.ndarray, stride: int = DEFAULT_STRIDE) -> tuple[np.ndarray, tuple]:
@@ -192,7 +197,7 @@ def rescale(section: np.ndarray, scale: float) -> np.ndarray:
     if scale == 1.0:
         return section
     h, w = section.shape
-    size = (max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale)))  # cv2: (width, height)
+    size = (scaled_length(w, scale), scaled_length(h, scale))  # cv2: (width, height)
     how = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     values = section.astype(np.float32)
     live = np.isfinite(values)

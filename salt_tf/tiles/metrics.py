@@ -19,6 +19,7 @@ THRESHOLDS = THRESHOLD_NUMERATORS / THRESHOLD_DENOMINATOR
 # of every loss, of the Keras metric (salt_tf.model.losses, salt_tf.model.keras_metrics) and, through
 # ``split_labels``, of the NumPy scores below.
 UNLABELLED = 255
+LABEL_VALUES = (0, 1, UNLABELLED)  # every value sparse labels may hold
 
 
 def truth_of(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -33,7 +34,7 @@ def split_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     their shape, for the ``labelled=`` of the scores here. Any other value is an error: a 0/255 or
     0/65535 mask would otherwise read as unlabelled everywhere."""
     labels = np.asarray(labels)
-    odd = ~np.isin(labels, (0, 1, UNLABELLED))
+    odd = ~np.isin(labels, LABEL_VALUES)
     if odd.any():
         raise ValueError(f"labels must be 0 (not salt), 1 (salt) or {UNLABELLED} (not labelled); "
                          f"found {labels[odd].flat[0].item()} at {odd.sum()} pixels")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from salt_tf.tiles.data import DataError, TrainData
-from salt_tf.tiles.metrics import UNLABELLED
+from salt_tf.tiles.metrics import LABEL_VALUES, UNLABELLED
 
 TILE = 101
 
@@ -33,7 +33,7 @@ def load(folder: str | os.PathLike) -> tuple[TrainData, pd.DataFrame, dict]:
     if images.shape != (n, TILE, TILE) or labels.shape != images.shape or lines.shape != (n,):
         raise DataError(f"{folder / 'windows.npz'}: expected {n} windows of {TILE}x{TILE} with labels and lines, "
                         f"got images {images.shape}, labels {labels.shape}, lines {lines.shape}")
-    odd = ~np.isin(labels, (0, 1, UNLABELLED))
+    odd = ~np.isin(labels, LABEL_VALUES)
     if odd.any():
         raise DataError(f"{folder / 'windows.npz'}: {int(odd.sum())} labels other than 0, 1, {UNLABELLED}")
     folds = pd.read_csv(folder / "folds.csv", dtype={"id": str})
