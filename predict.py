@@ -1,6 +1,8 @@
-"""Predict tiles with a trained run: fold ensemble of SavedModels, flip TTA, tuned threshold.
+"""Predict tiles with a trained run: fold ensemble, flip TTA, tuned threshold.
 
     python predict.py --run RUN_DIR --images DIR --out submission.csv
+
+The folds' SavedModels on TensorFlow; their model.keras files on JAX or PyTorch (KERAS_BACKEND=jax).
 """
 import argparse
 import os
@@ -11,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Write a Kaggle submission from a trained run's fold models.")
-    parser.add_argument("--run", required=True, help="run folder written by train.py (fold*/saved_model, report.json)")
+    parser.add_argument("--run", required=True, help="run folder written by train.py (fold*/saved_model or fold*/model.keras, report.json)")
     parser.add_argument("--images", required=True, help="folder of 101x101 tiles (ID.png)")
     parser.add_argument("--out", required=True, help="submission CSV to write (id,rle_mask)")
     parser.add_argument("--ids", help="CSV with an id column (e.g. sample_submission.csv): predict exactly these ids, in this order")

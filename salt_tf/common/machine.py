@@ -1,6 +1,7 @@
 """One description of the machine, for every benchmark's output and the experiment records."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from pathlib import Path
@@ -31,11 +32,48 @@ def fast_bfloat16(flags: set[str] | None = None) -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
-def describe() -> list[str]:
-    """Two lines: processor, usable cores and load average; Python, TensorFlow and Keras versions."""
+def backend() -> str:
+    """Keras' backend in this process: "tensorflow" (the default), "jax" or "torch"."""
     import keras
-    import tensorflow as tf
 
+    return keras.backend.backend()
+
+
+def accelerators() -> list[str]:
+    """The GPUs the backend computes on, by name (empty on a CPU). TensorFlow and JAX list theirs;
+    PyTorch its CUDA devices."""
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    if name == "jax":
+        import jax
+
+        return [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip()
+                for d in jax.devices() if d.platform == "gpu"]
+    if name == "torch":
+        import torch
+
+        if not torch.cuda.is_available():
+            return []
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def _versions() -> str:
+    import keras
+
+    name = backend()
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(name)
+    version = "?"
+    if module is not None:
+        version = getattr(__import__(module), "__version__", "?")
+    return f"keras {keras.__version__} on {name} {version}"
+
+
+def describe() -> list[str]:
+    """Two lines: processor, usable cores, GPUs and load average; Python, Keras and its backend's versions."""
     cpu = "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -44,27 +82,30 @@ def describe() -> list[str]:
         cpu = models[0] if models else cpu
     usable = usable_cores()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    gpus = len(tf.config.list_physical_devices("GPU"))
+    gpus = accelerators()
     flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "bf16"}) or ["none of avx2/avx512f/bf16"]
     return [
-        f"machine: {platform.machine()}, {cpu} ({' '.join(flags)}), nproc {usable}, {gpus} GPU(s), load average {load}",
-        f"python {platform.python_version()}, tensorflow {tf.__version__}, keras {keras.__version__}",
+        f"machine: {platform.machine()}, {cpu} ({' '.join(flags)}), nproc {usable}, {len(gpus)} GPU(s)"
+        + (f" ({', '.join(gpus)})" if gpus else "") + f", load average {load}",
+        f"python {platform.python_version()}, {_versions()}",
     ]
 
 
-def strategy():
-    """TensorFlow's distribution strategy for this machine: mirrored over several GPUs, else the default."""
+def strategy_scope():
+    """TensorFlow's distribution scope for this machine (mirrored over several GPUs, else the default);
+    on the other backends a scope that does nothing (one device)."""
+    if backend() != "tensorflow":
+        return contextlib.nullcontext()
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    return (tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()).scope()
 
 
 def mixed_policy() -> str | None:
-    """Keras' mixed policy for this machine: float16 on a GPU, bfloat16 on a CPU that computes it
-    natively, None (stay float32) on one that would emulate it."""
-    import tensorflow as tf
-
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
+    """Keras' mixed policy for this machine: on a GPU float16 with TensorFlow (as it always was),
+    bfloat16 with JAX and PyTorch; bfloat16 on a CPU that computes it natively; None (stay float32)
+    on a CPU that would emulate it."""
+    if accelerators():
+        return "mixed_float16" if backend() == "tensorflow" else "mixed_bfloat16"
     return "mixed_bfloat16" if fast_bfloat16() else None

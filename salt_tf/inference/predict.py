@@ -1,7 +1,11 @@
-"""Inference: the fold ensemble of exported SavedModels, flip TTA, tuned post-processing, submission.
+"""Inference: the fold ensemble of exported models, flip TTA, tuned post-processing, submission.
+
+On TensorFlow the folds' SavedModels (``fold*/saved_model``), with a traced TTA step. On JAX and
+PyTorch, and on TensorFlow for a run trained elsewhere (no SavedModel), the folds' ``model.keras``
+files, loaded by Keras on the backend at hand, the same TTA in NumPy around ``predict_on_batch``.
 
 Every input is checked before any output is written: the run folder must hold at least one
-``fold*/saved_model``, all models must take the same input size, and every tile must read as
+fold's model, all models must take the same input size, and every tile must read as
 101x101. Outputs are written atomically; the submission is decoded again after writing and
 compared with the masks it should hold.
 """
@@ -15,7 +19,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from salt_tf.common import figures
 from salt_tf.common.atomic import atomic_path
@@ -32,12 +35,15 @@ class RunError(ValueError):
 @dataclass
 class Ensemble:
     folds: list[int]
-    models: list  # tf.saved_model.load(...) objects with a `serve` endpoint
+    models: list  # tf.saved_model.load(...) objects with a `serve` endpoint, or Keras models
     size: int
     steps: dict = field(default_factory=dict, repr=False)  # traced predict steps by TTA setting
+    kind: str = "saved_model"  # or "keras": models are keras.Model (any backend)
 
-    def __call__(self, batch: tf.Tensor) -> tf.Tensor:
-        """Mean sigmoid probability over the folds for a batch (B, S, S, 1)."""
+    def __call__(self, batch):
+        """Mean sigmoid probability over the folds for a batch (B, S, S, 1) (SavedModels, a tf.Tensor)."""
+        import tensorflow as tf
+
         total = None
         for model in self.models:
             probs = tf.sigmoid(tf.cast(model.serve(batch), tf.float32))
@@ -45,33 +51,63 @@ class Ensemble:
         return total / len(self.models)
 
 
-def load_ensemble(run_dir: str | Path) -> Ensemble:
+def _exported(run_dir: Path) -> tuple[str, str]:
+    """Which models of the folds to load: ("saved_model", "saved_model/saved_model.pb") on TensorFlow
+    where the run has SavedModels, else ("keras", "model.keras")."""
+    if keras.backend.backend() == "tensorflow" and any(run_dir.glob("fold*/saved_model/saved_model.pb")):
+        return "saved_model", "saved_model/saved_model.pb"
+    return "keras", "model.keras"
+
+
+def load_saved_model(path: Path):
+    import tensorflow as tf
+
+    model = tf.saved_model.load(str(path.parent))
+    if not hasattr(model, "serve"):
+        raise RunError(f"{path.parent}: SavedModel has no 'serve' endpoint (not exported by salt_tf)")
+    spec = model.serve.input_signature[0] if model.serve.input_signature else None
+    return model, tuple(spec.shape) if spec is not None else ()
+
+
+def load_keras_model(path: Path):
+    import salt_tf.model.layers  # noqa: F401  (registers the custom layers the file names)
+
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as err:  # Keras raises many kinds for a file it cannot read
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise RunError(f"{path}: cannot load the fold's model ({type(err).__name__}: {first})") from err
+    return model, tuple(model.input_shape)
+
+
+def load_ensemble(run_dir: str | Path, folds: list[int] | None = None) -> Ensemble:
+    """The run's fold models: those of ``folds``, else those its report covers, else all there are."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: run folder not found")
-    exported = sorted(run_dir.glob("fold*/saved_model/saved_model.pb"))
+    kind, file = _exported(run_dir)
+    exported = sorted(run_dir.glob(f"fold*/{file}"))
     report = run_dir / "report.json"
     # Exactly the folds the report (and its tuned threshold) covers: other --fold processes
     # may still be training, or have exported a model the report does not know yet.
-    done = read_report(run_dir).get("folds_done")
+    done = read_report(run_dir).get("folds_done") if folds is None else folds
     if done is not None:
-        exported = [run_dir / f"fold{k}" / "saved_model" / "saved_model.pb" for k in done]
-        missing = [p.parent for p in exported if not p.is_file()]
+        exported = [run_dir / f"fold{k}" / file for k in done]
+        missing = [p.parent if kind == "saved_model" else p for p in exported if not p.is_file()]
         if missing:
             raise RunError(f"{report}: lists fold models that are missing: {', '.join(map(str, missing))}")
     if not exported:
-        raise RunError(f"{run_dir}: no fold*/saved_model in this run folder; train first (python train.py)")
+        wanted = "fold*/saved_model" if keras.backend.backend() == "tensorflow" else "fold*/model.keras"
+        raise RunError(f"{run_dir}: no {wanted} in this run folder; train first (python train.py)")
     folds, models, sizes = [], [], {}
     for path in exported:
-        model = tf.saved_model.load(str(path.parent))
-        if not hasattr(model, "serve"):
-            raise RunError(f"{path.parent}: SavedModel has no 'serve' endpoint (not exported by salt_tf)")
-        spec = model.serve.input_signature[0] if model.serve.input_signature else None
-        shape = tuple(spec.shape) if spec is not None else ()
+        model, shape = load_saved_model(path) if kind == "saved_model" else load_keras_model(path)
+        where = path.parent if kind == "saved_model" else path
         if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1:
-            raise RunError(f"{path.parent}: expected a model of (batch, size, size, 1) tiles, got input {shape}")
-        sizes[path.parent] = shape[1]
-        folds.append(int(path.parent.parent.name[len("fold"):]))
+            raise RunError(f"{where}: expected a model of (batch, size, size, 1) tiles, got input {shape}")
+        sizes[where] = shape[1]
+        fold_dir = path.parent.parent if kind == "saved_model" else path.parent
+        folds.append(int(fold_dir.name[len("fold"):]))
         models.append(model)
     if len(set(sizes.values())) > 1:
         listing = ", ".join(f"{p.parent.name}: {s}" for p, s in sizes.items())
@@ -85,7 +121,7 @@ def load_ensemble(run_dir: str | Path) -> Ensemble:
             configured = pipeline.TILE
         if configured is not None and configured != size:
             raise RunError(f"{run_dir}: models expect {size}x{size} tiles but config.json says size {configured}")
-    return Ensemble(folds, models, size)
+    return Ensemble(folds, models, size, kind=kind)
 
 
 def postprocessing(run_dir: Path, threshold: float | None) -> tuple[float, int]:
@@ -96,10 +132,30 @@ def postprocessing(run_dir: Path, threshold: float | None) -> tuple[float, int]:
     return float(tuned.get("threshold", 0.5)), int(tuned.get("min_area", 0))
 
 
+def _sigmoid(logits) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, np.float32)))  # the logistic, without exp's overflow
+
+
+def _keras_members(ensemble: Ensemble, x: np.ndarray, tta: bool) -> list[np.ndarray]:
+    """Each Keras model's probabilities for a batch (and, with ``tta``, for its mirror image, un-flipped)."""
+    both = np.concatenate([x, x[:, :, ::-1]]) if tta else x
+    members = []
+    for model in ensemble.models:
+        probs = _sigmoid(model.predict_on_batch(both))
+        members += [probs[: len(x)], probs[len(x):, :, ::-1]] if tta else [probs]
+    return members
+
+
 def _step(ensemble: Ensemble, tta: bool):
-    """The traced forward pass, kept on the ensemble: segment.py calls predict_probs once per line,
-    and tracing it again each call would cost more than the line's windows."""
+    """The forward pass, kept on the ensemble: segment.py calls predict_probs once per line,
+    and tracing it again each call would cost more than the line's windows. SavedModels: a traced
+    tf.function from float32 arrays to probabilities; Keras models: NumPy around ``predict_on_batch``
+    (Keras traces and keeps its own predict function per model)."""
+    if ensemble.kind == "keras":
+        return lambda x: np.mean(_keras_members(ensemble, x, tta), axis=0)
     if tta not in ensemble.steps:
+        import tensorflow as tf
+
         size = ensemble.size
 
         # One trace for every batch size (the last batch is usually smaller).
@@ -112,7 +168,7 @@ def _step(ensemble: Ensemble, tta: bool):
             plain, mirrored = tf.split(both, 2, axis=0)
             return 0.5 * (plain + tf.reverse(mirrored, axis=[2]))
 
-        ensemble.steps[tta] = step
+        ensemble.steps[tta] = lambda x: step(tf.constant(x)).numpy()
     return ensemble.steps[tta]
 
 
@@ -127,7 +183,7 @@ def predict_probs(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32, 
     # after the last batch sat idle for 0 to 40 s (TF 2.21, 2-core CPU; benchmarks/predict_speed.py).
     for first in range(0, len(images), batch_size):
         batch = images[first : first + batch_size]
-        out.append(pipeline.to_tile(step(tf.constant(pipeline.to_input(batch, ensemble.size))).numpy()))
+        out.append(pipeline.to_tile(step(pipeline.to_input(batch, ensemble.size))))
         if bar:
             bar.add(len(batch))
     return np.concatenate(out) if out else np.zeros((0, pipeline.TILE, pipeline.TILE), np.float32)
@@ -135,8 +191,12 @@ def predict_probs(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32, 
 
 def _member_step(ensemble: Ensemble, tta: bool):
     """The traced forward pass that keeps the members apart: (folds x flips, B, S, S, 1)."""
+    if ensemble.kind == "keras":
+        return lambda x: np.stack(_keras_members(ensemble, x, tta))
     key = ("members", tta)
     if key not in ensemble.steps:
+        import tensorflow as tf
+
         size = ensemble.size
 
         @tf.function(input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)])
@@ -152,7 +212,7 @@ def _member_step(ensemble: Ensemble, tta: bool):
                     members.append(probs)
             return tf.stack(members)
 
-        ensemble.steps[key] = step
+        ensemble.steps[key] = lambda x: step(tf.constant(x)).numpy()
     return ensemble.steps[key]
 
 
@@ -163,7 +223,7 @@ def predict_members(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32
     out = []
     for first in range(0, len(images), batch_size):
         batch = images[first : first + batch_size]
-        members = step(tf.constant(pipeline.to_input(batch, ensemble.size))).numpy()
+        members = step(pipeline.to_input(batch, ensemble.size))
         m, b = members.shape[:2]
         out.append(pipeline.to_tile(members.reshape((m * b,) + members.shape[2:])).reshape(m, b, pipeline.TILE, pipeline.TILE))
     if not out:

@@ -4,11 +4,11 @@
 maps, deepest first: [stride 32 (backbone output), stride 16, stride 8, stride 4, stride 2]. The
 four skips are the layers sm's own Unet taps (`sm.Backbones.get_feature_layers(name, n=4)`).
 
-ResNets are sm's backbones as they are. ResNeXts are rebuilt here: sm (classification_models)
-makes every grouped 3x3 conv from 32 `Lambda` slices + 32 `Conv2D` + `Concatenate`, which neither
-loads back from a `.keras` file under Keras 3 nor trains fast on CPU. Ours keeps the names of all
-of sm's named layers and the same weights, with one `GroupedConv2D` (in `salt_tf.model.layers`) per
-grouped conv; `copy_sm_weights` moves weights (e.g. sm's ImageNet ones) from sm's model into ours.
+The backbones (``salt_tf.model.backbones``): on TensorFlow the ResNets are sm's own, the path the
+design names; on JAX and PyTorch, where sm (which imports ``tensorflow.keras``) cannot be, the same
+ResNets made from Keras 3 layers (tested equal: layers, weights, outputs). ResNeXts are ours on every
+backend, sm's layer for layer with one `GroupedConv2D` per grouped conv; `copy_sm_weights` moves
+weights (e.g. sm's ImageNet ones) from sm's model into ours.
 
 Weights (`build_encoder(..., weights=...)`):
   None        random init.
@@ -16,8 +16,8 @@ Weights (`build_encoder(..., weights=...)`):
               without network this raises FileNotFoundError naming the URL and where to put it.
   a path      an HDF5 weights file, either
               - legacy Keras `.h5` of the sm backbone: the released `*_imagenet_1000_no_top.h5`
-                files, or Keras 2 `save_weights("x.h5")` of an sm backbone (loaded by topological
-                order, as sm does), or
+                files, or Keras 2 `save_weights("x.h5")` of an sm backbone (read here with h5py:
+                layers by name, sm's unnamed group convolutions in the file's order), or
               - Keras 3 `.weights.h5` from `save_weights` of an sm backbone or of an encoder that
                 `build_encoder` made for the same name.
               Weights do not depend on the input size, so a file saved at one size loads at any.
@@ -32,74 +32,24 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from salt_tf.model.backbones import RESNET_UNITS, RESNEXT_UNITS, build_resnet, build_resnext
 from salt_tf.model.layers import FastConv2D, FusedBatchNormalization, GroupedConv2D
 
 STRIDES = (32, 16, 8, 4, 2)
 
-# sm/classification_models ResNeXt: (units per stage), cardinality 32, width 4 in the first stage
-# (ResNeXt-50 32x4d, Xie et al. 2017, table 1).
-_RESNEXT_UNITS = {"resnext50": (3, 4, 6, 3), "resnext101": (3, 4, 23, 3)}
-_RESNEXT_GROUPS = 32
-_SM_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-ENCODERS = _SM_RESNETS + tuple(_RESNEXT_UNITS)
-
-# classification_models' settings, repeated so our ResNeXt is sm's layer for layer.
-_BN = dict(axis=3, momentum=0.99, epsilon=2e-5)
-_CONV = dict(kernel_initializer="glorot_uniform", use_bias=False, padding="valid")
-
-
-# ---------------------------------------------------------------------------------------------
-# ResNeXt, layer for layer as classification_models builds it
-# ---------------------------------------------------------------------------------------------
-
-def resnext_bottleneck(filters: int, stage: int, unit: int, strides: int, groups: int,
-                      conv_shortcut: bool, bn=FusedBatchNormalization, conv=FastConv2D):
-    """1x1 -> grouped 3x3 (stride here) -> 1x1 (2 * filters), plus the shortcut, then ReLU."""
-    prefix = f"stage{stage}_unit{unit}_"
-
-    def layer(input_tensor):
-        x = conv(filters, 1, name=prefix + "conv1", **_CONV)(input_tensor)
-        x = bn(name=prefix + "bn1", **_BN)(x)
-        x = keras.layers.Activation("relu", name=prefix + "relu1")(x)
-        # Explicit symmetric padding, as sm: "same" would pad stride-2 convs bottom/right only.
-        x = keras.layers.ZeroPadding2D(1, name=prefix + "pad2")(x)
-        x = GroupedConv2D(filters, 3, groups=groups, strides=strides, name=prefix + "conv2",
-                          **_CONV)(x)
-        x = bn(name=prefix + "bn2", **_BN)(x)
-        x = keras.layers.Activation("relu", name=prefix + "relu2")(x)
-        x = conv(2 * filters, 1, name=prefix + "conv3", **_CONV)(x)
-        x = bn(name=prefix + "bn3", **_BN)(x)
-        shortcut = input_tensor
-        if conv_shortcut:
-            shortcut = conv(2 * filters, 1, strides=strides, name=prefix + "sc", **_CONV)(input_tensor)
-            shortcut = bn(name=prefix + "sc_bn", **_BN)(shortcut)
-        x = keras.layers.Add(name=prefix + "add")([x, shortcut])
-        return keras.layers.Activation("relu", name=prefix + "relu")(x)
-
-    return layer
-
-
-def build_resnext(name: str, size: int | None, fused_bn: bool = True, fast_conv: bool = True) -> keras.Model:
-    """ResNeXt backbone without top (randomly initialised), sm's layer names, GroupedConv2D;
-    `fused_bn=False` / `fast_conv=False`: Keras' own BatchNormalization / Conv2D layers instead of
-    ours (same weights)."""
-    bn = FusedBatchNormalization if fused_bn else keras.layers.BatchNormalization
-    conv = FastConv2D if fast_conv else keras.layers.Conv2D
-    inputs = keras.Input((size, size, 3), name="data")
-    x = bn(name="bn_data", scale=False, **_BN)(inputs)
-    x = keras.layers.ZeroPadding2D(3, name="pad0")(x)
-    x = conv(64, 7, strides=2, name="conv0", **_CONV)(x)
-    x = bn(name="bn0", **_BN)(x)
-    x = keras.layers.Activation("relu", name="relu0")(x)
-    x = keras.layers.ZeroPadding2D(1, name="pooling0_pad")(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, name="pooling0")(x)
-    for stage, units in enumerate(_RESNEXT_UNITS[name], start=1):
-        for unit in range(1, units + 1):
-            # The first stage follows the max-pool, so it keeps the resolution.
-            strides = 2 if unit == 1 and stage > 1 else 1
-            x = resnext_bottleneck(128 * 2 ** (stage - 1), stage, unit, strides,
-                                  groups=_RESNEXT_GROUPS, conv_shortcut=unit == 1, bn=bn, conv=conv)(x)
-    return keras.Model(inputs, x, name=name)
+ENCODERS = tuple(RESNET_UNITS) + tuple(RESNEXT_UNITS)
+# The layers sm's Unet taps for its four skips, deepest first (`sm.Backbones.get_feature_layers(name,
+# n=4)`: the same for every encoder here; a test compares them with sm's own).
+FEATURE_LAYERS = ("stage4_unit1_relu1", "stage3_unit1_relu1", "stage2_unit1_relu1", "relu0")
+# sm's released ImageNet files without the classifier (classification_models.weights, repeated so
+# that backends without TensorFlow, where sm cannot be imported, find the same files).
+_RELEASES = "https://github.com/qubvel/classification_models/releases/download/0.0.1/"
+IMAGENET_MD5 = {
+    "resnet18": "318e3ac0cd98d51e917526c9f62f0b50", "resnet34": "8caaa0ad39d927cb8ba5385bf945d582",
+    "resnet50": "db3b217156506944570ac220086f09b6", "resnet101": "1016e7663980d5597a4e224d915c342d",
+    "resnet152": "5867b94098df4640918941115db93734", "resnext50": "7ade5c8aac9194af79b1724229bdaa50",
+    "resnext101": "91fe0126320e49f6ee607a0719828c7e",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,13 +150,17 @@ def _inbound_names(node) -> list[str]:
     return []
 
 
-def _feature_layers(name: str) -> tuple[str, ...]:
-    return tuple(_sm().Backbones.get_feature_layers(name, n=4))
 
 
 # ---------------------------------------------------------------------------------------------
 # Weights
 # ---------------------------------------------------------------------------------------------
+
+def imagenet_release(name: str) -> dict:
+    """sm's released no-top ImageNet file of ``name``: its file name, URL and md5."""
+    file = f"{name}_imagenet_1000_no_top.h5"
+    return {"name": file, "url": _RELEASES + file, "md5": IMAGENET_MD5[name]}
+
 
 def imagenet_weights_path(name: str) -> Path:
     """sm's ImageNet no-top weights file for `name`, downloaded into the Keras cache if missing.
@@ -214,11 +168,7 @@ def imagenet_weights_path(name: str) -> Path:
     Same URL, file name, md5 and cache dir ($KERAS_HOME or ~/.keras, subdir "models") as sm.
     """
     _check_name(name)
-    _sm()
-    from classification_models.weights import WEIGHTS_COLLECTION
-
-    (entry,) = [w for w in WEIGHTS_COLLECTION
-                if w["model"] == name and w["dataset"] == "imagenet" and not w["include_top"]]
+    entry = imagenet_release(name)
     cache_dir = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
     target = cache_dir / "models" / entry["name"]
     try:
@@ -245,8 +195,15 @@ def load_encoder_weights(encoder: keras.Model, name: str, path: str | os.PathLik
                          "Keras to read it; rename it")
     has_groups = any(isinstance(layer, GroupedConv2D) for layer in encoder.layers)
     try:
-        if kind == "keras3" and (not has_groups or _has_grouped_convs(path)):
+        if kind == "legacy":
+            _load_legacy(encoder, path)
+        elif not has_groups or _has_grouped_convs(path):
             encoder.load_weights(path)  # saved from this encoder (or sm's identical ResNet)
+        elif keras.backend.backend() != "tensorflow":
+            raise ValueError(f"{path}: a Keras 3 weights file of sm's own ResNeXt (its group convolutions "
+                             "sliced by Lambda layers) is read through segmentation_models, which needs "
+                             "TensorFlow; save the weights from build_encoder's encoder there, or use the "
+                             "legacy .h5 file")
         else:
             reader = _sm_reader(name, encoder.input_shape[1])
             reader.load_weights(path)  # what sm's builder does with a path
@@ -264,6 +221,54 @@ def _sm_reader(name: str, size: int | None) -> keras.Model:
     run loads the same file). Each load sets every weight of it or raises, so nothing of an earlier
     file can stay behind."""
     return build_sm_backbone(name, size)
+
+
+def _legacy_layers(path: Path) -> list[tuple[str, list[np.ndarray]]]:
+    """(layer name, weights) of every layer of a legacy Keras HDF5 file that has weights, in the
+    file's order: ``save_weights`` files hold them at the top, ``model.save`` files under
+    ``model_weights``."""
+    import h5py
+
+    def text(value):
+        return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+    with h5py.File(path, "r") as f:
+        root = f["model_weights"] if "model_weights" in f else f
+        found = []
+        for layer in map(text, root.attrs["layer_names"]):
+            group = root[layer]
+            names = [text(n) for n in group.attrs.get("weight_names", [])]
+            if names:
+                found.append((layer, [np.asarray(group[n]) for n in names]))
+        return found
+
+
+def _load_legacy(encoder: keras.Model, path: Path) -> None:
+    """Set every weight of ``encoder`` from a legacy file of sm's backbone (``_legacy_layers``):
+    layers by name; each GroupedConv2D from the next ``groups`` unnamed convolutions of the file
+    (sm slices every grouped conv into that many, in order), their kernels concatenated."""
+    stored = _legacy_layers(path)
+    by_name = dict(stored)
+    ours = [layer for layer in encoder.layers if layer.weights]
+    names = {layer.name for layer in ours}
+    sliced = iter([weights for layer, weights in stored if layer not in names])
+    for layer in ours:
+        if isinstance(layer, GroupedConv2D):
+            parts = [next(sliced, None) for _ in range(layer.groups)]
+            if any(part is None or len(part) != 1 for part in parts):
+                raise ValueError(f"{layer.name}: the file has no {layer.groups} convolutions of a grouped conv left")
+            values = [np.concatenate([part[0] for part in parts], axis=-1)]
+        elif layer.name in by_name:
+            values = by_name[layer.name]
+        else:
+            raise ValueError(f"the file has no layer {layer.name!r}")
+        expected = [tuple(w.shape) for w in layer.weights]
+        if [v.shape for v in values] != expected:
+            raise ValueError(f"{layer.name}: the file's weights have shapes {[v.shape for v in values]}, "
+                             f"ours {expected}")
+        layer.set_weights(values)
+    if next(sliced, None) is not None:
+        raise ValueError("the file holds convolutions that no layer of this encoder takes")
 
 
 def _weights_file_kind(path: Path) -> str:
@@ -306,11 +311,13 @@ def build_encoder(name: str, size: int | None, weights: str | os.PathLike | None
     """
     _check_name(name)
     _check_size(size)
-    if name in _RESNEXT_UNITS:
+    if name in RESNEXT_UNITS:
         backbone = build_resnext(name, size, fused_bn=fused_bn, fast_conv=fast_conv)
-    else:
+    elif keras.backend.backend() == "tensorflow":
         backbone = build_sm_backbone(name, size, fused_bn=fused_bn, fast_conv=fast_conv)
-    skips = [backbone.get_layer(layer).output for layer in _feature_layers(name)]
+    else:  # sm imports tensorflow.keras: the same backbone from Keras 3 layers
+        backbone = build_resnet(name, size, fused_bn=fused_bn, fast_conv=fast_conv)
+    skips = [backbone.get_layer(layer).output for layer in FEATURE_LAYERS]
     encoder = keras.Model(backbone.input, [backbone.output, *skips], name=f"{name}_encoder")
     if weights is None:
         return encoder

@@ -286,6 +286,11 @@ class BilinearUpsampling2D(layers.Layer):
         self.factor = int(factor)
 
     def call(self, inputs):
+        if keras.backend.backend() != "tensorflow":  # JAX and PyTorch trace with the map's own size
+            shape = keras.ops.shape(inputs)
+            resized = keras.ops.image.resize(inputs, (shape[1] * self.factor, shape[2] * self.factor),
+                                             interpolation="bilinear")
+            return keras.ops.cast(resized, inputs.dtype)
         import tensorflow as tf
 
         shape = tf.shape(inputs)

@@ -232,8 +232,8 @@ HELP = {
     "their share is spent and the best model is kept (default: no limit)",
     "phase1_share": "with --budget-min, the fraction of each fold's time given to phase 1",
     "steps_per_epoch": "batches per epoch (default: one pass over the training tiles)",
-    "mixed_precision": "float16 (GPU) / bfloat16 (a CPU with native bfloat16; others stay float32, where "
-    "emulated bfloat16 is ~10x slower) compute; loss and logits stay float32",
+    "mixed_precision": "float16 (GPU, TensorFlow) / bfloat16 (GPU with JAX or PyTorch; a CPU with native bfloat16: "
+    "others stay float32, where emulated bfloat16 is ~10x slower) compute; loss and logits stay float32",
     "preset": f"named settings applied before the other flags: {', '.join(sorted(PRESETS))}",
 }
 

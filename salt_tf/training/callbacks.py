@@ -42,6 +42,16 @@ class FoldClock:
         return {"fold_seconds": self.fold_seconds(), "phase_seconds": times}
 
 
+def synced(model: keras.Model) -> keras.Model:
+    """``model`` with its variables up to date inside an epoch. Keras' JAX trainer carries the
+    training state outside the variables between the epoch's steps and writes it back at the
+    epoch's end; a callback that reads or sets a variable after a batch syncs it first (the next
+    step then starts from the variables, with what the callback set)."""
+    if keras.backend.backend() == "jax":
+        model.jax_state_sync()
+    return model
+
+
 class PhaseClock(keras.callbacks.Callback):
     """A phase's time (``time.monotonic()`` at its start) and its batches, over all its fit() calls.
 
@@ -85,14 +95,25 @@ class WeightAverage(keras.callbacks.Callback):
         self._update = None
 
     def _start(self) -> None:
-        import tensorflow as tf
-
-        variables = self.model.trainable_weights
+        variables = synced(self.model).trainable_weights
         initial = self.saved if self.saved is not None else [w.numpy() for w in variables]
         if len(initial) != len(variables):
             raise ValueError(f"{len(initial)} averaged weights saved, the model has {len(variables)} trainable ones")
+        m = self.momentum
+        if keras.backend.backend() != "tensorflow":  # the average as arrays, updated after every batch
+            self.averages = [np.array(a, np.float32) for a in initial]
+
+            def update_arrays():
+                for average, weight in zip(self.averages, synced(self.model).trainable_weights):
+                    average *= m
+                    average += (1.0 - m) * np.asarray(weight.numpy(), np.float32)
+
+            self._update = update_arrays
+            return
+        import tensorflow as tf
+
         self.averages = [tf.Variable(a, trainable=False) for a in initial]
-        m, pairs = self.momentum, list(zip(self.averages, variables))
+        pairs = list(zip(self.averages, variables))
 
         @tf.function(autograph=False)
         def update():
@@ -110,10 +131,13 @@ class WeightAverage(keras.callbacks.Callback):
         self._update()
 
     def _swap(self) -> None:
-        for average, weight in zip(self.averages, self.model.trainable_weights):
+        for k, (average, weight) in enumerate(zip(self.averages, synced(self.model).trainable_weights)):
             raw = weight.numpy()
             weight.assign(average)
-            average.assign(raw)
+            if isinstance(average, np.ndarray):
+                self.averages[k] = np.array(raw, np.float32)
+            else:
+                average.assign(raw)
 
     def on_test_begin(self, logs=None):
         if self.averages is not None:
@@ -168,7 +192,7 @@ class FoldTracker(keras.callbacks.Callback):
         self.last_lr = None
 
     def _learning_rate(self) -> float:
-        lr = self.model.optimizer.learning_rate
+        lr = synced(self.model).optimizer.learning_rate
         return float(lr.numpy() if hasattr(lr, "numpy") else lr)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -296,7 +320,7 @@ class TimeBudget(keras.callbacks.Callback):
 
     def _set_lr(self):
         if self.peak_lr is not None:
-            self.model.optimizer.learning_rate.assign(decayed_lr(self.peak_lr, self.progress(), self.schedule))
+            synced(self.model).optimizer.learning_rate.assign(decayed_lr(self.peak_lr, self.progress(), self.schedule))
 
     def on_train_begin(self, logs=None):
         self._set_lr()

@@ -7,6 +7,8 @@ Run folder::
     fold{k}/checkpoint/ (state.json, the last epoch's model and the best weights, for --resume;
                          removed when the fold is done)
 
+On JAX and PyTorch (``KERAS_BACKEND``) the same recipe runs without TensorFlow and writes no
+``logs/`` (TensorBoard) and no ``saved_model/``; inference loads ``model.keras`` there.
 Every file is written atomically, and a process may be killed at any instant (see
 ``salt_tf.run.folder``). The best model of a fold is the one with the best validation competition
 score over both phases. The callbacks are in ``salt_tf.training.callbacks``, the report in ``salt_tf.run.report``.
@@ -22,11 +24,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from salt_tf.common import machine
 from salt_tf.common.atomic import atomic_path, write_text
-from salt_tf.inference.predict import Ensemble, RunError, predict_probs
+from salt_tf.inference.predict import RunError, load_ensemble, predict_probs
 from salt_tf.model.keras_metrics import CompetitionScore
 from salt_tf.model.losses import phase_loss
 from salt_tf.model.unet import export_saved_model, inference_model
@@ -143,11 +144,10 @@ class _Fold:
             config, train, tr, va = self.config, self.train, self.tr, self.va
             sized = dataclasses.replace(config, size=size)
             extra_images, extra_masks = self.section_windows()
-            train_ds = pipeline.train_dataset(np.concatenate([train.images[tr], extra_images]),
-                                              np.concatenate([train.masks[tr], extra_masks]), sized,
-                                              seed=config.seed * 1000 + self.fold)
-            self.sized_sets[size] = (train_ds.repeat() if config.steps_per_epoch else train_ds,
-                                     pipeline.eval_dataset(train.images[va], train.masks[va], sized))
+            train_ds = pipeline.train_data(np.concatenate([train.images[tr], extra_images]),
+                                           np.concatenate([train.masks[tr], extra_masks]), sized,
+                                           seed=config.seed * 1000 + self.fold, repeat=bool(config.steps_per_epoch))
+            self.sized_sets[size] = (train_ds, pipeline.eval_data(train.images[va], train.masks[va], sized))
         return self.sized_sets[size]
 
 
@@ -176,9 +176,11 @@ def _stage_callbacks(f: _Fold, phase: int, clock: PhaseClock, budget: TimeBudget
     # The weight average first (it swaps itself in for validation). The budget before the tracker
     # (it sets the learning rate the tracker logs), Keras' progress bar before the summary line, the
     # plateau and early-stopping rules before the tracker, which saves their counters.
+    # TensorBoard's writer is TensorFlow's: on the other backends history.csv is the record.
+    board = ([keras.callbacks.TensorBoard(str(f.dir / "logs" / f"phase{phase}"), profile_batch=0)]
+             if keras.backend.backend() == "tensorflow" else [])
     return [clock, *([f.average] if f.average is not None else []), *([budget] if budget is not None else []),
-            keras.callbacks.ProgbarLogger(), *rules, tracker,
-            keras.callbacks.TensorBoard(str(f.dir / "logs" / f"phase{phase}"), profile_batch=0)]
+            keras.callbacks.ProgbarLogger(), *rules, tracker, *board]
 
 
 def _fit_stage(f: _Fold, size: int, done: int, last_epoch: int, callbacks: list) -> None:
@@ -295,8 +297,9 @@ def _export(f: _Fold) -> keras.Model:
     model = inference_model(model)  # without the training-only heads, if any
     with atomic_path(f.dir / "model.keras") as tmp:
         model.save(tmp)
-    with atomic_path(f.dir / "saved_model") as tmp:
-        export_saved_model(model, tmp)
+    if keras.backend.backend() == "tensorflow":
+        with atomic_path(f.dir / "saved_model") as tmp:
+            export_saved_model(model, tmp)
     return model
 
 
@@ -304,9 +307,9 @@ def _finish_fold(f: _Fold) -> dict:
     """Export, score out of fold, write result.json (the fold is done), drop the checkpoint."""
     _export(f)
     config, train, va, state = f.config, f.train, f.va, f.state
-    # Out-of-fold probabilities made exactly as predict.py makes them (the exported SavedModel, flip
-    # TTA, the same function), so that the threshold tuned on them fits the submission's.
-    exported = Ensemble([f.fold], [tf.saved_model.load(str(f.dir / "saved_model"))], pipeline.data_size(config))
+    # Out-of-fold probabilities made exactly as predict.py makes them (the exported model, flip TTA,
+    # the same function), so that the threshold tuned on them fits the submission's.
+    exported = load_ensemble(f.dir.parent, folds=[f.fold])
     probs = predict_probs(exported, train.images[va], batch_size=config.batch_size, tta=True, progress=False)
     with atomic_path(f.dir / "oof.npz") as tmp:
         with open(tmp, "wb") as out:
@@ -362,8 +365,11 @@ def _train_folds(config: Config, train, fold_table: pd.DataFrame, wanted: list[i
                 "TensorFlow's emulation is about ten times slower than float32; training in float32")
         else:
             keras.mixed_precision.set_global_policy(chosen)
+    gpus = machine.accelerators()
+    log(f"keras on {machine.backend()}, {'GPU: ' + ', '.join(gpus) if gpus else 'the CPU'}; "
+        f"dtype policy {keras.mixed_precision.global_policy().name}")
     try:
-        with machine.strategy().scope():
+        with machine.strategy_scope():
             for i, fold in enumerate(wanted):
                 fold_deadline = None
                 if deadline is not None:  # an equal share of the time left

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scripts import load_script
 
-from salt_tf.inference.predict import RunError, load_ensemble, predict_probs
+from salt_tf.inference.predict import RunError, load_ensemble, predict_members, predict_probs
 from salt_tf.inference.predict import run as predict_run
 from salt_tf.run.config import Config
 from salt_tf.tiles import pipeline, rle
@@ -232,6 +232,30 @@ def test_tta_averages_the_plain_and_the_unflipped_mirrored_prediction(asymmetric
     np.testing.assert_allclose(predict_probs(ensemble, images, tta=False, progress=False), plain, atol=1e-5)
     np.testing.assert_allclose(predict_probs(ensemble, images, tta=True, progress=False),
                                0.5 * (plain + unflipped), atol=1e-5)
+
+
+def test_a_run_of_keras_files_predicts_as_its_saved_models(asymmetric_run, tmp_path):
+    """A run trained on JAX or PyTorch has fold*/model.keras and no SavedModel: predict.py loads
+    those, with the same TTA (NumPy around predict_on_batch) and the same members."""
+    run_dir, models = asymmetric_run
+    keras_run = tmp_path / "run"
+    for fold, model in enumerate(models):
+        (keras_run / f"fold{fold}").mkdir(parents=True)
+        model.save(keras_run / f"fold{fold}" / "model.keras")
+    for name in ("config.json", "report.json"):
+        (keras_run / name).write_text((run_dir / name).read_text())
+    ensemble, saved = load_ensemble(keras_run), load_ensemble(run_dir)
+    assert (ensemble.kind, ensemble.folds, ensemble.size) == ("keras", [0, 1], SIZE) and saved.kind == "saved_model"
+    images = tiles(7, seed=3)
+    for tta in (False, True):
+        np.testing.assert_allclose(predict_probs(ensemble, images, batch_size=4, tta=tta, progress=False),
+                                   predict_probs(saved, images, batch_size=4, tta=tta, progress=False), atol=1e-5)
+        np.testing.assert_allclose(predict_members(ensemble, images, batch_size=4, tta=tta),
+                                   predict_members(saved, images, batch_size=4, tta=tta), atol=1e-5)
+    (keras_run / "fold1" / "model.keras").write_bytes(b"not a zip")
+    broken = keras_run / "fold1" / "model.keras"
+    with pytest.raises(RunError, match=re.escape(f"{broken}: cannot load the fold's model")):
+        load_ensemble(keras_run)
 
 
 @settings(max_examples=5, deadline=None)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from salt_tf.model import encoders
+from salt_tf.model import backbones, encoders
 from salt_tf.model.encoders import build_encoder
 from salt_tf.model.layers import GroupedConv2D
 from salt_tf.model.unet import export_saved_model
@@ -96,7 +96,7 @@ def test_bad_weights_argument():
 # --- our ResNeXt50 vs sm's ---------------------------------------------------------------------
 
 def _sm_encoder(sm_backbone: keras.Model, name: str) -> keras.Model:
-    skips = [sm_backbone.get_layer(layer).output for layer in encoders._feature_layers(name)]
+    skips = [sm_backbone.get_layer(layer).output for layer in encoders.FEATURE_LAYERS]
     return keras.Model(sm_backbone.input, [sm_backbone.output, *skips])
 
 
@@ -109,6 +109,49 @@ def test_resnext50_equals_sm_with_copied_weights(resnext50, sm_resnext50):
     images = _images()
     _assert_outputs_close(ours(images, training=False),
                           _sm_encoder(sm_resnext50, "resnext50")(images, training=False), atol=1e-4)
+
+
+# --- our ResNets (the backbone on JAX and PyTorch) vs sm's ------------------------------------
+
+def test_feature_layers_and_imagenet_files_are_sms():
+    from classification_models.weights import WEIGHTS_COLLECTION
+
+    sm = encoders._sm()
+    for name in encoders.ENCODERS:
+        assert tuple(sm.Backbones.get_feature_layers(name, n=4)) == encoders.FEATURE_LAYERS, name
+        (entry,) = [w for w in WEIGHTS_COLLECTION if w["model"] == name and w["dataset"] == "imagenet"
+                    and not w["include_top"]]
+        assert encoders.imagenet_release(name) == {key: entry[key] for key in ("name", "url", "md5")}
+
+
+def _weighted_layers(model: keras.Model) -> list[tuple]:
+    return [(layer.name, type(layer).__name__, [tuple(w.shape) for w in layer.weights])
+            for layer in model.layers if layer.weights]
+
+
+# resnet18 has sm's basic blocks, resnet50 its bottlenecks; the deeper ones only repeat them.
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_our_resnet_is_sms_layer_for_layer(name):
+    sm_backbone = encoders.build_sm_backbone(name, SIZE)
+    _randomise_batchnorms(sm_backbone, seed=3)
+    ours = backbones.build_resnet(name, SIZE)
+    assert _weighted_layers(ours) == _weighted_layers(sm_backbone)  # names, classes, shapes, in order
+    encoders.copy_sm_weights(sm_backbone, ours)
+    images = _images()
+    np.testing.assert_array_equal(ours(images, training=False), sm_backbone(images, training=False))
+
+
+@pytest.mark.parametrize("file_format", ["keras3", "legacy"])
+def test_sm_resnet_files_load_into_ours(tmp_path, file_format):
+    """What build_encoder does on JAX and PyTorch with sm's files: Keras 3 files number layers by
+    class in order, so ours reads sm's directly; legacy files go through h5py by name."""
+    sm_backbone = encoders.build_sm_backbone("resnet18", SIZE)
+    _randomise_batchnorms(sm_backbone, seed=4)
+    path = tmp_path / ("sm.weights.h5" if file_format == "keras3" else "sm.h5")
+    sm_backbone.save_weights(path) if file_format == "keras3" else sm_backbone.save(path)
+    ours = backbones.build_resnet("resnet18", SIZE)
+    encoders.load_encoder_weights(ours, "resnet18", path)
+    _assert_same_weights(ours, sm_backbone)
 
 
 # --- saving -----------------------------------------------------------------------------------

@@ -5,7 +5,16 @@ import numpy as np
 import pytest
 
 from salt_tf.run.config import Config
-from salt_tf.tiles.pipeline import Augmenter, eval_dataset, resize, to_input, to_tile, train_dataset
+from salt_tf.tiles.pipeline import (
+    ArraySequence,
+    Augmenter,
+    TileSequence,
+    eval_dataset,
+    resize,
+    to_input,
+    to_tile,
+    train_dataset,
+)
 
 
 def tiles(n=12, seed=0):
@@ -58,6 +67,55 @@ def test_train_dataset_shapes_and_reproducibility():
     assert not np.array_equal(epoch1, epoch2)  # each iteration is a new epoch: new order, new draws
     other_seed = next(iter(train_dataset(images, masks, CONFIG, seed=4)))[0].numpy()
     assert not np.array_equal(run1[0][0], other_seed)
+
+
+# --- the PyDataset path (JAX and PyTorch) ------------------------------------------------------
+
+
+def batches(sequence) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [sequence[k] for k in range(len(sequence))]
+
+
+def test_tile_sequence_gives_tf_datas_batches_for_the_same_draws():
+    """The two training paths augment alike: tf.data given the PyDataset's order and tile seeds
+    gives the same batches, bit for bit (cropped, flipped, brightened, with --fit pad too)."""
+    images, masks = tiles(10)
+    for config in (dataclasses.replace(CONFIG, brightness_limit=0.2, brightness_prob=1.0, crop_prob=0.7),
+                   dataclasses.replace(CONFIG, size=128, fit="pad")):
+        sequence = TileSequence(images, masks, config, seed=7)
+        ours = batches(sequence)
+        assert len(ours) == 2 and [x.shape[0] for x, _ in ours] == [4, 4]  # the remainder dropped, as tf.data
+        theirs = [(x.numpy(), y.numpy())
+                  for x, y in train_dataset(images, masks, config, seed=0, order=sequence.draws(0))]
+        for (x, y), (tx, ty) in zip(ours, theirs):
+            np.testing.assert_array_equal(x, tx)
+            np.testing.assert_array_equal(y, ty)
+
+
+def test_tile_sequence_draws_anew_each_epoch_reproducibly():
+    images, masks = tiles(10)
+    first, again = TileSequence(images, masks, CONFIG, seed=7), TileSequence(images, masks, CONFIG, seed=7)
+    epoch0 = batches(first)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(epoch0, batches(again)))
+    first.on_epoch_end()  # Keras calls it between epochs
+    assert not np.array_equal(epoch0[0][0], first[0][0])
+    assert not np.array_equal(epoch0[0][0], TileSequence(images, masks, CONFIG, seed=8)[0][0])
+    # Endless (--steps-per-epoch): batch k of the stream is batch k % len of epoch k // len.
+    endless = TileSequence(images, masks, CONFIG, seed=7, repeat=True)
+    assert endless.num_batches is None
+    np.testing.assert_array_equal(endless[3][0], first[1][0])
+    np.testing.assert_array_equal(endless[0][0], epoch0[0][0])
+
+
+def test_array_sequence_gives_eval_datasets_batches():
+    images, masks = tiles(10)
+    x, y = to_input(images, 64), resize(masks, 64, cv2.INTER_NEAREST).astype(np.float32)[..., None]
+    ours = batches(ArraySequence(x, y, batch_size=4))
+    theirs = [(a.numpy(), b.numpy()) for a, b in eval_dataset(images, masks, CONFIG)]
+    assert [a.shape[0] for a, _ in ours] == [4, 4, 2]
+    for (a, b), (ta, tb) in zip(ours, theirs):
+        np.testing.assert_array_equal(a, ta)
+        np.testing.assert_array_equal(b, tb)
 
 
 def test_with_fit_pad_the_pipelines_keep_the_tiles_101():
