@@ -11,7 +11,7 @@ What it does, printing as it goes and writing ``OUT/gpu_recipe.json`` after ever
    ``pip download -r benchmarks/gpu_requirements.txt -d WHEELS --only-binary=:all:
    --python-version 3.11`` (the GPU machine's Python; about 120 MB, OpenCV the most of it).
 2. Picks the backend: ``--backend`` or, by default, JAX where it is installed, else PyTorch.
-   TensorFlow is made unimportable (a finder that refuses it), as on that machine.
+   TensorFlow is hidden (`salt_tf.common.machine.hide_tensorflow`), as on that machine.
 3. Trains fold 0 of 5 of the real tiles (``--tgs``, default ``../shared/tgs``; stratified by depth,
    as ``train.py``) with the seed's recipe at 128: ResNet34 + scSE from random weights (no ImageNet
    download there), 10 epochs of phase 1 (SGD + BCE), then phase 2 (AdamW + Lovasz hinge) until
@@ -38,15 +38,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NEEDED = ("keras", "albumentations", "cv2", "pandas", "sklearn", "scipy", "matplotlib", "h5py")
-
-
-class NoTensorFlow:
-    """A finder that makes TensorFlow not installed: ``import tensorflow`` raises ModuleNotFoundError."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            raise ModuleNotFoundError(f"No module named {name!r} (made unimportable)", name=name)
-        return None
 
 
 def write(out: Path, record: dict) -> None:
@@ -95,15 +86,16 @@ def main() -> None:
     record["install"] = install(args.wheels)
     backend = pick_backend(args.backend)
     os.environ["KERAS_BACKEND"] = backend
-    sys.meta_path.insert(0, NoTensorFlow())  # as on the GPU machine: nothing may reach for TensorFlow
     sys.path.insert(0, str(ROOT))
+    from salt_tf.common import machine
+
+    machine.hide_tensorflow()  # as on the GPU machine: TensorFlow is not there, even where it is installed
     write(args.out, record)
 
     import dataclasses
 
     import numpy as np
 
-    from salt_tf.common import machine
     from salt_tf.run.config import Config
     from salt_tf.training import train
 

@@ -14,21 +14,12 @@ import time
 import traceback
 from pathlib import Path
 
-
-
-class NoTensorFlow:
-    """A finder that makes TensorFlow not installed: ``import tensorflow`` raises ModuleNotFoundError.
-    (Not ``sys.modules["tensorflow"] = None``: Keras takes a name in sys.modules for TensorFlow loaded.)"""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "tensorflow_cpu"):
-            raise ModuleNotFoundError(f"No module named {name!r} (made unimportable)", name=name)
-        return None
-
-
-sys.meta_path.insert(0, NoTensorFlow())
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from salt_tf.common import machine  # noqa: E402  (before Keras, which must not find TensorFlow)
+
+machine.hide_tensorflow()
 
 
 def main(work: Path, data: Path) -> dict:
@@ -44,6 +35,8 @@ def main(work: Path, data: Path) -> dict:
         record["steps"][name]["seconds"] = round(time.perf_counter() - t, 1)
 
     def imports():
+        import importlib.util
+
         import keras
 
         from salt_tf.model import losses  # noqa: F401
@@ -54,8 +47,8 @@ def main(work: Path, data: Path) -> dict:
         try:
             import tensorflow  # noqa: F401
             blocked = False
-        except ImportError:
-            blocked = True
+        except ModuleNotFoundError:
+            blocked = importlib.util.find_spec("tensorflow") is None  # as not installed, to PyTorch's probes too
         model = build_unet("resnet18", 64, scse=True)
         sequence = pipeline.train_data(*_tiles(), Config(size=64, batch_size=4), seed=0)
         return {"keras_backend": keras.backend.backend(), "tensorflow_blocked": blocked,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sys
 from pathlib import Path
 
 
@@ -109,3 +110,28 @@ def mixed_policy() -> str | None:
     if accelerators():
         return "mixed_float16" if backend() == "tensorflow" else "mixed_bfloat16"
     return "mixed_bfloat16" if fast_bfloat16() else None
+
+
+class _Hidden:
+    """A finder on ``sys.meta_path`` that finds nothing of TensorFlow and asks ``finder`` for the rest."""
+
+    def __init__(self, finder):
+        self.finder = finder
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            return None
+        return self.finder.find_spec(name, path, target)
+
+    def __getattr__(self, name):  # invalidate_caches() and the rest, as the finder has them
+        return getattr(self.finder, name)
+
+
+def hide_tensorflow() -> None:
+    """Make this process a machine without TensorFlow (the tests of other backends, the GPU script):
+    ``import tensorflow`` raises ModuleNotFoundError and ``importlib.util.find_spec`` says None, as
+    when it is not installed. (A finder that raises instead breaks PyTorch, whose dynamo probes
+    optional libraries with find_spec; ``sys.modules["tensorflow"] = None`` makes Keras think it is loaded.)"""
+    if "tensorflow" in sys.modules:
+        raise RuntimeError("TensorFlow is imported already: hide it before anything imports Keras")
+    sys.meta_path[:] = [f if isinstance(f, _Hidden) else _Hidden(f) for f in sys.meta_path]
