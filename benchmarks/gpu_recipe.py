@@ -9,13 +9,14 @@ What it does, printing as it goes and writing ``OUT/gpu_recipe.json`` after ever
    network: ``pip install --no-index --find-links WHEELS -r benchmarks/gpu_requirements.txt``),
    unless all of it is importable already. The wheels are made on a machine with the network:
    ``pip download -r benchmarks/gpu_requirements.txt -d WHEELS --only-binary=:all:
-   --python-version 3.11`` (the GPU machine's Python; about 120 MB, OpenCV the most of it).
+   --python-version 3.11`` (the GPU machine's Python; about 170 MB with NumPy and SciPy).
 2. Picks the backend: ``--backend`` or, by default, JAX where it is installed, else PyTorch.
    TensorFlow is hidden (`salt_tf.common.machine.hide_tensorflow`), as on that machine.
 3. Trains fold 0 of 5 of the real tiles (``--tgs``, default ``../shared/tgs``; stratified by depth,
    as ``train.py``) with the seed's recipe at 128: ResNet34 + scSE from random weights (no ImageNet
-   download there), 10 epochs of phase 1 (SGD + BCE), then phase 2 (AdamW + Lovasz hinge) until
-   its patience stops it, within ``--budget-min`` (default 8) minutes of training.
+   download there), mixed precision (bfloat16 on a GPU with JAX or PyTorch), 10 epochs of phase 1
+   (SGD + BCE), then phase 2 (AdamW + Lovasz hinge) until its patience stops it, within
+   ``--budget-min`` (default 8) minutes of training.
 4. Prints each epoch's time and images per second (``fold0/history.csv``) and the held-out score:
    fold 0's 640 tiles, which training never sees, scored as ``predict.py`` scores them (flip TTA,
    at 0.5 and at the tuned threshold). For reference (measured outside this project): the same
@@ -103,7 +104,8 @@ def main() -> None:
     record["backend"] = backend
     print(*record["machine"], sep="\n", flush=True)
     config = Config(data=str(args.tgs), out=str(args.out / "run"), folds=5, fold=0, size=128, encoder="resnet34",
-                    encoder_weights=None, scse=True, phase1_epochs=10, seed=args.seed, budget_min=args.budget_min)
+                    encoder_weights=None, scse=True, phase1_epochs=10, mixed_precision=True, seed=args.seed,
+                    budget_min=args.budget_min)
     if args.dry_run:
         config = dataclasses.replace(config, phase1_epochs=1, phase2_epochs=1, steps_per_epoch=2, batch_size=8,
                                      budget_min=None)
