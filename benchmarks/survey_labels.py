@@ -1,7 +1,7 @@
 """IoU on a survey's unlabelled lines against how many inlines an interpreter labelled, for a model
 trained on the survey from scratch, one fine-tuned from a competition-trained run, and that run alone.
 
-    python benchmarks/survey_labels.py --start RUN --out DIR [--ks 2 4 8] [--seeds 1 2] [--draws 0 1 2 other]
+    python benchmarks/survey_labels.py --start RUN --out DIR [--ks 1 2 4 8] [--seeds 1 2] [--draws 0 1 2 other]
     python benchmarks/survey_labels.py --out DIR --plot docs/survey_labels.png   # the figure of DIR's rows
     python benchmarks/survey_labels.py --start RUN --out DIR --loop other [--rounds 2] [--seeds 1]
 
@@ -16,7 +16,8 @@ unlike the competition's tiles (salt sheets with a base, a longer wavelet, more 
 amplitudes around 0.02). Its true mask is the interpreter's dense labels; ``K`` evenly spaced
 inlines are kept (``survey_tiles --label-lines``), cut into windows at stride 20, trained on with 2
 folds of whole lines (fold 0 only: it trains on half of the K lines and validates on the other
-half, ``--gap 1``), for ``--phase1-epochs`` + ``--phase2-epochs``:
+half, ``--gap 1``), for ``--phase1-epochs`` + ``--phase2-epochs``; with K = 1, ``--folds 1``: the
+line trains, nothing validates, each phase's last epoch is the model:
 
 - ``scratch``: random initialisation, the start run's architecture;
 - ``fine-tune``: ``--init-from START``, the same recipe;
@@ -119,8 +120,8 @@ def loop(args, draw: str, train, segment, survey_tiles, base: dict, record) -> N
         for strategy in ("ranked", "even", "random"):
             rng = np.random.default_rng(seed)
             labelled = evenly(2, len(truth))
-            for round_ in range(args.rounds + 1):
-                name = folder / f"{strategy}-seed{seed}-round{round_}"
+            for round_ in range(args.rounds + 1):  # round 0 is the same for every strategy: trained once
+                name = folder / (f"{strategy}-seed{seed}-round{round_}" if round_ else f"seed{seed}-round0")
                 windows = Path(f"{name}-windows")
                 if not windows.exists():
                     survey_tiles.write(survey_tiles.build(folder / "v.npy", folder / "labels.npy", 2, labelled, 20),
@@ -141,9 +142,11 @@ def main() -> None:
     parser.add_argument("--start", type=Path, help="a competition-trained run folder")
     parser.add_argument("--plot", type=Path, help="only draw the figure of --out's rows into this PNG")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--ks", type=int, nargs="*", default=[2, 4, 8])
+    parser.add_argument("--ks", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--seeds", type=int, nargs="*", default=[1])
     parser.add_argument("--draws", nargs="*", default=["0", "1", "2", "other"])
+    parser.add_argument("--modes", nargs="*", default=["scratch", "fine-tune"], choices=["scratch", "fine-tune"],
+                        help="which trained models to make (the start run alone is always measured)")
     parser.add_argument("--loop", help="play the labelling loop on this draw instead (e.g. other)")
     parser.add_argument("--rounds", type=int, default=2, help="--loop: rounds of 2 lines each (default: 2)")
     parser.add_argument("--phase1-epochs", type=int, default=8)
@@ -191,15 +194,16 @@ def main() -> None:
                 segment.run(args.start, folder / "v.npy", alone, **quiet)
             record({"draw": draw, "k": k, "mode": "start alone", "seed": None, "labelled": labelled,
                     "iou_unlabelled": iou_unlabelled(alone / "mask.npy", truth, labelled)})
-            windows = folder / f"{name}-windows"
+            windows, folds = folder / f"{name}-windows", 1 if k == 1 else 2  # one line: no validation
             if not windows.exists():
-                survey_tiles.write(survey_tiles.build(folder / "v.npy", folder / "labels.npy", 2, labelled, 20), windows)
+                survey_tiles.write(survey_tiles.build(folder / "v.npy", folder / "labels.npy", folds, labelled, 20),
+                                   windows)
             for seed in args.seeds:
-                for mode in ("scratch", "fine-tune"):
+                for mode in args.modes:
                     out = folder / f"{name}-{mode}-seed{seed}"
                     clock = time.perf_counter()
                     if not (out / "fold0" / "result.json").exists():
-                        config = Config(survey=str(windows), out=str(out), folds=2, fold=0, gap=1, seed=seed,
+                        config = Config(survey=str(windows), out=str(out), folds=folds, fold=0, gap=1, seed=seed,
                                         encoder_weights=None, phase1_epochs=args.phase1_epochs,
                                         phase2_epochs=args.phase2_epochs,
                                         init_from=str(args.start) if mode == "fine-tune" else None, **arch)

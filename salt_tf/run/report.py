@@ -27,10 +27,14 @@ def write_report(out: Path, train) -> dict:
             ids.append(oof["ids"])
             probs.append(oof["probs"].astype(np.float32))
     ids, probs = np.concatenate(ids), np.concatenate(probs)
-    truth, labelled = truth_of(train.masks[pd.Index(train.ids).get_indexer(ids)])  # a survey's: some unlabelled
-    tuned = tune_postprocessing(truth, probs, labelled)
+    if len(ids):
+        truth, labelled = truth_of(train.masks[pd.Index(train.ids).get_indexer(ids)])  # a survey's: some unlabelled
+        tuned = tune_postprocessing(truth, probs, labelled)
+        boundary, pixel_iou = boundary_threshold(truth, probs, labelled=labelled)
+    else:  # no fold validated (a survey's --folds 1): nothing to score or tune on, the defaults
+        tuned = {"threshold": 0.5, "min_area": 0, "score_before": float("nan"), "score_after": float("nan")}
+        boundary, pixel_iou = 0.5, float("nan")
     threshold = tuned["threshold"]
-    boundary, pixel_iou = boundary_threshold(truth, probs, labelled=labelled)
     report = {
         "folds_done": [r["fold"] for r in results],
         "folds": results,
@@ -48,7 +52,10 @@ def write_report(out: Path, train) -> dict:
         f"Out-of-fold competition score at 101x101: **{report['cv_score']:.4f}** at threshold 0.5, "
         f"**{report['cv_score_tuned']:.4f}** at the best threshold {threshold:.3f} with minimum salt "
         f"area {report['min_area']} px ({len(ids)} tiles). Pixel IoU over all tiles **{pixel_iou:.4f}** at "
-        f"{boundary:.3f}, the threshold `segment.py` uses for whole sections by default.", "",
+        f"{boundary:.3f}, the threshold `segment.py` uses for whole sections by default." if len(ids) else
+        "No validation (a survey's `--folds 1`): every labelled line trained, each fold's model is its last "
+        "epoch's, thresholds 0.5, no minimum salt area. Nothing here measures it: label another line to "
+        "validate on.", "",
     ]
     histories = {r["fold"]: _read_history(out / f"fold{r['fold']}" / "history.csv") for r in results}
     if any(h is not None and len(h) for h in histories.values()):

@@ -10,6 +10,8 @@ salt, 0 not salt, ``UNLABELLED`` nobody's, out of every loss and metric. A windo
 Folds are whole lines: the labelled inlines in order, split into ``--folds`` contiguous blocks, so
 that a fold validates on lines no training window of it was cut from; ``train.py`` also keeps the
 lines within ``--gap`` of a fold's validation lines out of its training (``tiles.windows_set``).
+``--folds 1`` is a run without validation (one labelled line is enough): every window trains, fold
+``NOT_VALIDATED`` in ``folds.csv``, and ``train.py`` keeps each phase's last epoch.
 
 The folder (written whole, atomically): ``windows.npz`` (ids, images, labels, lines), ``folds.csv``
 (id, fold, line) and ``survey.json`` (the input, the labels, the settings, the counts).
@@ -35,6 +37,7 @@ from salt_tf.tiles.metrics import UNLABELLED
 
 DEFAULT_STRIDE = 25  # dense along a labelled line: the augmentation's crops and flips do the rest
 DEFAULT_MIN_LABELLED = 0.25
+NOT_VALIDATED = -1  # the fold of every window with --folds 1: no fold validates on it
 
 
 def line_windows(amplitudes: np.ndarray, live: np.ndarray, labels: np.ndarray, stride: int
@@ -50,11 +53,16 @@ def line_windows(amplitudes: np.ndarray, live: np.ndarray, labels: np.ndarray, s
 
 
 def line_folds(lines: np.ndarray, n_folds: int, name) -> np.ndarray:
-    """The fold (0..n_folds-1) of each labelled line: ``n_folds`` contiguous blocks in line order."""
-    if n_folds < 2:
-        raise SectionError(f"--folds {n_folds}: at least 2, so that each fold validates on lines it did not train on")
+    """The fold (0..n_folds-1) of each labelled line: ``n_folds`` contiguous blocks in line order; with
+    one fold, ``NOT_VALIDATED`` for every line (a run without validation)."""
+    if n_folds < 1:
+        raise SectionError(f"--folds {n_folds}: at least 1 (1: no validation; 2 or more: each fold validates on "
+                           f"lines it did not train on)")
+    if n_folds == 1:
+        return np.full(len(lines), NOT_VALIDATED)
     if len(lines) < n_folds:
-        raise SectionError(f"{name}: {len(lines)} labelled lines are too few for {n_folds} folds of whole lines")
+        raise SectionError(f"{name}: {len(lines)} labelled lines are too few for {n_folds} folds of whole lines "
+                           f"(--folds 1 trains on them without validation)")
     order = np.argsort(lines, kind="stable")
     folds = np.empty(len(lines), int)
     folds[order] = np.arange(len(lines)) * n_folds // len(lines)
@@ -88,7 +96,7 @@ def build(input_path, labels_path, n_folds: int = 2, label_lines=None, stride: i
                    "label_lines": None if label_lines is None else [int(n) for n in label_lines],
                    "labelled_lines": [int(src.line_numbers[k]) for k in chosen], "windows": len(ids),
                    "window_norm": "minmax", "iline_byte": iline_byte, "xline_byte": xline_byte}
-    for fold in range(n_folds):
+    for fold in range(n_folds if n_folds > 1 else 0):
         if fold not in folds:
             raise SectionError(f"{labels_path}: fold {fold}'s lines give no window with {min_labelled:g} of its "
                                f"pixels labelled")
@@ -117,7 +125,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="folder to create (must not exist or be empty)")
     parser.add_argument("--label-lines", help="keep only these inlines' labels, comma-separated (inline numbers "
                         "of a SEG-Y, indices of a .npy)")
-    parser.add_argument("--folds", type=int, default=2, help="folds of whole labelled lines (default: 2)")
+    parser.add_argument("--folds", type=int, default=2, help="folds of whole labelled lines (default: 2; 1: "
+                        "train on every labelled line, no validation)")
     parser.add_argument("--stride", type=int, default=DEFAULT_STRIDE,
                         help=f"step between windows along a line (default: {DEFAULT_STRIDE})")
     parser.add_argument("--min-labelled", type=float, default=DEFAULT_MIN_LABELLED,

@@ -175,8 +175,10 @@ class FoldTracker(keras.callbacks.Callback):
 
     def __init__(self, fold_dir: Path, fold: int, phase: int, epochs: int, state: dict, log,
                  batch_size: int | None = None, size: int | None = None, final_size: int | None = None,
-                 clock: FoldClock | None = None, resumable: list | None = None, average: WeightAverage | None = None):
+                 clock: FoldClock | None = None, resumable: list | None = None, average: WeightAverage | None = None,
+                 validated: bool = True):
         super().__init__()
+        self.validated = validated  # False: no validation data, the last epoch is the best (score NaN)
         self.fold_dir, self.fold, self.phase, self.epochs = fold_dir, fold, phase, epochs
         self.state, self.log = state, log
         self.batch_size, self.size, self.final_size = batch_size, size, final_size
@@ -211,9 +213,10 @@ class FoldTracker(keras.callbacks.Callback):
         return size is None or self.final_size is None or size == self.final_size
 
     def _ranks_above_best(self, score: float) -> bool:
-        """By (validated at the final size, score): scores at a smaller size are not comparable."""
+        """By (validated at the final size, score): scores at a smaller size are not comparable. Without
+        validation, the latest epoch."""
         held = self.state.get("best_score")
-        if held is None:
+        if held is None or not self.validated:
             return True
         return (self._final(self.size), score) > (self._final(self.state.get("best_size")), held)
 
@@ -256,7 +259,8 @@ class FoldTracker(keras.callbacks.Callback):
         logs = dict(logs or {})
         now = time.perf_counter()
         row = self._row(epoch, logs, now)
-        score = logs.get("val_score", -1.0)
+        score = logs.get("val_score", -1.0) if self.validated else float("nan")
+        row.setdefault("val_score", score)
         self._save(epoch, score)
         row["checkpoint_seconds"] = round(time.perf_counter() - now, 2)
         history = self.state.setdefault("history", [])
@@ -264,10 +268,11 @@ class FoldTracker(keras.callbacks.Callback):
         with atomic_path(self.fold_dir / "history.csv") as tmp:
             pd.DataFrame(history).to_csv(tmp, index=False)
         self.checkpoint.commit(self.state)
+        validation = (f"val_loss {logs.get('val_loss', float('nan')):.4f}  val_score {score:.4f}  "
+                      f"(best {self.state['best_score']:.4f})" if self.validated else "(no validation)")
         self.log(
             f"fold {self.fold} phase {self.phase} epoch {epoch + 1}/{self.epochs}: "
-            f"loss {logs.get('loss', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  "
-            f"val_score {score:.4f}  (best {self.state['best_score']:.4f})  {row['seconds']:.1f} s, "
+            f"loss {logs.get('loss', float('nan')):.4f}  {validation}  {row['seconds']:.1f} s, "
             f"{row['ms_per_tile']:.1f} ms per training tile{f' at {self.size}x{self.size}' if self.size else ''}"
         )
 

@@ -85,9 +85,10 @@ def _stages(config: Config, phase: int, epochs: int) -> list[tuple[int, int, flo
     return [(config.size, epochs, 1.0)]
 
 
-def _phase_rules(config: Config, phase: int) -> list:
-    """Phase 2's plateau and early-stopping callbacks (phase 1 runs its schedule to the end)."""
-    if phase != 2:
+def _phase_rules(config: Config, phase: int, validated: bool = True) -> list:
+    """Phase 2's plateau and early-stopping callbacks (phase 1 runs its schedule to the end); none
+    without validation (a survey's ``--folds 1``: every phase runs its epochs)."""
+    if phase != 2 or not validated:
         return []
     return [ResumableReduceLROnPlateau("val_loss", factor=0.5, patience=config.phase2_lr_patience, verbose=0),
             ResumableEarlyStopping("val_loss", patience=config.phase2_patience, restore_best_weights=False)]
@@ -133,6 +134,11 @@ class _Fold:
         return self.config.steps_per_epoch or max(1, n // self.config.batch_size)
 
     @property
+    def validated(self) -> bool:
+        """False for a survey's ``--folds 1``: no window to validate on, each phase's last epoch kept."""
+        return len(self.va) > 0
+
+    @property
     def val_batches(self) -> int:
         return -(-len(self.va) // self.config.batch_size)
 
@@ -147,7 +153,8 @@ class _Fold:
             train_ds = pipeline.train_data(np.concatenate([train.images[tr], extra_images]),
                                            np.concatenate([train.masks[tr], extra_masks]), sized,
                                            seed=config.seed * 1000 + self.fold, repeat=bool(config.steps_per_epoch))
-            self.sized_sets[size] = (train_ds, pipeline.eval_data(train.images[va], train.masks[va], sized))
+            val_ds = pipeline.eval_data(train.images[va], train.masks[va], sized) if self.validated else None
+            self.sized_sets[size] = (train_ds, val_ds)
         return self.sized_sets[size]
 
 
@@ -201,12 +208,13 @@ def _train_phase(f: _Fold, phase: int, epochs: int) -> None:
             Checkpoint.restore_optimizer(f.model, f.optimizer_state, f.dir / "checkpoint")
     f.optimizer_state = None
     state["current_phase"] = phase
-    clock, rules = PhaseClock(steps=done * f.steps), _phase_rules(config, phase)
+    clock, rules = PhaseClock(steps=done * f.steps), _phase_rules(config, phase, f.validated)
     for callback in (clock, *rules):
         callback.load_state_dict(state.get("resume", {}) if continuing else {})
     f.clock.start_phase(phase)
     tracker = FoldTracker(f.dir, f.fold, phase, epochs, state, f.log, batch_size=config.batch_size,
-                          final_size=config.size, clock=f.clock, resumable=[clock, *rules], average=f.average)
+                          final_size=config.size, clock=f.clock, resumable=[clock, *rules], average=f.average,
+                          validated=f.validated)
     phase_end, budget, val_seconds, val_size = _phase_end(f, phase), None, None, config.size
     stages = _stages(config, phase, epochs)
     for index, (size, last_epoch, share) in enumerate(stages):
@@ -240,8 +248,8 @@ def _finish_phase(f: _Fold, phase: int, stopped: bool) -> None:
         state.setdefault("stopped_by_budget", []).append(phase)
     f.checkpoint.commit(state)
     f.log(f"fold {f.fold} phase {phase} done in {seconds:.0f} s after "
-          f"{state.get('phase_epochs', {}).get(str(phase), 0)} epochs{' (time budget spent)' if stopped else ''}; "
-          f"best val_score so far {state.get('best_score', float('nan')):.4f}")
+          f"{state.get('phase_epochs', {}).get(str(phase), 0)} epochs{' (time budget spent)' if stopped else ''}"
+          + (f"; best val_score so far {state.get('best_score', float('nan')):.4f}" if f.validated else ""))
 
 
 # --- one fold -------------------------------------------------------------------------------------
@@ -309,13 +317,18 @@ def _finish_fold(f: _Fold) -> dict:
     config, train, va, state = f.config, f.train, f.va, f.state
     # Out-of-fold probabilities made exactly as predict.py makes them (the exported model, flip TTA,
     # the same function), so that the threshold tuned on them fits the submission's.
-    exported = load_ensemble(f.dir.parent, folds=[f.fold])
-    probs = predict_probs(exported, train.images[va], batch_size=config.batch_size, tta=True, progress=False)
+    # Without validation (a survey's --folds 1) there is nothing out of fold: an empty oof.npz.
+    probs = np.zeros((0, *train.masks.shape[1:]), np.float32)
+    if f.validated:
+        exported = load_ensemble(f.dir.parent, folds=[f.fold])
+        probs = predict_probs(exported, train.images[va], batch_size=config.batch_size, tta=True, progress=False)
     with atomic_path(f.dir / "oof.npz") as tmp:
         with open(tmp, "wb") as out:
             np.savez_compressed(out, ids=train.ids[va], probs=probs.astype(np.float16))
-    truth, labelled = truth_of(train.masks[va])  # a survey's windows: unlabelled pixels out
-    score = competition_score(truth, probs > 0.5, labelled)
+    score = float("nan")
+    if f.validated:
+        truth, labelled = truth_of(train.masks[va])  # a survey's windows: unlabelled pixels out
+        score = competition_score(truth, probs > 0.5, labelled)
     result = {
         "fold": f.fold, "val_score": state["best_score"], "val_score_101": score,
         "best_phase": state["best_phase"], "best_epoch": state["best_epoch"],
@@ -326,8 +339,12 @@ def _finish_fold(f: _Fold) -> dict:
     }
     write_text(f.dir / "result.json", json.dumps(result, indent=1))
     f.checkpoint.remove()
-    f.log(f"fold {f.fold} done: best val_score {result['val_score']:.4f} (phase {result['best_phase']} "
-          f"epoch {result['best_epoch']}), at 101x101 {score:.4f}")
+    if f.validated:
+        f.log(f"fold {f.fold} done: best val_score {result['val_score']:.4f} (phase {result['best_phase']} "
+              f"epoch {result['best_epoch']}), at 101x101 {score:.4f}")
+    else:
+        f.log(f"fold {f.fold} done without validation: the model of phase {result['best_phase']} epoch "
+              f"{result['best_epoch']}, the last trained")
     return result
 
 
@@ -430,6 +447,9 @@ def run(config: Config, resume: bool = False, log=print) -> dict:
             deadline = time.monotonic() + 60 * config.budget_min - budget_spent(out, wanted)
         _train_folds(config, train, fold_table, wanted, out, log, deadline)
         report = _final_report(out, train)
+    if not report["n_oof"]:
+        log(f"no validation (--folds 1): the last epoch's model, threshold 0.5; run folder {out}")
+        return report
     log(f"cross-validation score {report['cv_score']:.4f} at threshold 0.5, {report['cv_score_tuned']:.4f} at the "
         f"tuned threshold {report['threshold']:.3f} and minimum salt area {report['min_area']} px "
         f"(out of fold, folds {report['folds_done']}); run folder {out}")

@@ -59,8 +59,9 @@ def test_a_fold_trains_on_no_line_within_the_gap_of_its_validation_lines():
         assert set(lines[rows]) == set(kept) and not in_val[rows].any()
 
 
-@pytest.mark.parametrize("n_folds, lines, message", [(1, None, "--folds 1: at least 2"),
-                                                      (3, [2, 5], "2 labelled lines are too few for 3 folds")])
+@pytest.mark.parametrize("n_folds, lines, message", [(0, None, "--folds 0: at least 1"),
+                                                      (3, [2, 5], "2 labelled lines are too few for 3 folds"),
+                                                      (2, [5], "1 labelled lines are too few for 2 folds.*--folds 1")])
 def test_too_few_folds_or_lines_are_refused(survey, n_folds, lines, message):
     with pytest.raises(SectionError, match=message):
         survey_tiles.build(survey / "v.npy", survey / "labels.npy", n_folds=n_folds, label_lines=lines)
@@ -106,6 +107,34 @@ def test_train_on_a_survey_end_to_end_then_refusals_before_any_folder(survey, tm
         with pytest.raises(ValueError, match=message):
             run(bad, log=said.append)
         assert not (tmp_path / "bad").exists()
+
+
+def test_one_labelled_line_trains_without_validation_and_keeps_the_last_epoch(survey, tmp_path):
+    from salt_tf.seismic.segment import run as segment
+    from salt_tf.training.train import run
+
+    built = survey_tiles.build(survey / "v.npy", survey / "labels.npy", n_folds=1, label_lines=[3], stride=50)
+    assert set(built["folds"]) == {survey_tiles.NOT_VALIDATED} and set(built["lines"]) == {3}
+    survey_tiles.write(built, tmp_path / "s")
+    config = Config(survey=str(tmp_path / "s"), out=str(tmp_path / "r"), size=32, encoder="resnet18",
+                    encoder_weights=None, batch_size=8, phase1_epochs=2, phase2_epochs=2, folds=1)
+    said = []
+    report = run(config, log=said.append)
+    assert f"fold 0: {len(built['ids'])} training tiles, 0 validation tiles" in said
+    result = json.loads((tmp_path / "r" / "fold0" / "result.json").read_text())
+    # every epoch of both phases ran (no early stopping without validation) and the last one is the model
+    assert result["phase_epochs"] == {"1": 2, "2": 2} and (result["best_phase"], result["best_epoch"]) == (2, 2)
+    history = pd.read_csv(tmp_path / "r" / "fold0" / "history.csv")
+    assert len(history) == 4 and history["val_score"].isna().all() and "val_loss" not in history
+    assert report["n_oof"] == 0 and report["threshold"] == 0.5 and report["min_area"] == 0
+    assert "No validation" in (tmp_path / "r" / "report.md").read_text()
+    assert any(line.startswith("no validation (--folds 1)") for line in said)
+    segment(tmp_path / "r", survey / "v.npy", tmp_path / "seg", n_figures=0, progress=False, log=said.append)
+    assert 3 not in pd.read_csv(tmp_path / "seg" / "label_next.csv")["line"].tolist()
+    # --folds 1 means no validation: for the competition's tiles, refused
+    with pytest.raises(ValueError, match="--folds 1: at least 2"):
+        run(Config(out=str(tmp_path / "tiles"), folds=1), log=said.append)
+    assert not (tmp_path / "tiles").exists()
 
 
 def test_bad_labels_give_one_error_line_and_no_folder(survey, tmp_path, capsys):
