@@ -18,6 +18,11 @@ the competition metric (``tiles.metrics``, at the run's threshold) and the poole
   rows and columns cut off so that stride-101 windows sit S pixels off the tile grid, each window
   stretched on its own (shift 0: exactly the released tiles, for tiles that span 0..255). Only
   held-out tiles wholly inside the cut section count; the same tiles are scored at every shift.
+
+Each variant is also scored on two groups of those tiles: "at a label seam", the tiles whose label
+differs from a labelled neighbour's on 20% or more of their shared edge (``benchmarks/label_seams.py``:
+the competition's labels were drawn tile by tile and stop at tile edges where the seismic goes on),
+and the others.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ import numpy as np
 
 from salt_tf.tiles import mosaics
 from salt_tf.tiles.data import real_seismic_dir
-from salt_tf.tiles.metrics import image_scores
+from salt_tf.tiles.metrics import UNLABELLED, image_scores
 
 TILE = mosaics.TILE
 
@@ -45,6 +50,19 @@ def held_out_sections(real: Path, tgs: Path, realdata: Path) -> list[tuple[mosai
         if cells:
             found.append((mosaics.assemble(path, tgs / "train", [tgs / "test" / "images", realdata / "test_tiles"]), cells))
     return found
+
+
+def at_label_seam(m: mosaics.Mosaic, r: int, c: int, share: float = 0.2) -> bool:
+    """Whether tile (r, c)'s label differs from a labelled neighbour's on ``share`` or more of their shared edge."""
+    rows, cols = m.ids.shape
+    label = m.tile(r, c)[1]
+    for r2, c2, mine, theirs in ((r, c - 1, np.s_[:, 0], np.s_[:, -1]), (r, c + 1, np.s_[:, -1], np.s_[:, 0]),
+                                 (r - 1, c, np.s_[0], np.s_[-1]), (r + 1, c, np.s_[-1], np.s_[0])):
+        if 0 <= r2 < rows and 0 <= c2 < cols:
+            other = m.tile(r2, c2)[1]
+            if (other != UNLABELLED).all() and (label[mine] != other[theirs]).mean() >= share:
+                return True
+    return False
 
 
 def score(probs: list[np.ndarray], truths: list[np.ndarray], threshold: float) -> tuple[float, float]:
@@ -90,11 +108,19 @@ def main() -> None:
     print(f"{len(found)} sections hold {sum(len(c) for _, c in found)} held-out tiles; {n} lie wholly inside "
           f"every shifted section and are scored; threshold {threshold:.3f}", flush=True)
     truths = [m.tile(r, c)[1] for m, cells in scored for r, c in cells]
-    results = {}
+    seam = np.array([at_label_seam(m, r, c) for m, cells in scored for r, c in cells])
+    print(f"{int(seam.sum())} of them at a label seam (their label differs from a labelled neighbour's on 20% or "
+          f"more of the shared edge)", flush=True)
+    results, groups = {}, {}
 
     def report(name: str, probs: list[np.ndarray]) -> None:
         results[name] = score(probs, truths, threshold)
-        print(f"{name:32s} competition score {results[name][0]:.4f}  pixel IoU {results[name][1]:.4f}", flush=True)
+        groups[name] = {group: score([p for p, s in zip(probs, seam) if s == want],
+                                     [t for t, s in zip(truths, seam) if s == want], threshold)[0]
+                        for group, want in (("at a label seam", True), ("elsewhere", False)) if (seam == want).any()}
+        split = "  ".join(f"{group} {value:.4f}" for group, value in groups[name].items())
+        print(f"{name:32s} competition score {results[name][0]:.4f}  pixel IoU {results[name][1]:.4f}  ({split})",
+              flush=True)
 
     ensemble = load_ensemble(run)
     model, _ = ensemble_model(run, 32, True, False)
@@ -121,8 +147,9 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "real_sections.json").write_text(json.dumps(
-            {"tiles": n, "threshold": threshold, "scores": {k: {"competition": v[0], "pixel_iou": v[1]}
-                                                            for k, v in results.items()}}, indent=1))
+            {"tiles": n, "at_label_seam": int(seam.sum()), "threshold": threshold,
+             "scores": {k: {"competition": v[0], "pixel_iou": v[1], "by_group": groups[k]} for k, v in results.items()}},
+            indent=1))
 
 
 if __name__ == "__main__":
