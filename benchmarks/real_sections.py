@@ -19,10 +19,11 @@ the competition metric (``tiles.metrics``, at the run's threshold) and the poole
   stretched on its own (shift 0: exactly the released tiles, for tiles that span 0..255). Only
   held-out tiles wholly inside the cut section count; the same tiles are scored at every shift.
 
-Each variant is also scored on two groups of those tiles: "at a label seam", the tiles whose label
+Each variant is also scored on three groups of those tiles: "at a label seam", the tiles whose label
 differs from a labelled neighbour's on 20% or more of their shared edge (``benchmarks/label_seams.py``:
-the competition's labels were drawn tile by tile and stop at tile edges where the seismic goes on),
-and the others.
+the competition's labels were drawn tile by tile and stop at tile edges where the seismic goes on);
+"neighbours agree", tiles with a labelled neighbour and no such seam; "no labelled neighbour", tiles
+whose neighbours are test tiles or unknown (a seam there cannot be seen).
 """
 from __future__ import annotations
 
@@ -52,17 +53,23 @@ def held_out_sections(real: Path, tgs: Path, realdata: Path) -> list[tuple[mosai
     return found
 
 
-def at_label_seam(m: mosaics.Mosaic, r: int, c: int, share: float = 0.2) -> bool:
-    """Whether tile (r, c)'s label differs from a labelled neighbour's on ``share`` or more of their shared edge."""
+GROUPS = ("at a label seam", "neighbours agree", "no labelled neighbour")
+
+
+def seam_group(m: mosaics.Mosaic, r: int, c: int, share: float = 0.2) -> str:
+    """Tile (r, c)'s group: its label differs from a labelled neighbour's on ``share`` or more of their
+    shared edge; or it has labelled neighbours and no such edge; or none of its neighbours is labelled."""
     rows, cols = m.ids.shape
-    label = m.tile(r, c)[1]
+    label, neighbours = m.tile(r, c)[1], 0
     for r2, c2, mine, theirs in ((r, c - 1, np.s_[:, 0], np.s_[:, -1]), (r, c + 1, np.s_[:, -1], np.s_[:, 0]),
                                  (r - 1, c, np.s_[0], np.s_[-1]), (r + 1, c, np.s_[-1], np.s_[0])):
         if 0 <= r2 < rows and 0 <= c2 < cols:
             other = m.tile(r2, c2)[1]
-            if (other != UNLABELLED).all() and (label[mine] != other[theirs]).mean() >= share:
-                return True
-    return False
+            if (other != UNLABELLED).all():
+                neighbours += 1
+                if (label[mine] != other[theirs]).mean() >= share:
+                    return GROUPS[0]
+    return GROUPS[1] if neighbours else GROUPS[2]
 
 
 def score(probs: list[np.ndarray], truths: list[np.ndarray], threshold: float) -> tuple[float, float]:
@@ -108,16 +115,16 @@ def main() -> None:
     print(f"{len(found)} sections hold {sum(len(c) for _, c in found)} held-out tiles; {n} lie wholly inside "
           f"every shifted section and are scored; threshold {threshold:.3f}", flush=True)
     truths = [m.tile(r, c)[1] for m, cells in scored for r, c in cells]
-    seam = np.array([at_label_seam(m, r, c) for m, cells in scored for r, c in cells])
-    print(f"{int(seam.sum())} of them at a label seam (their label differs from a labelled neighbour's on 20% or "
-          f"more of the shared edge)", flush=True)
+    group_of = np.array([seam_group(m, r, c) for m, cells in scored for r, c in cells])
+    print(", ".join(f"{int((group_of == g).sum())} {g}" for g in GROUPS) + " (a seam: the label differs from a "
+          "labelled neighbour's on 20% or more of the shared edge)", flush=True)
     results, groups = {}, {}
 
     def report(name: str, probs: list[np.ndarray]) -> None:
         results[name] = score(probs, truths, threshold)
-        groups[name] = {group: score([p for p, s in zip(probs, seam) if s == want],
-                                     [t for t, s in zip(truths, seam) if s == want], threshold)[0]
-                        for group, want in (("at a label seam", True), ("elsewhere", False)) if (seam == want).any()}
+        groups[name] = {group: score([p for p, g in zip(probs, group_of) if g == group],
+                                     [t for t, g in zip(truths, group_of) if g == group], threshold)[0]
+                        for group in GROUPS if (group_of == group).any()}
         split = "  ".join(f"{group} {value:.4f}" for group, value in groups[name].items())
         print(f"{name:32s} competition score {results[name][0]:.4f}  pixel IoU {results[name][1]:.4f}  ({split})",
               flush=True)
@@ -147,7 +154,7 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "real_sections.json").write_text(json.dumps(
-            {"tiles": n, "at_label_seam": int(seam.sum()), "threshold": threshold,
+            {"tiles": n, "groups": {g: int((group_of == g).sum()) for g in GROUPS}, "threshold": threshold,
              "scores": {k: {"competition": v[0], "pixel_iou": v[1], "by_group": groups[k]} for k, v in results.items()}},
             indent=1))
 
