@@ -1,9 +1,11 @@
-"""benchmarks/real_data.py's held-out split: disjoint from training, complete, loadable."""
+"""benchmarks/real_data.py's held-out split: disjoint from training, complete, loadable; the label seams
+of label_seams.py and real_sections.py."""
 import numpy as np
 import pytest
 from scripts import load_script
 
 from salt_tf.tiles import synthetic
+from salt_tf.tiles.mosaics import TILE, UNLABELLED
 from salt_tf.tiles.data import load_images, load_train
 
 
@@ -32,3 +34,37 @@ def test_holdout_split_is_disjoint_complete_and_loadable(tmp_path):
     write_submission(tmp_path / "perfect.csv", ids, masks)
     score, sub_ids, truth = real_data.score_submission(tmp_path / "perfect.csv", holdout / "masks")
     assert score == 1.0 and sub_ids == list(ids) and np.array_equal(truth, masks)
+
+
+def _section():
+    """A 2 x 3 grid of tiles: (0, 0) salt on its right half, (0, 1) no salt (a seam between them),
+    (0, 2) no salt (agrees with (0, 1)), (1, 0) unlabelled, (1, 1) salt everywhere (a seam with (0, 1)
+    above it), (1, 2) unknown."""
+    from salt_tf.tiles.mosaics import Mosaic
+
+    label = np.zeros((2 * TILE, 3 * TILE), np.uint8)
+    label[:TILE, TILE // 2:TILE] = 1
+    label[TILE:, :TILE] = UNLABELLED
+    label[TILE:, TILE:2 * TILE] = 1
+    label[TILE:, 2 * TILE:] = UNLABELLED
+    image = np.tile(np.arange(3 * TILE, dtype=np.uint8), (2 * TILE, 1))  # one ramp: continuous everywhere
+    ids = np.array([["a", "b", "c"], ["d", "e", ""]], dtype=object)
+    known = ids != ""
+    return Mosaic("m", image, label, ids, known)
+
+
+def test_label_seams_are_found_between_labelled_neighbours_only():
+    label_seams = load_script("benchmarks/label_seams.py", "label_seams")
+    real_sections = load_script("benchmarks/real_sections.py", "real_sections")
+    section = _section()
+    assert sorted(label_seams.pairs(section)) == [("above/below", (0, 1), (1, 1)), ("left/right", (0, 0), (0, 1)),
+                                                  ("left/right", (0, 1), (0, 2))]
+    (a, b), (i, j) = label_seams.edge_and_inside(section.tile(0, 0)[1], section.tile(0, 1)[1], "left/right")
+    assert (a != b).mean() == 1.0 and (i != j).mean() == 1.0  # the salt's edge at column 50, inside the tile
+    groups = {(r, c): real_sections.seam_group(section, r, c) for r, c in [(0, 0), (0, 1), (0, 2), (1, 1)]}
+    assert groups == {(0, 0): "at a label seam", (0, 1): "at a label seam", (0, 2): "neighbours agree",
+                      (1, 1): "at a label seam"}
+    section.label[TILE:, TILE:2 * TILE] = 0  # (1, 1) now agrees with (0, 1); its other neighbours are unlabelled
+    assert real_sections.seam_group(section, 1, 1) == "neighbours agree"
+    section.label[:TILE, TILE:2 * TILE] = UNLABELLED  # and now it has no labelled neighbour
+    assert real_sections.seam_group(section, 1, 1) == "no labelled neighbour"
