@@ -176,8 +176,7 @@ HELP = {
     "generated once into ~/.cache/salt_tf)",
     "out": "run folder for models, logs and reports (default: runs/<date-time>)",
     "seed": "random seed for folds, initialisation, shuffling and augmentation",
-    "folds": "number of cross-validation folds (1: a survey's windows made with --folds 1, trained without "
-             "validation)",
+    "folds": "number of cross-validation folds (1: a survey's windows made with --folds 1, no validation)",
     "fold": "train only this fold (0-based), e.g. one fold per GPU or machine",
     "stratify": "stratify folds by 'depth' (as the original) or 'coverage'",
     "encoder": "encoder backbone: resnet18, resnet34, resnet50, resnet101, resnet152, resnext50, resnext101",
@@ -344,9 +343,6 @@ def check_config(config: Config) -> None:
     _check_fit(config)
     if config.stratify not in STRATIFY_BY:
         raise ValueError(f"--stratify must be one of {STRATIFY_BY}, not {config.stratify!r}")
-    if config.folds < 1 or (config.folds == 1 and config.survey is None):
-        raise ValueError(f"--folds {config.folds}: at least 2 (1, no validation, only for a survey's windows made "
-                         f"with --folds 1)")
     if config.fold is not None and not 0 <= config.fold < config.folds:
         raise ValueError(f"--fold {config.fold} is outside 0..{config.folds - 1}")
     if config.sections is not None and (config.data is None or not (Path(config.sections) / "mosaics").is_dir()):

@@ -53,3 +53,18 @@ def training_rows(lines: np.ndarray, in_val: np.ndarray, gap: int) -> np.ndarray
         return np.flatnonzero(~in_val)
     distance = np.abs(lines[:, None] - val_lines[None, :]).min(axis=1)
     return np.flatnonzero(~in_val & (distance > gap))
+
+
+def load_for_training(folder: str | os.PathLike, folds: int, gap: int) -> tuple[TrainData, pd.DataFrame]:
+    """(windows, folds (id, fold)) of a folder for ``train.py --survey``, refused (ValueError) if it was
+    made with other folds, or if a fold has no line to train on with ``gap``."""
+    train, fold_table, survey = load(folder)
+    if survey["folds"] != folds:
+        raise ValueError(f"--survey {folder}: made with {survey['folds']} folds of whole lines; "
+                         f"give --folds {survey['folds']}")
+    fold_table = fold_table[["id", "fold"]]
+    for fold in range(folds):
+        if not len(training_rows(train.depths, fold_table["fold"].to_numpy() == fold, gap)):
+            raise ValueError(f"--survey {folder}: fold {fold} has no line to train on: every other labelled "
+                             f"line lies within --gap {gap} of its validation lines")
+    return train, fold_table

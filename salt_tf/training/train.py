@@ -86,8 +86,7 @@ def _stages(config: Config, phase: int, epochs: int) -> list[tuple[int, int, flo
 
 
 def _phase_rules(config: Config, phase: int, validated: bool = True) -> list:
-    """Phase 2's plateau and early-stopping callbacks (phase 1 runs its schedule to the end); none
-    without validation (a survey's ``--folds 1``: every phase runs its epochs)."""
+    """Phase 2's plateau and early-stopping callbacks; none in phase 1 (its schedule) or without validation."""
     if phase != 2 or not validated:
         return []
     return [ResumableReduceLROnPlateau("val_loss", factor=0.5, patience=config.phase2_lr_patience, verbose=0),
@@ -317,18 +316,16 @@ def _finish_fold(f: _Fold) -> dict:
     config, train, va, state = f.config, f.train, f.va, f.state
     # Out-of-fold probabilities made exactly as predict.py makes them (the exported model, flip TTA,
     # the same function), so that the threshold tuned on them fits the submission's.
-    # Without validation (a survey's --folds 1) there is nothing out of fold: an empty oof.npz.
-    probs = np.zeros((0, *train.masks.shape[1:]), np.float32)
+    # Without validation (a survey's --folds 1) nothing is out of fold: an empty oof.npz, no score.
+    probs, score = np.zeros((0, *train.masks.shape[1:]), np.float32), float("nan")
     if f.validated:
         exported = load_ensemble(f.dir.parent, folds=[f.fold])
         probs = predict_probs(exported, train.images[va], batch_size=config.batch_size, tta=True, progress=False)
+        truth, labelled = truth_of(train.masks[va])  # a survey's windows: unlabelled pixels out
+        score = competition_score(truth, probs > 0.5, labelled)
     with atomic_path(f.dir / "oof.npz") as tmp:
         with open(tmp, "wb") as out:
             np.savez_compressed(out, ids=train.ids[va], probs=probs.astype(np.float16))
-    score = float("nan")
-    if f.validated:
-        truth, labelled = truth_of(train.masks[va])  # a survey's windows: unlabelled pixels out
-        score = competition_score(truth, probs > 0.5, labelled)
     result = {
         "fold": f.fold, "val_score": state["best_score"], "val_score_101": score,
         "best_phase": state["best_phase"], "best_epoch": state["best_epoch"],
@@ -339,12 +336,9 @@ def _finish_fold(f: _Fold) -> dict:
     }
     write_text(f.dir / "result.json", json.dumps(result, indent=1))
     f.checkpoint.remove()
-    if f.validated:
-        f.log(f"fold {f.fold} done: best val_score {result['val_score']:.4f} (phase {result['best_phase']} "
-              f"epoch {result['best_epoch']}), at 101x101 {score:.4f}")
-    else:
-        f.log(f"fold {f.fold} done without validation: the model of phase {result['best_phase']} epoch "
-              f"{result['best_epoch']}, the last trained")
+    f.log(f"fold {f.fold} done: best val_score {result['val_score']:.4f} (phase {result['best_phase']} epoch "
+          f"{result['best_epoch']}), at 101x101 {score:.4f}" if f.validated else f"fold {f.fold} done without "
+          f"validation: the model of phase {result['best_phase']} epoch {result['best_epoch']}, the last trained")
     return result
 
 
@@ -420,15 +414,7 @@ def run(config: Config, resume: bool = False, log=print) -> dict:
         raise FileExistsError(f"{out}: run folder exists and is not empty; use --resume to continue it or another --out")
     if config.survey:  # windows of a user's survey, folds of whole lines fixed by survey_tiles
         data_dir = Path(config.survey)
-        train, fold_table, survey = windows_set.load(data_dir)
-        if survey["folds"] != config.folds:
-            raise ValueError(f"--survey {data_dir}: made with {survey['folds']} folds of whole lines; "
-                             f"give --folds {survey['folds']}")
-        fold_table = fold_table[["id", "fold"]]
-        for fold in range(config.folds):
-            if not len(windows_set.training_rows(train.depths, fold_table["fold"].to_numpy() == fold, config.gap)):
-                raise ValueError(f"--survey {data_dir}: fold {fold} has no line to train on: every other labelled "
-                                 f"line lies within --gap {config.gap} of its validation lines")
+        train, fold_table = windows_set.load_for_training(data_dir, config.folds, config.gap)
     else:
         data_dir = Path(config.data) if config.data else synthetic.embedded_set(log=log)
         train = load_train(data_dir)  # checks every file before any epoch
@@ -447,10 +433,8 @@ def run(config: Config, resume: bool = False, log=print) -> dict:
             deadline = time.monotonic() + 60 * config.budget_min - budget_spent(out, wanted)
         _train_folds(config, train, fold_table, wanted, out, log, deadline)
         report = _final_report(out, train)
-    if not report["n_oof"]:
-        log(f"no validation (--folds 1): the last epoch's model, threshold 0.5; run folder {out}")
-        return report
     log(f"cross-validation score {report['cv_score']:.4f} at threshold 0.5, {report['cv_score_tuned']:.4f} at the "
         f"tuned threshold {report['threshold']:.3f} and minimum salt area {report['min_area']} px "
-        f"(out of fold, folds {report['folds_done']}); run folder {out}")
+        f"(out of fold, folds {report['folds_done']}); run folder {out}" if report["n_oof"] else
+        f"no validation (--folds 1): the last epoch's model, threshold 0.5; run folder {out}")
     return report

@@ -131,9 +131,9 @@ def test_one_labelled_line_trains_without_validation_and_keeps_the_last_epoch(su
     assert any(line.startswith("no validation (--folds 1)") for line in said)
     segment(tmp_path / "r", survey / "v.npy", tmp_path / "seg", n_figures=0, progress=False, log=said.append)
     assert 3 not in pd.read_csv(tmp_path / "seg" / "label_next.csv")["line"].tolist()
-    # --folds 1 means no validation: for the competition's tiles, refused
-    with pytest.raises(ValueError, match="--folds 1: at least 2"):
-        run(Config(out=str(tmp_path / "tiles"), folds=1), log=said.append)
+    # --folds 1 means no validation: for the competition's tiles, refused before any folder
+    with pytest.raises(ValueError, match="n_folds must be between 2"):
+        run(Config(out=str(tmp_path / "tiles"), folds=1, encoder_weights=None), log=said.append)
     assert not (tmp_path / "tiles").exists()
 
 
