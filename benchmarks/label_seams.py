@@ -32,12 +32,8 @@ def pairs(section: mosaics.Mosaic):
     """(side, first tile's cell, second tile's cell) of every two neighbouring labelled tiles."""
     rows, cols = section.ids.shape
     labelled = np.array([[(section.tile(r, c)[1] != UNLABELLED).all() for c in range(cols)] for r in range(rows)])
-    for r in range(rows):
-        for c in range(cols):
-            if labelled[r, c] and c + 1 < cols and labelled[r, c + 1]:
-                yield "left/right", (r, c), (r, c + 1)
-            if labelled[r, c] and r + 1 < rows and labelled[r + 1, c]:
-                yield "above/below", (r, c), (r + 1, c)
+    for r, c, r2, c2, side in mosaics.neighbours(labelled):
+        yield {"right": "left/right", "below": "above/below"}[side], (r, c), (r2, c2)
 
 
 def edge_and_inside(a: np.ndarray, b: np.ndarray, side: str):

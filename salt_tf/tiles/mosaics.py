@@ -88,8 +88,8 @@ def assemble(path: str | os.PathLike, labelled: str | os.PathLike, unlabelled: l
     return Mosaic(Path(path).stem, image, label, ids, known)
 
 
-def _edges(known: np.ndarray):
-    """Pairs of neighbouring known cells: (r, c, r2, c2, side) with side 'right' or 'below'."""
+def neighbours(known: np.ndarray):
+    """Pairs of neighbouring cells where ``known`` is True: (r, c, r2, c2, side), side 'right' or 'below'."""
     rows, cols = known.shape
     for r in range(rows):
         for c in range(cols):
@@ -120,7 +120,7 @@ def continuous(mosaic: Mosaic, anchor: float = 1e-3) -> np.ndarray:
     cells = list(zip(*np.nonzero(mosaic.known)))
     index = {rc: k for k, rc in enumerate(cells)}
     edges = []
-    for r, c, r2, c2, side in _edges(mosaic.known):
+    for r, c, r2, c2, side in neighbours(mosaic.known):
         a, b = mosaic.tile(r, c)[0].astype(np.float64), mosaic.tile(r2, c2)[0].astype(np.float64)
         edges.append((index[(r, c)], index[(r2, c2)], *((a[:, -1], b[:, 0]) if side == "right" else (a[-1], b[0]))))
     # spread: g_i * std(a) = g_j * std(b)  ->  log g_i - log g_j = log std(b) - log std(a)
