@@ -12,18 +12,25 @@ the competition metric (``tiles.metrics``, at the run's threshold) and the poole
 
 - ``predict.py``: the tiles one by one, as released (``inference.predict.predict_probs``);
 - ``segment, global``: ``segment.run`` on the assembled section at stride 50, one amplitude map;
-- ``segment, minmax``: the same, each window stretched to 0..255 on its own; with ``--scales``, also
-  with the sections resampled by each set of factors and merged (``segment.py --scale``);
+- ``segment, minmax``: the same, each window stretched to 0..255 on its own (segment.py's default for
+  such a run); with ``--scales``, also with the sections resampled by each set of factors and merged
+  (``segment.py --scale``);
 - ``minmax on the grid, shift S``: the section made continuous (``mosaics.continuous``), its first S
   rows and columns cut off so that stride-101 windows sit S pixels off the tile grid, each window
   stretched on its own (shift 0: exactly the released tiles, for tiles that span 0..255). Only
-  held-out tiles wholly inside the cut section count; the same tiles are scored at every shift.
+  held-out tiles wholly inside the cut section count; the same tiles are scored at every shift;
+- ``..., unknown filled``: ``segment, minmax`` and the shifted grids again with each unknown cell's
+  pixels set to the nearest known pixel's (``nearest_known``), as segment.py fills an absent trace
+  with the nearest live one: a real section goes on where the jigsaw has no tile.
 
 Each variant is also scored on three groups of those tiles: "at a label seam", the tiles whose label
 differs from a labelled neighbour's on 20% or more of their shared edge (``benchmarks/label_seams.py``:
 the competition's labels were drawn tile by tile and stop at tile edges where the seismic goes on);
 "neighbours agree", tiles with a labelled neighbour and no such seam; "no labelled neighbour", tiles
-whose neighbours are test tiles or unknown (a seam there cannot be seen).
+whose neighbours are test tiles or unknown (a seam there cannot be seen). And apart from those groups,
+on "windows on known cells": the tiles whose eight neighbouring cells are all known, so that no window
+that reaches into the tile (at any shift up to 100 pixels, or at stride 50) holds an unknown, black
+cell, which no training window holds and a real section lacks.
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ from pathlib import Path
 
 import _bench
 import numpy as np
+from scipy import ndimage
 
 from salt_tf.tiles import mosaics
 from salt_tf.tiles.data import real_seismic_dir
@@ -54,6 +62,7 @@ def held_out_sections(real: Path, tgs: Path, realdata: Path) -> list[tuple[mosai
 
 
 GROUPS = ("at a label seam", "neighbours agree", "no labelled neighbour")
+KNOWN = "windows on known cells"
 
 
 def seam_group(m: mosaics.Mosaic, r: int, c: int, share: float = 0.2) -> str:
@@ -70,6 +79,21 @@ def seam_group(m: mosaics.Mosaic, r: int, c: int, share: float = 0.2) -> str:
                 if (label[mine] != other[theirs]).mean() >= share:
                     return GROUPS[0]
     return GROUPS[1] if neighbours else GROUPS[2]
+
+
+def windows_on_known_cells(m: mosaics.Mosaic, r: int, c: int) -> bool:
+    """Whether every cell around tile (r, c) that the section has is known (not black): then a window
+    reaching up to 100 pixels beyond the tile holds no unknown cell."""
+    return bool(m.known[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2].all())
+
+
+def nearest_known(m: mosaics.Mosaic, values: np.ndarray) -> np.ndarray:
+    """``values`` (the section's pixels) with every pixel of an unknown cell set to the nearest known
+    pixel's value: the seismic goes on into the unknown cells instead of a black block."""
+    unknown = np.kron(~m.known, np.ones((TILE, TILE), bool))
+    if not unknown.any() or unknown.all():
+        return values
+    return values[tuple(ndimage.distance_transform_edt(unknown, return_distances=False, return_indices=True))]
 
 
 def score(probs: list[np.ndarray], truths: list[np.ndarray], threshold: float) -> tuple[float, float]:
@@ -118,6 +142,8 @@ def main() -> None:
     group_of = np.array([seam_group(m, r, c) for m, cells in scored for r, c in cells])
     print(", ".join(f"{int((group_of == g).sum())} {g}" for g in GROUPS) + " (a seam: the label differs from a "
           "labelled neighbour's on 20% or more of the shared edge)", flush=True)
+    on_known = np.array([windows_on_known_cells(m, r, c) for m, cells in scored for r, c in cells])
+    print(f"{int(on_known.sum())} tiles have windows on known cells only (their eight neighbouring cells are known)", flush=True)
     results, groups = {}, {}
 
     def report(name: str, probs: list[np.ndarray]) -> None:
@@ -125,6 +151,9 @@ def main() -> None:
         groups[name] = {group: score([p for p, g in zip(probs, group_of) if g == group],
                                      [t for t, g in zip(truths, group_of) if g == group], threshold)[0]
                         for group in GROUPS if (group_of == group).any()}
+        if on_known.any():
+            groups[name][KNOWN] = score([p for p, k in zip(probs, on_known) if k], [t for t, k in zip(truths, on_known) if k],
+                                        threshold)[0]
         split = "  ".join(f"{group} {value:.4f}" for group, value in groups[name].items())
         print(f"{name:32s} competition score {results[name][0]:.4f}  pixel IoU {results[name][1]:.4f}  ({split})",
               flush=True)
@@ -135,26 +164,31 @@ def main() -> None:
     report("predict.py, tile by tile", list(predict_probs(ensemble, tiles, progress=False)))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for windows, scales in [("global", "1"), ("minmax", "1")] + [("minmax", s) for s in args.scales]:
+        variants = [("global", "1", False), ("minmax", "1", False), ("minmax", "1", True)]
+        for windows, scales, fill in variants + [("minmax", s, False) for s in args.scales]:
             probs = []
             for k, (m, cells) in enumerate(scored):
                 if cells:
-                    p = segment_section(run, model, m.image.astype(np.float32), tmp, f"s{k}", 50, windows, scales)
+                    image = m.image.astype(np.float32)
+                    p = segment_section(run, model, nearest_known(m, image) if fill else image, tmp, f"s{k}-{fill}", 50,
+                                        windows, scales)
                     probs += [p[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
-            report(f"segment, stride 50, {windows}" + ("" if scales == "1" else f", scale {scales}"), probs)
-        for shift in args.shifts:
+            report(f"segment, stride 50, {windows}" + ("" if scales == "1" else f", scale {scales}")
+                   + (", unknown filled" if fill else ""), probs)
+        for shift, fill in [(shift, fill) for fill in (False, True) for shift in args.shifts]:
             probs = []
             for k, (m, cells) in enumerate(scored):
                 if cells:
-                    flat = mosaics.continuous(m)[shift:, shift:]
-                    p = segment_section(run, model, flat, tmp, f"c{k}-{shift}", 101, "minmax")
+                    flat = (nearest_known(m, mosaics.continuous(m)) if fill else mosaics.continuous(m))[shift:, shift:]
+                    p = segment_section(run, model, flat, tmp, f"c{k}-{shift}-{fill}", 101, "minmax")
                     probs += [p[r * TILE - shift : (r + 1) * TILE - shift, c * TILE - shift : (c + 1) * TILE - shift]
                               for r, c in cells]
-            report(f"minmax on the grid, shift {shift}", probs)
+            report(f"minmax on the grid, shift {shift}" + (", unknown filled" if fill else ""), probs)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "real_sections.json").write_text(json.dumps(
-            {"tiles": n, "groups": {g: int((group_of == g).sum()) for g in GROUPS}, "threshold": threshold,
+            {"tiles": n, "groups": {g: int((group_of == g).sum()) for g in GROUPS}, KNOWN: int(on_known.sum()),
+             "threshold": threshold,
              "scores": {k: {"competition": v[0], "pixel_iou": v[1], "by_group": groups[k]} for k, v in results.items()}},
             indent=1))
 

@@ -68,3 +68,11 @@ def test_label_seams_are_found_between_labelled_neighbours_only():
     assert real_sections.seam_group(section, 1, 1) == "neighbours agree"
     section.label[:TILE, TILE:2 * TILE] = UNLABELLED  # and now it has no labelled neighbour
     assert real_sections.seam_group(section, 1, 1) == "no labelled neighbour"
+    # cell (1, 2) is unknown: only (0, 0) of the top row has no unknown cell around it
+    assert [real_sections.windows_on_known_cells(section, r, c) for r, c in [(0, 0), (0, 1), (0, 2), (1, 0)]] == \
+        [True, False, False, True]
+    filled = real_sections.nearest_known(section, section.image.astype(np.float32))
+    known = np.kron(section.known, np.ones((TILE, TILE), bool))
+    np.testing.assert_array_equal(filled[known], section.image[known])
+    assert filled[TILE, 2 * TILE + 50] == section.image[TILE - 1, 2 * TILE + 50]  # nearest: the pixel above
+    assert filled[2 * TILE - 1, 2 * TILE] == section.image[2 * TILE - 1, 2 * TILE - 1]  # nearest: the one left

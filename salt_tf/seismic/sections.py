@@ -63,6 +63,22 @@ class AmplitudeMap:
         return np.where(np.asarray(live)[:, None], amplitudes, self.centre)
 
 
+def nearest_live_traces(amplitudes: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """Amplitudes (traces, samples) with each trace that holds no data (``live`` false) replaced by the
+    nearest live trace (the earlier one on a tie), so that a window stretched on its own sees the
+    seismic go on across a gap, not a flat grey band that reads like salt (on real sections with unknown
+    cells, benchmarks/RESULTS.md). A line with no live trace comes back as NaN."""
+    live = np.asarray(live, bool)
+    if not live.any():
+        return np.full(np.shape(amplitudes), np.nan, np.float32)
+    where = np.flatnonzero(live)
+    after = np.clip(np.searchsorted(where, np.arange(len(live))), 0, len(where) - 1)
+    before = np.clip(after - 1, 0, len(where) - 1)
+    k = np.arange(len(live))
+    nearest = np.where(np.abs(where[before] - k) <= np.abs(where[after] - k), where[before], where[after])
+    return np.asarray(amplitudes)[nearest]
+
+
 def training_spread(stats: dict, percentile: float) -> float:
     table = {float(q): float(v) for q, v in stats["abs_dev_percentiles"].items()}
     qs = np.array(sorted(table))

@@ -159,13 +159,14 @@ def count_windows(inp: Input, direction: str, stride: int, scales: tuple[float, 
 
 def window_probabilities(group, amap, model, stride: int, bar: Progress) -> list[tuple[np.ndarray, np.ndarray]]:
     """(amplitudes (traces, samples), live (traces,), label) of a few lines -> their probability and
-    uncertainty (traces, samples), NaN at absent traces (filled with the neutral grey for the windows)."""
+    uncertainty (traces, samples), NaN at absent traces (filled for the windows: with the neutral grey for
+    "global" windows, with the nearest live trace for windows stretched on their own)."""
     greys = []
     for amplitudes, live, label in group:
         filled = amap.filled(amplitudes, live)
         sections.check_finite(filled, label, ("trace", "sample"))
-        # samples vertical, as in the tiles; "minmax": absent traces NaN, left out of each window's stretch
-        greys.append(amap(filled.T) if amap.windows == "global" else np.where(live[:, None], filled, np.nan).T)
+        # samples vertical, as in the tiles; "minmax": absent traces copy the nearest live one
+        greys.append(amap(filled.T) if amap.windows == "global" else sections.nearest_live_traces(filled, live).T)
     results = sections.segment_sections(greys, model, stride, None if amap.windows == "global" else stretch,
                                         amap.scales)
     bar.add(sum(sections.count_windows(*g.shape, stride, amap.scales) for g in greys))

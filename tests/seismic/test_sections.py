@@ -169,3 +169,12 @@ def test_scales_resample_back_to_the_section_and_count_their_windows():
 def test_scales_out_of_range_repeated_or_unreadable_are_refused(text):
     with pytest.raises(SectionError, match=f"--scale {text}: expected"):
         sections.check_scales(text)
+
+
+def test_an_absent_trace_copies_the_nearest_live_one_the_earlier_on_a_tie():
+    amplitudes = np.arange(8, dtype=np.float32)[:, None] * np.ones((8, 3), np.float32)
+    live = np.array([0, 1, 1, 0, 0, 0, 1, 0], bool)
+    got = sections.nearest_live_traces(amplitudes, live)
+    np.testing.assert_array_equal(got[:, 0], [1, 1, 2, 2, 2, 6, 6, 6])  # trace 4: 2 and 6 tie, 2 taken
+    np.testing.assert_array_equal(got[live], amplitudes[live])
+    assert np.isnan(sections.nearest_live_traces(amplitudes, np.zeros(8, bool))).all()

@@ -355,6 +355,31 @@ def test_on_the_tile_grid_minmax_windows_are_the_tiles_predict_py_reads(tiny_dat
                                   (grid.T / 255.0).astype(np.float16).astype(np.float32))
 
 
+def test_minmax_windows_see_the_nearest_live_trace_across_a_gap_not_a_grey_band(tmp_path):
+    """Traces 40-59 of inline 0 are absent: each window stretched on its own gets the nearest live
+    trace there (39 for 40-49, 60 for 50-59), so the seismic goes on across the gap; on real sections
+    a flat grey band beside live data was read as salt (benchmarks/RESULTS.md). No data stays NaN."""
+    cube = np.random.default_rng(3).normal(0, 100, (2, 120, 101)).astype(np.float32)
+    live = np.ones((2, 120), bool)
+    live[0, 40:60] = False
+    write_segy_volume(tmp_path / "gap.sgy", cube, live=live)
+    seen = []
+
+    def model(windows):
+        seen.append(windows.copy())
+        return identity(windows)
+
+    segment(tmp_path / "gap.sgy", tmp_path / "out", model=model, stride=101, windows="minmax")
+    filled = cube[0].copy()
+    filled[40:50], filled[50:60] = cube[0, 39], cube[0, 60]
+    got = np.concatenate(seen)
+    expected = stretch(filled[:101].T[None])[0]  # the line's first window, traces 0-100, across the gap
+    assert any(np.array_equal(w, expected) for w in got)
+    assert not any((w == 128).all(axis=0).any() for w in got)  # no trace of one flat grey level
+    probability = np.load(tmp_path / "out" / "probability.npy")
+    assert np.isnan(probability[0, 40:60]).all() and np.isfinite(probability[live]).all()
+
+
 def test_the_run_decides_how_windows_are_made_unless_told(tmp_path):
     from salt_tf.seismic.segment import window_norm
 
