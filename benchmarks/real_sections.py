@@ -175,11 +175,13 @@ def main() -> None:
                     probs += [p[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
             report(f"segment, stride 50, {windows}" + ("" if scales == "1" else f", scale {scales}")
                    + (", unknown filled" if fill else ""), probs)
+        flats = {False: [mosaics.continuous(m) for m, _ in scored]}
+        flats[True] = [nearest_known(m, flat) for (m, _), flat in zip(scored, flats[False])]
         for shift, fill in [(shift, fill) for fill in (False, True) for shift in args.shifts]:
             probs = []
             for k, (m, cells) in enumerate(scored):
                 if cells:
-                    flat = (nearest_known(m, mosaics.continuous(m)) if fill else mosaics.continuous(m))[shift:, shift:]
+                    flat = flats[fill][k][shift:, shift:]
                     p = segment_section(run, model, flat, tmp, f"c{k}-{shift}-{fill}", 101, "minmax")
                     probs += [p[r * TILE - shift : (r + 1) * TILE - shift, c * TILE - shift : (c + 1) * TILE - shift]
                               for r, c in cells]

@@ -16,6 +16,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from salt_tf.common.errors import SectionError
 
@@ -71,11 +72,7 @@ def nearest_live_traces(amplitudes: np.ndarray, live: np.ndarray) -> np.ndarray:
     live = np.asarray(live, bool)
     if not live.any():
         return np.full(np.shape(amplitudes), np.nan, np.float32)
-    where = np.flatnonzero(live)
-    after = np.clip(np.searchsorted(where, np.arange(len(live))), 0, len(where) - 1)
-    before = np.clip(after - 1, 0, len(where) - 1)
-    k = np.arange(len(live))
-    nearest = np.where(np.abs(where[before] - k) <= np.abs(where[after] - k), where[before], where[after])
+    nearest = ndimage.distance_transform_edt(~live, return_distances=False, return_indices=True)[0]
     return np.asarray(amplitudes)[nearest]
 
 
