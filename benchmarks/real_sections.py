@@ -31,6 +31,13 @@ whose neighbours are test tiles or unknown (a seam there cannot be seen). And ap
 on "windows on known cells": the tiles whose eight neighbouring cells are all known, so that no window
 that reaches into the tile (at any shift up to 100 pixels, or at stride 50) holds an unknown, black
 cell, which no training window holds and a real section lacks.
+
+Each variant's score is given twice: as thresholded, and with the run's minimum salt area (a tile's
+mask with fewer salt pixels is emptied, as ``predict.py`` does for its submission). Its difference
+from ``predict.py`` is paired over the same tiles, with its standard error: one tile is 1/n of a
+score, and a few tiles decide most differences here. ``--out`` also keeps every variant's
+probabilities of the scored tiles (``probabilities.npz``, float16) so that later analyses need no
+model.
 """
 from __future__ import annotations
 
@@ -44,7 +51,7 @@ from scipy import ndimage
 
 from salt_tf.tiles import mosaics
 from salt_tf.tiles.data import real_seismic_dir
-from salt_tf.tiles.metrics import UNLABELLED, image_scores
+from salt_tf.tiles.metrics import UNLABELLED, image_scores, remove_small
 
 TILE = mosaics.TILE
 
@@ -104,6 +111,18 @@ def score(probs: list[np.ndarray], truths: list[np.ndarray], threshold: float) -
     return float(np.mean(image_scores(truth, masks))), float(np.logical_and(masks, truth).sum() / max(union, 1))
 
 
+def tile_scores(probs: list[np.ndarray], truths: list[np.ndarray], threshold: float, min_area: int = 0) -> np.ndarray:
+    """Each tile's competition score, its mask emptied when it holds fewer than ``min_area`` salt pixels."""
+    masks = remove_small(np.stack([p > threshold for p in probs]), min_area).astype(np.uint8)
+    return image_scores(np.stack(truths).astype(np.uint8), masks)
+
+
+def paired_difference(base: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+    """Mean of ``other - base`` over the same tiles and its standard error."""
+    d = np.asarray(other, np.float64) - np.asarray(base, np.float64)
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+
+
 def segment_section(run: Path, model, values: np.ndarray, tmp: Path, name: str, stride: int, windows: str,
                     scales: str = "1") -> np.ndarray:
     """segment.run's probability (samples, traces) of a section given as (samples, traces) values,
@@ -130,7 +149,7 @@ def main() -> None:
     from salt_tf.seismic.segment import ensemble_model
 
     run = args.real / "run"
-    threshold, _ = postprocessing(run, None)
+    threshold, min_area = postprocessing(run, None)
     found = held_out_sections(args.real, args.tgs, args.realdata)
     keep = max(args.shifts)
     # tiles scored at every shift: held out, and not in the first row or column of cells the shift cuts
@@ -144,7 +163,7 @@ def main() -> None:
           "labelled neighbour's on 20% or more of the shared edge)", flush=True)
     on_known = np.array([windows_on_known_cells(m, r, c) for m, cells in scored for r, c in cells])
     print(f"{int(on_known.sum())} tiles have windows on known cells only (their eight neighbouring cells are known)", flush=True)
-    results, groups = {}, {}
+    results, groups, kept, per_tile = {}, {}, {}, {}
 
     def report(name: str, probs: list[np.ndarray]) -> None:
         results[name] = score(probs, truths, threshold)
@@ -157,7 +176,16 @@ def main() -> None:
         split = "  ".join(f"{group} {value:.4f}" for group, value in groups[name].items())
         print(f"{name:32s} competition score {results[name][0]:.4f}  pixel IoU {results[name][1]:.4f}  ({split})",
               flush=True)
-
+        kept[name] = np.stack(probs).astype(np.float16)
+        per_tile[name] = {"plain": tile_scores(probs, truths, threshold),
+                          "min_area": tile_scores(probs, truths, threshold, min_area)}
+        base = per_tile[next(iter(per_tile))]
+        parts = []
+        for rule, subset, label in [("plain", slice(None), "all"), ("min_area", slice(None), f"min area {min_area}"),
+                                    ("plain", on_known, KNOWN), ("min_area", on_known, f"{KNOWN}, min area")]:
+            d, se = paired_difference(base[rule][subset], per_tile[name][rule][subset])
+            parts.append(f"{label} {per_tile[name][rule][subset].mean():.4f} ({d:+.3f} +- {se:.3f})")
+        print(f"{'':32s} against predict.py: " + "; ".join(parts), flush=True)
     ensemble = load_ensemble(run)
     model, _ = ensemble_model(run, 32, True, False)
     tiles = np.stack([m.tile(r, c)[0] for m, cells in scored for r, c in cells])
@@ -188,12 +216,19 @@ def main() -> None:
             report(f"minmax on the grid, shift {shift}" + (", unknown filled" if fill else ""), probs)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "real_sections.json").write_text(json.dumps(
-            {"tiles": n, "groups": {g: int((group_of == g).sum()) for g in GROUPS}, KNOWN: int(on_known.sum()),
-             "threshold": threshold,
-             "scores": {k: {"competition": v[0], "pixel_iou": v[1], "by_group": groups[k]} for k, v in results.items()}},
-            indent=1))
-
+        figures = {"tiles": n, "groups": {g: int((group_of == g).sum()) for g in GROUPS}, KNOWN: int(on_known.sum()),
+                   "threshold": threshold, "min_area": min_area,
+                   "scores": {k: {"competition": v[0], "pixel_iou": v[1], "by_group": groups[k],
+                                  "tiles": {rule: per_tile[k][rule].tolist() for rule in ("plain", "min_area")}}
+                              for k, v in results.items()},
+                   "tile_ids": [str(m.ids[r, c]) for m, cells in scored for r, c in cells], "group": group_of.tolist(),
+                   "on_known_cells": on_known.tolist()}
+        part = args.out / "real_sections.json.part"
+        part.write_text(json.dumps(figures, indent=1))
+        part.replace(args.out / "real_sections.json")
+        with open(args.out / "probabilities.npz.part", "wb") as f:
+            np.savez_compressed(f, **kept)
+        (args.out / "probabilities.npz.part").replace(args.out / "probabilities.npz")
 
 if __name__ == "__main__":
     main()

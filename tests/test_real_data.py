@@ -76,3 +76,18 @@ def test_label_seams_are_found_between_labelled_neighbours_only():
     np.testing.assert_array_equal(filled[known], section.image[known])
     assert filled[TILE, 2 * TILE + 50] == section.image[TILE - 1, 2 * TILE + 50]  # nearest: the pixel above
     assert filled[2 * TILE - 1, 2 * TILE] == section.image[2 * TILE - 1, 2 * TILE - 1]  # nearest: the one left
+
+
+def test_a_few_stray_pixels_on_an_empty_tile_are_scored_with_and_without_the_runs_minimum_area():
+    real_sections = load_script("benchmarks/real_sections.py", "real_sections")
+    empty, salt = np.zeros((TILE, TILE), np.uint8), np.zeros((TILE, TILE), np.uint8)
+    salt[:50] = 1
+    stray = np.zeros((TILE, TILE), np.float32)
+    stray[0, :5] = 0.9  # five pixels of salt on a tile that has none
+    probs, truths = [stray, salt.astype(np.float32)], [empty, salt]
+    np.testing.assert_array_equal(real_sections.tile_scores(probs, truths, 0.5), [0.0, 1.0])
+    np.testing.assert_array_equal(real_sections.tile_scores(probs, truths, 0.5, min_area=6), [1.0, 1.0])
+    # a real salt body smaller than the minimum area is lost as well
+    np.testing.assert_array_equal(real_sections.tile_scores(probs, truths, 0.5, min_area=5051), [1.0, 0.0])
+    mean, se = real_sections.paired_difference(np.array([1.0, 1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.0, 0.5]))
+    assert mean == -0.25 and se == pytest.approx(0.25)  # differences -1, 0, 0, 0: sd 0.5, over sqrt(4)
