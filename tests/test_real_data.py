@@ -91,3 +91,19 @@ def test_a_few_stray_pixels_on_an_empty_tile_are_scored_with_and_without_the_run
     np.testing.assert_array_equal(real_sections.tile_scores(probs, truths, 0.5, min_area=5051), [1.0, 0.0])
     mean, se = real_sections.paired_difference(np.array([1.0, 1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.0, 0.5]))
     assert mean == -0.25 and se == pytest.approx(0.25)  # differences -1, 0, 0, 0: sd 0.5, over sqrt(4)
+
+
+def test_a_band_on_both_sides_of_each_label_seam_is_left_out_and_nothing_else():
+    from salt_tf.tiles.mosaics import unlabel_seams
+
+    section = _section()
+    before = section.label.copy()
+    masked = unlabel_seams(section, 5)
+    out = masked.label == UNLABELLED
+    expected = before == UNLABELLED
+    expected[:TILE, TILE - 5:TILE + 5] = True  # (0, 0) | (0, 1): salt stops at the edge
+    expected[TILE - 5:TILE + 5, TILE:2 * TILE] = True  # (0, 1) above (1, 1): no salt above, salt below
+    np.testing.assert_array_equal(out, expected)  # (0, 1) | (0, 2) agree: untouched
+    np.testing.assert_array_equal(masked.label[~out], before[~out])
+    np.testing.assert_array_equal(section.label, before)  # the section itself is not changed
+    assert unlabel_seams(section, 0) is section

@@ -47,6 +47,7 @@ class Config:
     # training tile, framed as the tiles were, unlabelled pixels out of the loss (issue 38).
     sections: str | None = None
     section_windows: float = 1.0
+    section_seams: int = 0  # pixels on both sides of a label seam left out of the loss (mosaics.unlabel_seams)
 
     # A user's survey instead of tiles: a folder of windows and folds of whole lines written by
     # `python -m salt_tf.seismic.survey_tiles`; lines within `gap` of a fold's validation lines are
@@ -188,6 +189,8 @@ HELP = {
     "sections": "also train on windows across the tile grid of the sections the tiles were cut from: a folder with "
     "mosaics/ (the jigsaw's CSVs) and test_tiles/, e.g. ../shared/realdata (needs --data)",
     "section_windows": "windows from --sections per training tile",
+    "section_seams": "with --sections: leave this many pixels on both sides of a label seam (neighbouring tiles whose "
+    "labels differ on 20%% or more of their shared edge: the competition drew each tile's mask alone) out of the loss",
     "survey": "train on a survey's labelled lines instead of tiles: a folder written by python -m "
     "salt_tf.seismic.survey_tiles (windows, folds of whole lines)",
     "gap": "with --survey: a fold does not train on lines within this many lines of its validation lines",
@@ -352,6 +355,8 @@ def check_config(config: Config) -> None:
         raise ValueError(f"--survey {config.survey}: trains on the survey's windows alone; drop --data and --sections")
     if config.gap < 0:
         raise ValueError(f"--gap {config.gap}: must be at least 0")
+    if not 0 <= config.section_seams <= 50:
+        raise ValueError(f"--section-seams {config.section_seams}: must be 0 (off) to 50 pixels, half a tile")
     if config.section_windows < 0:
         raise ValueError(f"--section-windows {config.section_windows}: must be at least 0")
     if config.budget_min is not None and config.budget_min <= 0:

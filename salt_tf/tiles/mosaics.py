@@ -99,6 +99,25 @@ def neighbours(known: np.ndarray):
                 yield r, c, r + 1, c, "below"
 
 
+def unlabel_seams(mosaic: Mosaic, band: int, share: float = 0.2) -> Mosaic:
+    """``mosaic`` with ``band`` pixels on both sides of every label seam set to ``UNLABELLED``: where two
+    neighbouring labelled tiles' labels differ on ``share`` or more of their shared edge. The
+    competition's masks were drawn tile by tile and stop at tile edges where the seismic goes on
+    (``benchmarks/label_seams.py``); which side is right is unknown, so neither is trained on there."""
+    if band <= 0:
+        return mosaic
+    label = mosaic.label.copy()
+    labelled = np.array([[(mosaic.tile(r, c)[1] != UNLABELLED).all() for c in range(mosaic.ids.shape[1])]
+                         for r in range(mosaic.ids.shape[0])], bool).reshape(mosaic.ids.shape)
+    for r, c, r2, c2, side in neighbours(labelled):
+        a, b = mosaic.tile(r, c)[1], mosaic.tile(r2, c2)[1]
+        if side == "right" and (a[:, -1] != b[:, 0]).mean() >= share:
+            label[r * TILE : (r + 1) * TILE, c2 * TILE - band : c2 * TILE + band] = UNLABELLED
+        elif side == "below" and (a[-1] != b[0]).mean() >= share:
+            label[r2 * TILE - band : r2 * TILE + band, c * TILE : (c + 1) * TILE] = UNLABELLED
+    return Mosaic(mosaic.name, mosaic.image, label, mosaic.ids, mosaic.known)
+
+
 def _solve(pairs: list[tuple[int, int, float]], n: int, anchor: float) -> np.ndarray:
     """Least squares for x (n,) with x_i - x_j = d for each (i, j, d), and a weak pull of every x_k
     towards 0 that fixes what the differences leave free (each group of connected tiles' level)."""

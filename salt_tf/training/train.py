@@ -121,6 +121,7 @@ class _Fold:
         if self.windows is None:
             config = self.config
             sections = mosaics.data_sections(config.sections, config.data) if config.sections else ()
+            sections = [mosaics.unlabel_seams(m, config.section_seams) for m in sections]
             self.windows = mosaics.sample_windows(sections, round(config.section_windows * len(self.tr)) if sections else 0,
                                                   config.seed * 1000 + self.fold, exclude=np.asarray(self.train.ids)[self.va])
             if sections:

@@ -542,7 +542,7 @@ def test_training_across_the_tile_grid_draws_windows_clear_of_the_validation_til
     (sections / "mosaics" / "mosaic_1_1.csv").write_text("\n".join(",".join(f'"{i}"' for i in row) for row in grid) + "\n")
     config = Config(data=str(tiny_data), out=str(tmp_path / "r"), size=32, encoder="resnet18", encoder_weights=None,
                     batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0, sections=str(sections),
-                    section_windows=0.5)
+                    section_windows=0.5, section_seams=3)
     said = []
     run(config, log=said.append)
     line = next(line for line in said if "windows across the tile grid" in line)
@@ -559,6 +559,8 @@ def test_training_across_the_tile_grid_draws_windows_clear_of_the_validation_til
         check_config(Config(sections=str(sections)))
     with pytest.raises(ValueError, match="a folder holding mosaics/"):
         check_config(Config(data=str(tiny_data), sections=str(tmp_path)))
+    with pytest.raises(ValueError, match="--section-seams 51: must be 0 .off. to 50 pixels"):
+        check_config(Config(data=str(tiny_data), sections=str(sections), section_seams=51))
 
 
 def test_the_embedded_set_is_cached_under_its_recipe_version_and_an_older_recipes_is_not_reused(tmp_path, monkeypatch):
