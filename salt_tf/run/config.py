@@ -2,8 +2,8 @@
 
 The CLI maps its flags onto these fields one to one, and every run writes the config it used to
 ``RUN_DIR/config.json``. Defaults follow the original GPU solution; presets are named overrides
-for other budgets. ``check_config`` and ``check_weights`` refuse a bad setting before anything is
-written.
+for other budgets. ``check_config`` (and ``run.start.check_weights``) refuse a bad setting before
+anything is written.
 """
 from __future__ import annotations
 
@@ -189,8 +189,8 @@ HELP = {
     "sections": "also train on windows across the tile grid of the sections the tiles were cut from: a folder with "
     "mosaics/ (the jigsaw's CSVs) and test_tiles/, e.g. ../shared/realdata (needs --data)",
     "section_windows": "windows from --sections per training tile",
-    "section_seams": "with --sections: leave this many pixels on both sides of a label seam (neighbouring tiles whose "
-    "labels differ on 20%% or more of their shared edge: the competition drew each tile's mask alone) out of the loss",
+    "section_seams": "with --sections: pixels on both sides of a label seam (neighbouring masks differing on 20%% of "
+    "their edge or more) left out of the loss",
     "survey": "train on a survey's labelled lines instead of tiles: a folder written by python -m "
     "salt_tf.seismic.survey_tiles (windows, folds of whole lines)",
     "gap": "with --survey: a fold does not train on lines within this many lines of its validation lines",
@@ -395,51 +395,3 @@ def _check_fit(config: Config) -> None:
     if config.fit == "pad" and config.warmup_size is not None:
         raise ValueError(f"--fit pad --warmup-size {config.warmup_size}: progressive resizing trains on resized "
                          "tiles; leave out --warmup-size (or use --fit resize)")
-
-
-class WeightsError(ValueError):
-    """The encoder's pretrained weights are not available."""
-
-
-def start_model_path(config: Config, fold: int) -> Path:
-    """The model a fine-tuned fold starts from: ``init_from``'s fold of the same number, else its fold 0."""
-    for k in (fold, 0):
-        path = Path(config.init_from) / f"fold{k}" / "model.keras"
-        if path.is_file():
-            return path
-    raise ValueError(f"--init-from {config.init_from}: no fold{fold}/model.keras nor fold0/model.keras; "
-                     f"expected a run folder with a finished fold")
-
-
-def start_weights(config: Config, fold: int, model) -> list:
-    """The start model's weights for ``model`` (built from ``config``), or a ValueError: how they differ."""
-    import keras
-
-    path = start_model_path(config, fold)
-    theirs, mine = keras.models.load_model(path, compile=False).get_weights(), model.get_weights()
-    shapes = [(a.shape, b.shape) for a, b in zip(theirs, mine) if a.shape != b.shape]
-    if len(theirs) != len(mine) or shapes:
-        where = (f"a weight of shape {shapes[0][0]} there, {shapes[0][1]} here" if shapes
-                 else f"{len(theirs)} weight arrays there, {len(mine)} here")
-        raise ValueError(f"--init-from {config.init_from}: its model ({path}) does not match these settings "
-                         f"(encoder {config.encoder}, decoder {config.decoder}, scSE {config.scse}, hypercolumn "
-                         f"{config.hypercolumn}): {where}")
-    return theirs
-
-
-def check_weights(config: Config) -> None:
-    """Before any folder is made: the start model fits (``init_from``), or the ImageNet weights are here."""
-    if config.init_from is not None:
-        start_weights(config, config.fold or 0, build_from_config(config, config.size))
-        return
-    if config.encoder_weights != "imagenet":
-        return
-    from salt_tf.model.encoders import imagenet_weights_path
-
-    try:
-        imagenet_weights_path(config.encoder)
-    except FileNotFoundError as err:
-        raise WeightsError(
-            f"{err} To train without it: --encoder-weights PATH (a local copy of that file), "
-            f"--encoder-weights none (random initialisation), or a preset that trains from scratch "
-            f"(--preset {' / --preset '.join(sorted(PRESETS))})") from None

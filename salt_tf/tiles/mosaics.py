@@ -172,11 +172,13 @@ def load_sections(folder: str | os.PathLike, labelled: str | os.PathLike, unlabe
 
 
 @functools.lru_cache(maxsize=1)
-def data_sections(folder: str, data: str) -> tuple[Mosaic, ...]:
+def data_sections(folder: str, data: str, seams: int = 0) -> tuple[Mosaic, ...]:
     """The sections of ``folder`` (``load_sections``) with a data set's tiles in Kaggle's layout: its
-    train tiles labelled, its test tiles (if any) and ``folder/test_tiles`` not; read once per process."""
+    train tiles labelled, its test tiles (if any) and ``folder/test_tiles`` not, ``seams`` pixels on
+    both sides of a label seam unlabelled (``unlabel_seams``); read once per process."""
     test = Path(data) / "test" / "images"
-    return tuple(load_sections(folder, Path(data) / "train", [test] if test.is_dir() else []))
+    sections = load_sections(folder, Path(data) / "train", [test] if test.is_dir() else [])
+    return tuple(unlabel_seams(m, seams) for m in sections)
 
 
 def sample_windows(sections: list[Mosaic], n: int, seed: int, exclude=(), min_labelled: float = 0.25,

@@ -31,23 +31,17 @@ from salt_tf.inference.predict import RunError, load_ensemble, predict_probs
 from salt_tf.model.keras_metrics import CompetitionScore
 from salt_tf.model.losses import phase_loss
 from salt_tf.model.unet import export_saved_model, inference_model
-from salt_tf.run.config import Config, build_from_config, check_config, check_weights, start_model_path, start_weights
+from salt_tf.run.config import Config, build_from_config, check_config
 from salt_tf.run.folder import Checkpoint, budget_spent, finished_folds, held, open_run_folder
 from salt_tf.run.report import write_report
+from salt_tf.run.start import check_weights, start_model_path, start_weights
 from salt_tf.run.tile_stats import write_tile_stats
 from salt_tf.tiles import folds as folds_mod
 from salt_tf.tiles import mosaics, pipeline, synthetic, windows_set
 from salt_tf.tiles.data import load_train
 from salt_tf.tiles.metrics import competition_score, truth_of
-from salt_tf.training.callbacks import (
-    FoldClock,
-    FoldTracker,
-    PhaseClock,
-    ResumableEarlyStopping,
-    ResumableReduceLROnPlateau,
-    TimeBudget,
-    WeightAverage,
-)
+from salt_tf.training.callbacks import (FoldClock, FoldTracker, PhaseClock, ResumableEarlyStopping,
+                                        ResumableReduceLROnPlateau, TimeBudget, WeightAverage)
 from salt_tf.training.optimizers import FusedAdamW
 
 # --- one phase ------------------------------------------------------------------------------------
@@ -120,8 +114,7 @@ class _Fold:
         never touching this fold's validation tiles, drawn once per fold; else none."""
         if self.windows is None:
             config = self.config
-            sections = mosaics.data_sections(config.sections, config.data) if config.sections else ()
-            sections = [mosaics.unlabel_seams(m, config.section_seams) for m in sections]
+            sections = mosaics.data_sections(config.sections, config.data, config.section_seams) if config.sections else ()
             self.windows = mosaics.sample_windows(sections, round(config.section_windows * len(self.tr)) if sections else 0,
                                                   config.seed * 1000 + self.fold, exclude=np.asarray(self.train.ids)[self.va])
             if sections:
