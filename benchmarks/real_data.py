@@ -7,7 +7,11 @@ Everything runs through the project's own code paths:
 1. The 3,200 labelled tiles of the data set (``$SALT_TF_TGS_DIR``, default ``../shared/tgs``
    beside the project) are split, stratified by depth, into a training pool and a held-out split
    (``--holdout``, default 0.2). Both are written as data folders of symlinks in Kaggle's layout
-   under ``OUT/data``; nothing is copied.
+   under ``OUT/data``; nothing is copied. With ``--holdout-sections DIR`` (a folder with the jigsaw's
+   ``mosaics/``, e.g. ``../shared/realdata``) whole sections are held out first, every tile of a
+   section together, then tiles in no section, so that ``benchmarks/real_sections.py`` scores many
+   more held-out tiles inside sections (about 640 of the 801 train tiles in sections, against 155 in
+   a split by depth); the held-out tiles are then sections' tiles, not a sample of all.
 2. ``salt_tf.training.train.run`` trains on the pool, fold ``--fold`` (default 0) of ``--folds``, under
    ``--budget-min`` (from the preset); the fold's validation split picks the best epoch and tunes
    the threshold. Every train.py flag works here too.
@@ -37,18 +41,53 @@ from salt_tf.tiles.data import load_train, read_mask
 from salt_tf.tiles.metrics import competition_score
 
 
-def split_holdout(tgs: Path, out: Path, fraction: float, seed: int) -> tuple[Path, Path, np.ndarray]:
+def sections_of(ids, realdata: Path) -> dict[str, str]:
+    """Each tile id's group for a split by sections: the jigsaw section holding it, else the id itself."""
+    from salt_tf.tiles import mosaics
+
+    group = {str(i): str(i) for i in ids}
+    for path in mosaics.mosaic_paths(Path(realdata) / "mosaics"):
+        for tile_id in mosaics.read_grid(path).ravel():
+            if tile_id in group:
+                group[tile_id] = path.stem
+    return group
+
+
+def held_by_sections(ids, realdata: Path, fraction: float, seed: int) -> set[str]:
+    """Whole sections in a seeded random order, then tiles in no section, until ``fraction`` of the
+    tiles: as many held-out tiles inside sections as the split allows, each with its neighbours."""
+    group = sections_of(ids, realdata)
+    members: dict[str, list[str]] = {}
+    for tile_id, name in sorted(group.items()):
+        members.setdefault(name, []).append(tile_id)
+    rng = np.random.default_rng(seed)
+    sections = sorted(name for name, tiles in members.items() if name not in group)
+    alone = sorted(name for name in members if name in group)
+    held: set[str] = set()
+    for name in [sections[k] for k in rng.permutation(len(sections))] + [alone[k] for k in rng.permutation(len(alone))]:
+        if len(held) >= round(fraction * len(group)):
+            break
+        held.update(members[name])
+    return held
+
+
+def split_holdout(tgs: Path, out: Path, fraction: float, seed: int, sections: Path | None = None
+                  ) -> tuple[Path, Path, np.ndarray]:
     """Write ``out/pool`` (a data set in Kaggle's layout) and ``out/holdout/{images,masks}`` as
     symlinks into ``tgs``; return both folders and the held-out ids. ``out/split.json`` records
-    the split, so that a second run into the same folder finds it or is refused."""
+    the split, so that a second run into the same folder finds it or is refused. With ``sections``,
+    whole jigsaw sections are held out (``held_by_sections``); else tiles stratified by depth."""
     recorded = out / "split.json"
-    wanted = json.dumps({"data": str(Path(tgs).resolve()), "fraction": fraction, "seed": seed})
+    wanted = json.dumps({"data": str(Path(tgs).resolve()), "fraction": fraction, "seed": seed}
+                        | ({"sections": str(Path(sections).resolve())} if sections else {}))
     if recorded.exists() and recorded.read_text() != wanted:
         raise SystemExit(f"{out}: holds another split ({recorded.read_text()}); use another --out")
     train = load_train(tgs)
-    n_parts = round(1 / fraction)
-    parts = folds_mod.assign_folds(train.table, n_parts, seed=seed, by="depth")
-    held = set(parts["id"][parts["fold"] == 0])
+    if sections:
+        held = held_by_sections(train.ids, sections, fraction, seed)
+    else:
+        parts = folds_mod.assign_folds(train.table, round(1 / fraction), seed=seed, by="depth")
+        held = set(parts["id"][parts["fold"] == 0])
     table = pd.read_csv(tgs / "train.csv", dtype=str, keep_default_na=False)
     pool, holdout = out / "pool", out / "holdout"
     for folder in (pool / "train" / "images", pool / "train" / "masks", holdout / "images", holdout / "masks"):
@@ -78,10 +117,12 @@ def main() -> None:
     parser = _bench.parser(__doc__, tgs=True)  # + every train.py flag, --batch-size and --out among them
     parser.add_argument("--holdout", type=float, default=0.2, help="fraction of tiles held out from training (default: 0.2)")
     parser.add_argument("--holdout-seed", type=int, default=0, help="seed of the held-out split (default: 0)")
+    parser.add_argument("--holdout-sections", type=Path, help="hold out whole jigsaw sections of this folder's mosaics/ "
+                        "(e.g. ../shared/realdata) instead of tiles stratified by depth")
     config_mod.add_arguments(parser)
     args = parser.parse_args()
-    tgs, fraction, holdout_seed = args.tgs, args.holdout, args.holdout_seed
-    for name in ("tgs", "holdout", "holdout_seed"):
+    tgs, fraction, holdout_seed, by_sections = args.tgs, args.holdout, args.holdout_seed, args.holdout_sections
+    for name in ("tgs", "holdout", "holdout_seed", "holdout_sections"):
         delattr(args, name)
     config = config_mod.from_args(args)
     if config.out is None:
@@ -95,8 +136,9 @@ def main() -> None:
 
     _bench.header()
     started = time.perf_counter()
-    pool, holdout, held_ids = split_holdout(tgs, out / "data", fraction, holdout_seed)
-    print(f"held out {len(held_ids)} of the tiles in {tgs} (seed {holdout_seed}); training pool in {pool}")
+    pool, holdout, held_ids = split_holdout(tgs, out / "data", fraction, holdout_seed, by_sections)
+    print(f"held out {len(held_ids)} of the tiles in {tgs} (seed {holdout_seed}"
+          f"{f', whole sections of {by_sections}' if by_sections else ''}); training pool in {pool}")
     config = dataclasses.replace(config, data=str(pool), out=str(out / "run"))
     report = train.run(config, resume=(out / "run").exists())
     trained = time.perf_counter()
@@ -113,6 +155,7 @@ def main() -> None:
     result = {
         "holdout_score": score, "holdout_score_threshold_0.5": plain, "holdout_all_empty_score": all_empty,
         "holdout_tiles": n, "holdout_fraction": fraction, "holdout_seed": holdout_seed,
+        "holdout_sections": str(by_sections) if by_sections else None,
         "val_score": fold["val_score"], "val_score_101": fold["val_score_101"], "cv_score_tuned": report["cv_score_tuned"],
         "threshold": report["threshold"], "min_area": report["min_area"],
         "phase_epochs": fold["phase_epochs"], "phase_seconds": fold["phase_seconds"],

@@ -107,3 +107,27 @@ def test_a_band_on_both_sides_of_each_label_seam_is_left_out_and_nothing_else():
     np.testing.assert_array_equal(masked.label[~out], before[~out])
     np.testing.assert_array_equal(section.label, before)  # the section itself is not changed
     assert unlabel_seams(section, 0) is section
+
+
+def test_a_split_by_sections_holds_out_each_section_whole(tmp_path):
+    real_data = load_script("benchmarks/real_data.py", "real_data")
+    data = synthetic.generate(tmp_path / "tgs", n_train=50, n_test=2, seed=3)
+    ids = list(load_train(data).ids)
+    (tmp_path / "realdata" / "mosaics").mkdir(parents=True)
+    grids = {"mosaic_1_1": np.array(ids[:12]).reshape(3, 4), "mosaic_2_2": np.array(ids[12:20]).reshape(2, 4)}
+    for name, grid in grids.items():
+        (tmp_path / "realdata" / "mosaics" / f"{name}.csv").write_text("\n".join(",".join(row) for row in grid) + "\n")
+    group = real_data.sections_of(ids, tmp_path / "realdata")
+    assert group[ids[0]] == "mosaic_1_1" and group[ids[19]] == "mosaic_2_2" and group[ids[20]] == ids[20]
+    for seed in range(4):
+        pool, holdout, held = real_data.split_holdout(data, tmp_path / f"split{seed}", 0.2, seed, tmp_path / "realdata")
+        whole = [set(grid.ravel()) for grid in grids.values() if set(grid.ravel()) <= set(held)]
+        # sections first, whole, until a fifth of the 50 tiles: the 12-tile one, or the 8-tile one and then the other
+        assert set(held) == set().union(*whole) and len(held) in (12, 20)
+        assert sorted([*held, *load_train(pool).ids]) == sorted(ids)
+    half = real_data.held_by_sections(ids, tmp_path / "realdata", 0.5, 0)  # every section, then 5 tiles in none
+    assert set(ids[:20]) <= half and len(half) == 25
+    assert set(real_data.held_by_sections(ids, tmp_path / "realdata", 0.2, 0)) == set(
+        real_data.split_holdout(data, tmp_path / "split0", 0.2, 0, tmp_path / "realdata")[2])  # seeded: the same again
+    with pytest.raises(SystemExit, match="holds another split"):  # the same folder split by tiles instead: refused
+        real_data.split_holdout(data, tmp_path / "split0", 0.2, 0)
