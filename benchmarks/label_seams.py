@@ -23,16 +23,13 @@ import numpy as np
 
 from salt_tf.tiles import mosaics
 from salt_tf.tiles.data import real_seismic_dir
-from salt_tf.tiles.metrics import UNLABELLED
 
 TILE = mosaics.TILE
 
 
 def pairs(section: mosaics.Mosaic):
     """(side, first tile's cell, second tile's cell) of every two neighbouring labelled tiles."""
-    rows, cols = section.ids.shape
-    labelled = np.array([[(section.tile(r, c)[1] != UNLABELLED).all() for c in range(cols)] for r in range(rows)])
-    for r, c, r2, c2, side in mosaics.neighbours(labelled):
+    for r, c, r2, c2, side in mosaics.neighbours(mosaics.labelled_cells(section)):
         yield {"right": "left/right", "below": "above/below"}[side], (r, c), (r2, c2)
 
 

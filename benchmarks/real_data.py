@@ -61,7 +61,7 @@ def held_by_sections(ids, realdata: Path, fraction: float, seed: int) -> set[str
     for tile_id, name in sorted(group.items()):
         members.setdefault(name, []).append(tile_id)
     rng = np.random.default_rng(seed)
-    sections = sorted(name for name, tiles in members.items() if name not in group)
+    sections = sorted(name for name in members if name not in group)  # a tile in no section is its own group
     alone = sorted(name for name in members if name in group)
     held: set[str] = set()
     for name in [sections[k] for k in rng.permutation(len(sections))] + [alone[k] for k in rng.permutation(len(alone))]:

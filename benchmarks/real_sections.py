@@ -70,6 +70,7 @@ def held_out_sections(real: Path, tgs: Path, realdata: Path) -> list[tuple[mosai
 
 GROUPS = ("at a label seam", "neighbours agree", "no labelled neighbour")
 KNOWN = "windows on known cells"
+BASE = "predict.py, tile by tile"
 
 
 def seam_group(m: mosaics.Mosaic, r: int, c: int, share: float = 0.2) -> str:
@@ -179,17 +180,18 @@ def main() -> None:
         kept[name] = np.stack(probs).astype(np.float16)
         per_tile[name] = {"plain": tile_scores(probs, truths, threshold),
                           "min_area": tile_scores(probs, truths, threshold, min_area)}
-        base = per_tile[next(iter(per_tile))]
+        base = per_tile[BASE]  # reported first
         parts = []
         for rule, subset, label in [("plain", slice(None), "all"), ("min_area", slice(None), f"min area {min_area}"),
                                     ("plain", on_known, KNOWN), ("min_area", on_known, f"{KNOWN}, min area")]:
             d, se = paired_difference(base[rule][subset], per_tile[name][rule][subset])
             parts.append(f"{label} {per_tile[name][rule][subset].mean():.4f} ({d:+.3f} +- {se:.3f})")
         print(f"{'':32s} against predict.py: " + "; ".join(parts), flush=True)
+
     ensemble = load_ensemble(run)
     model, _ = ensemble_model(run, 32, True, False)
     tiles = np.stack([m.tile(r, c)[0] for m, cells in scored for r, c in cells])
-    report("predict.py, tile by tile", list(predict_probs(ensemble, tiles, progress=False)))
+    report(BASE, list(predict_probs(ensemble, tiles, progress=False)))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         variants = [("global", "1", False), ("minmax", "1", False), ("minmax", "1", True)]
@@ -229,6 +231,7 @@ def main() -> None:
         with open(args.out / "probabilities.npz.part", "wb") as f:
             np.savez_compressed(f, **kept)
         (args.out / "probabilities.npz.part").replace(args.out / "probabilities.npz")
+
 
 if __name__ == "__main__":
     main()

@@ -99,6 +99,12 @@ def neighbours(known: np.ndarray):
                 yield r, c, r + 1, c, "below"
 
 
+def labelled_cells(mosaic: Mosaic) -> np.ndarray:
+    """(rows, cols) bool: the cells whose every pixel is labelled (the train tiles)."""
+    rows, cols = mosaic.ids.shape
+    return np.array([[(mosaic.tile(r, c)[1] != UNLABELLED).all() for c in range(cols)] for r in range(rows)], bool)
+
+
 def unlabel_seams(mosaic: Mosaic, band: int, share: float = 0.2) -> Mosaic:
     """``mosaic`` with ``band`` pixels on both sides of every label seam set to ``UNLABELLED``: where two
     neighbouring labelled tiles' labels differ on ``share`` or more of their shared edge. The
@@ -107,9 +113,7 @@ def unlabel_seams(mosaic: Mosaic, band: int, share: float = 0.2) -> Mosaic:
     if band <= 0:
         return mosaic
     label = mosaic.label.copy()
-    labelled = np.array([[(mosaic.tile(r, c)[1] != UNLABELLED).all() for c in range(mosaic.ids.shape[1])]
-                         for r in range(mosaic.ids.shape[0])], bool).reshape(mosaic.ids.shape)
-    for r, c, r2, c2, side in neighbours(labelled):
+    for r, c, r2, c2, side in neighbours(labelled_cells(mosaic)):
         a, b = mosaic.tile(r, c)[1], mosaic.tile(r2, c2)[1]
         if side == "right" and (a[:, -1] != b[:, 0]).mean() >= share:
             label[r * TILE : (r + 1) * TILE, c2 * TILE - band : c2 * TILE + band] = UNLABELLED
