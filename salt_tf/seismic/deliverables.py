@@ -46,14 +46,14 @@ class LineOutputs:
     def add(self, i: int) -> None:
         src, k = self.inp.src, self.inp.chosen[i]
         clock = time.perf_counter()
-        prob, live = self.vol["probability"][i].astype(np.float32), src.live(k)
-        mask = (prob > self.cut) & live[:, None]
+        prob, live, amplitudes = self.vol["probability"][i].astype(np.float32), src.live(k), src.line(k)
+        data = ~self.amap.no_data(amplitudes, live)
+        mask = (prob > self.cut) & data
         self.vol["mask"][i] = mask
-        amplitudes = src.line(k)
         grey = self.amap(self.amap.filled(amplitudes, live))
-        self.domain.add_line(grey, live, line_number=src.line_numbers[k])
-        self.domain.record(src.line_numbers[k], float(np.nanmean(prob)) if live.any() else float("nan"),
-                           float(np.nanmean(self.vol["uncertainty"][i].astype(np.float32))) if live.any() else float("nan"))
+        self.domain.add_line(grey, data, line_number=src.line_numbers[k])
+        self.domain.record(src.line_numbers[k], float(np.nanmean(prob)) if data.any() else float("nan"),
+                           float(np.nanmean(self.vol["uncertainty"][i].astype(np.float32))) if data.any() else float("nan"))
         self.seconds["mask_and_domain"] += time.perf_counter() - clock
         clock = time.perf_counter()
         self._surfaces(i, k, mask, amplitudes, prob)

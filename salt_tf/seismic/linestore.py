@@ -13,7 +13,7 @@ import numpy as np
 from salt_tf.common.atomic import atomic_path
 from salt_tf.common.errors import SectionError
 
-STORE_FORMAT = "salt_tf segment store 1"
+STORE_FORMAT = "salt_tf segment store 2"  # 2: mutes are no data; scales recorded
 TASK_WINDOWS = 256  # windows per task at most by default: ~20 s of a 5-fold ensemble with TTA on 2 cores
 MIN_TASKS = 16  # tasks per pass at least by default, where the lines allow: work for a few workers
 PASSES = {"inline": ("inline",), "crossline": ("crossline",), "both": ("inline", "crossline")}
@@ -117,7 +117,8 @@ def settings(inp, run_dir, model, amap, direction: str, stride: int, tta: bool, 
             "run": str(Path(run_dir).resolve()) if model is None else "a given model",
             "run_models": _run_models(Path(run_dir)) if model is None else None,
             "direction": direction, "stride": stride, "tta": tta, "uncertainty": uncertainty,
-            "amplitude_map": {"centre": amap.centre, "gain": amap.gain, "median": amap.median, "windows": amap.windows},
+            "amplitude_map": {"centre": amap.centre, "gain": amap.gain, "median": amap.median, "windows": amap.windows,
+                              "scales": list(amap.scales), "mutes": amap.mutes},
             "task_lines": per_task}
 
 

@@ -51,7 +51,7 @@ def histogram_distance(a, b) -> float:
 class DomainCheck:
     """Does the input, mapped to grey levels, look like the training tiles? Fed line by line.
 
-    ``add_line`` counts the grey levels of a line's live traces (dead traces, no data, are left
+    ``add_line`` counts the grey levels of a line's live samples (dead traces and mutes, no data, are left
     out); ``record`` keeps the line's mean salt probability and mean uncertainty; ``summary``
     gives the JSON-ready figures and one warning line, or None.
 
@@ -74,16 +74,17 @@ class DomainCheck:
 
     def add_line(self, grey_line: np.ndarray, live: np.ndarray | None = None,
                  line_number: int | None = None) -> tuple[float, float]:
-        """Count a uint8 line (traces, samples) over its live traces (bool (traces,), None: all) and
-        return its shares of live samples at grey level 0 and at 255 (0.0 if none is live). They are
-        kept for ``line_number`` (default: the number of lines added before, from 0)."""
+        """Count a uint8 line (traces, samples) over its live traces or samples (bool (traces,) or
+        (traces, samples), None: all) and return its shares of live samples at grey level 0 and at 255
+        (0.0 if none is live). They are kept for ``line_number`` (default: the number of lines added
+        before, from 0)."""
         grey = np.asarray(grey_line)
         if grey.ndim != 2:
             raise ValueError(f"expected a grey line (traces, samples), got shape {grey.shape}")
         if live is not None:
             live = np.asarray(live, dtype=bool)
-            if live.shape != grey.shape[:1]:
-                raise ValueError(f"live mask of shape {live.shape} for a line of {grey.shape[0]} traces")
+            if live.shape not in (grey.shape[:1], grey.shape):
+                raise ValueError(f"live mask of shape {live.shape} for a line of shape {grey.shape}")
             grey = grey[live]
         counts = grey_histogram(grey)
         self.counts += counts

@@ -46,13 +46,16 @@ class AmplitudeMap:
     ``windows`` says how the model's windows are made (WINDOW_NORMS): from this map's grey levels
     ("global"), or each window of amplitudes stretched on its own (``tiles.framing.stretch``: "minmax"); the map
     itself still serves the domain check and the snapping of the top of salt. ``scales``: the factors
-    by which each section is resampled before its windows are cut (``segment_sections``).
+    by which each section is resampled before its windows are cut (``segment_sections``). ``mutes``:
+    whether each trace's leading and trailing zeros are a mute, no data (``no_data``): True for
+    amplitudes, False for a grey image, whose 0 is black.
     """
     centre: float
     gain: float
     median: float
     windows: str = "global"
     scales: tuple[float, ...] = (1.0,)
+    mutes: bool = True
 
     def __call__(self, amplitudes: np.ndarray) -> np.ndarray:
         grey = self.median + self.gain * (np.asarray(amplitudes, dtype=np.float32) - self.centre)
@@ -62,6 +65,42 @@ class AmplitudeMap:
         """Amplitudes (traces, samples) with the traces that hold no data (``live`` false) set to the
         centre, which maps to the training tiles' median grey: neutral where the windows need a value."""
         return np.where(np.asarray(live)[:, None], amplitudes, self.centre)
+
+    def no_data(self, amplitudes: np.ndarray, live: np.ndarray) -> np.ndarray:
+        return no_data(amplitudes, live, self.mutes)
+
+
+def no_data(amplitudes: np.ndarray, live: np.ndarray, mutes: bool = True) -> np.ndarray:
+    """bool (traces, samples): where a line (traces, samples) holds no data. That is every sample of an
+    absent trace (``live`` false), and with ``mutes`` every sample of a trace before its first and after
+    its last nonzero amplitude: a mute or padding (recorded seismic is never exactly 0 for a run of
+    samples; the real SEG-Y files of ../shared/realdata start with 12-176 such samples). A trace of
+    zeros is then no data throughout. Zeros between the first and last nonzero sample are data."""
+    live = np.asarray(live, bool)
+    if not mutes:
+        return np.repeat(~live[:, None], np.shape(amplitudes)[1], axis=1)
+    data = np.where(live[:, None], np.asarray(amplitudes) != 0, False)
+    n = data.shape[1]
+    first = np.where(data.any(axis=1), data.argmax(axis=1), n)
+    last = n - 1 - data[:, ::-1].argmax(axis=1)
+    i = np.arange(n)
+    return (i < first[:, None]) | (i > last[:, None])
+
+
+def mirror_into_mutes(amplitudes: np.ndarray, empty: np.ndarray) -> np.ndarray:
+    """Amplitudes (traces, samples) with each trace's leading and trailing no-data samples (``empty``,
+    from ``no_data``) replaced by its data mirrored across the mute's edge, as the section's own edges
+    are padded, so that a window sees seismic go on rather than a flat band, which the model reads as
+    salt (on the real SEG-Y files, benchmarks/RESULTS.md). Traces without data are left as they are."""
+    a = np.asarray(amplitudes)
+    data = ~np.asarray(empty, bool)
+    has = data.any(axis=1)
+    n = data.shape[1]
+    first = np.where(has, data.argmax(axis=1), 0)[:, None]
+    last = np.where(has, n - 1 - data[:, ::-1].argmax(axis=1), n - 1)[:, None]
+    i = np.arange(n)[None, :]
+    source = np.where(i < first, 2 * first - i, np.where(i > last, 2 * last - i, i))
+    return np.take_along_axis(a, np.clip(source, first, last), axis=1)
 
 
 def nearest_live_traces(amplitudes: np.ndarray, live: np.ndarray) -> np.ndarray:
@@ -96,6 +135,8 @@ def amplitude_map(sample: np.ndarray, stats: dict, percentile: float = DEFAULT_P
                   clip: float | None = None, centre: float | None = None, windows: str = "global") -> AmplitudeMap:
     """The map for an input from a sample of its amplitudes (or a given ``clip`` / ``centre``)."""
     sample = np.asarray(sample, dtype=np.float64).ravel()
+    if not sample.size:
+        raise SectionError(f"{name}: no data: every trace is absent or all zeros; nothing to segment")
     if centre is None:
         centre = float(np.median(sample))
     if clip is None:

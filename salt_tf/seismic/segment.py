@@ -18,8 +18,10 @@ Outputs in ``out/``, in the input's layout (the selected inlines only):
   (with ``snap_top``, the top moved onto the top-salt reflection: ``interpret.snap_top``).
 - ``probability.sgy`` and ``uncertainty.sgy`` for SEG-Y input: the input's traces and headers.
 - ``figures/*.png`` and ``segment.json`` (settings, geometry, amplitude map, domain check, speed).
-Traces a SEG-Y lacks (dead corners, ragged edges) are no data: NaN in ``probability.npy`` and
-``uncertainty.npy``, 0 in ``mask.npy`` and ``bodies.npy``, left out of the statistics and tables.
+Traces a SEG-Y lacks (dead corners, ragged edges), traces of zeros and each trace's mute (its samples
+before the first and after the last nonzero one: ``sections.no_data``) are no data: NaN in
+``probability.npy`` and ``uncertainty.npy``, 0 in the SEG-Y outputs, ``mask.npy`` and ``bodies.npy``,
+left out of the statistics and tables.
 """
 from __future__ import annotations
 
@@ -120,23 +122,27 @@ def ensemble_model(run_dir, batch_size: int, tta: bool, uncertainty: bool):
 
 # --- step 2: amplitudes -> grey levels ----------------------------------------------------------
 
-def sample_amplitudes(inp: Input) -> np.ndarray:
-    """Live amplitudes of up to SAMPLE_LINES evenly spaced lines, each thinned to SAMPLE_VALUES values."""
+def sample_amplitudes(inp: Input, mutes: bool = True) -> np.ndarray:
+    """Amplitudes with data (``sections.no_data``) of up to SAMPLE_LINES evenly spaced lines, each thinned
+    to SAMPLE_VALUES values."""
     src, chosen = inp.src, inp.chosen
     picks = chosen[np.unique(np.linspace(0, len(chosen) - 1, min(SAMPLE_LINES, len(chosen))).round().astype(int))]
     parts = []
     for k in picks:
         line, live = src.line(k), src.live(k)
         sections.check_finite(np.where(live[:, None], line, 0.0), f"{inp.name} {inp.label(k)}", ("trace", "sample"))
-        flat = line[live].ravel()
+        flat = line[~sections.no_data(line, live, mutes)]
         parts.append(flat[:: max(1, len(flat) // SAMPLE_VALUES)])
     return np.concatenate(parts)
 
 
 def map_amplitudes(inp: Input, stats: dict, percentile: float, clip=None, centre=None,
                    windows: str = "global") -> sections.AmplitudeMap:
-    return sections.amplitude_map(sample_amplitudes(inp), stats, percentile, name=inp.name, clip=clip, centre=centre,
-                                  windows=windows)
+    """The input's amplitude map; a grey image's zeros are black, not a mute (``AmplitudeMap.mutes``)."""
+    mutes = inp.src.kind != "image"
+    amap = sections.amplitude_map(sample_amplitudes(inp, mutes), stats, percentile, name=inp.name, clip=clip,
+                                  centre=centre, windows=windows)
+    return replace(amap, mutes=mutes)
 
 
 def window_norm(stats: dict, chosen: str | None) -> tuple[str, str]:
@@ -159,21 +165,25 @@ def count_windows(inp: Input, direction: str, stride: int, scales: tuple[float, 
 
 def window_probabilities(group, amap, model, stride: int, bar: Progress) -> list[tuple[np.ndarray, np.ndarray]]:
     """(amplitudes (traces, samples), live (traces,), label) of a few lines -> their probability and
-    uncertainty (traces, samples), NaN at absent traces (filled for the windows: with the neutral grey for
-    "global" windows, with the nearest live trace for windows stretched on their own)."""
-    greys = []
+    uncertainty (traces, samples), NaN where there is no data (``sections.no_data``: absent traces, mutes).
+    For the windows, mutes are filled with the trace's data mirrored; traces without data with the
+    neutral grey for "global" windows, with the nearest trace with data for windows stretched on their own."""
+    greys, empties = [], []
     for amplitudes, live, label in group:
-        filled = amap.filled(amplitudes, live)
-        sections.check_finite(filled, label, ("trace", "sample"))
-        # samples vertical, as in the tiles; "minmax": absent traces copy the nearest live one
-        greys.append(amap(filled.T) if amap.windows == "global" else sections.nearest_live_traces(filled, live).T)
+        sections.check_finite(amap.filled(amplitudes, live), label, ("trace", "sample"))
+        empty = amap.no_data(amplitudes, live)
+        traces = ~empty.all(axis=1)
+        filled = sections.mirror_into_mutes(amap.filled(amplitudes, traces), empty)
+        # samples vertical, as in the tiles
+        greys.append(amap(filled.T) if amap.windows == "global" else sections.nearest_live_traces(filled, traces).T)
+        empties.append(empty)
     results = sections.segment_sections(greys, model, stride, None if amap.windows == "global" else stretch,
                                         amap.scales)
     bar.add(sum(sections.count_windows(*g.shape, stride, amap.scales) for g in greys))
     out = []
-    for (prob, spread), (_, live, _) in zip(results, group):
+    for (prob, spread), empty in zip(results, empties):
         prob, spread = prob.T, spread.T
-        prob[~live], spread[~live] = np.nan, np.nan
+        prob[empty], spread[empty] = np.nan, np.nan
         out.append((prob, spread))
     return out
 
@@ -324,7 +334,8 @@ def _summary(inp, src, geometry, direction, stride, cut, amap, percentile, stats
             "lines": [int(src.line_numbers[k]) for k in inp.chosen] if src.shape[0] > 1 else None,
             "threshold": cut, "amplitude_map": {"centre": amap.centre, "gain": amap.gain,
                                                 "grey_median": amap.median, "percentile": percentile,
-                                                "windows": amap.windows, "scales": list(amap.scales)},
+                                                "windows": amap.windows, "scales": list(amap.scales),
+                                                "mutes": amap.mutes},
             "tile_stats": stats.get("source"), "windows": total, "seconds": seconds,
             "windows_per_second": total / max(seconds, 1e-9),
             "uncertainty": ("standard deviation of the ensemble members' probabilities (folds x flips"

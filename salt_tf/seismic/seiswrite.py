@@ -20,7 +20,7 @@ from salt_tf.seismic.seisio import HEADER_BYTES, SAMPLE_FORMAT_BYTE, SegySource,
 def write_segy_like(src: SegySource, dst_path: str | Path, data, lines: np.ndarray | None = None,
                     mapped=None, chunk: int = 4096) -> None:
     """A SEG-Y holding ``src``'s traces of the selected lines, in the file's order, with its
-    headers copied byte for byte and ``data`` as IEEE-float samples.
+    headers copied byte for byte and ``data`` as IEEE-float samples (NaN, no data, written as 0).
 
     ``data[k, j]`` gives the samples of line k (k-th of ``lines``, indices into the source's lines,
     all by default) at position j, as ``Source.line`` orders them; it is read ``chunk`` traces at a
@@ -55,7 +55,8 @@ def write_segy_like(src: SegySource, dst_path: str | Path, data, lines: np.ndarr
     for first in range(0, len(keep), chunk):
         picked = keep[first : first + chunk]
         target["header"][first : first + len(picked)] = source["header"][picked]
-        target["samples"][first : first + len(picked)] = np.asarray(data[line_of[picked], position[picked]], np.float32)
+        samples = np.asarray(data[line_of[picked], position[picked]], np.float32)
+        target["samples"][first : first + len(picked)] = np.nan_to_num(samples, nan=0.0)  # no data (mutes): 0
         for array in (target, source, mapped):
             release(array)
     target.flush()

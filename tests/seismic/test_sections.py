@@ -178,3 +178,18 @@ def test_an_absent_trace_copies_the_nearest_live_one_the_earlier_on_a_tie():
     np.testing.assert_array_equal(got[:, 0], [1, 1, 2, 2, 2, 6, 6, 6])  # trace 4: 2 and 6 tie, 2 taken
     np.testing.assert_array_equal(got[live], amplitudes[live])
     assert np.isnan(sections.nearest_live_traces(amplitudes, np.zeros(8, bool))).all()
+
+
+def test_a_traces_leading_and_trailing_zeros_are_no_data_and_are_filled_by_its_data_mirrored():
+    amplitudes = np.array([[0, 0, 1, 2, 3, 0], [0, 0, 0, 0, 0, 0], [5, 0, 6, 7, 0, 0], [0, 9, 8, 7, 6, 5]], np.float32)
+    live = np.array([True, True, True, False])
+    empty = sections.no_data(amplitudes, live)
+    np.testing.assert_array_equal(empty, [[1, 1, 0, 0, 0, 1], [1] * 6, [0, 0, 0, 0, 1, 1], [1] * 6])  # the 0 inside is data
+    np.testing.assert_array_equal(sections.no_data(amplitudes, live, mutes=False), [[0] * 6, [0] * 6, [0] * 6, [1] * 6])
+    filled = sections.mirror_into_mutes(amplitudes, empty)
+    np.testing.assert_array_equal(filled[0], [3, 2, 1, 2, 3, 2])  # mirrored across samples 2 and 4
+    np.testing.assert_array_equal(filled[2], [5, 0, 6, 7, 6, 0])
+    np.testing.assert_array_equal(filled[1], amplitudes[1])  # no data at all: left for nearest_live_traces
+    np.testing.assert_array_equal(filled[3], amplitudes[3])
+    short = np.array([[0, 0, 0, 0, 4, 0]], np.float32)  # one sample of data: it fills the whole mute
+    np.testing.assert_array_equal(sections.mirror_into_mutes(short, sections.no_data(short, [True])), [[4] * 6])

@@ -154,8 +154,11 @@ def bad_input(case, folder: Path, synth: Path):
         np.save(folder / "v.npy", cube)
         return folder / "v.npy", {}, "v.npy line 7: NaN or infinite amplitudes (1 values, first at trace 10, sample 20)"
     if case == "constant":
+        np.save(folder / "flat.npy", np.full((200, 150), 3.0, np.float32))
+        return folder / "flat.npy", {}, "flat.npy: amplitudes are constant"
+    if case == "all zeros":
         np.save(folder / "zero.npy", np.zeros((200, 150), np.float32))
-        return folder / "zero.npy", {}, "zero.npy: amplitudes are constant"
+        return folder / "zero.npy", {}, "zero.npy: no data: every trace is absent or all zeros"
     if case == "too small":
         np.save(folder / "thin.npy", rng.normal(size=(300, 6)).astype(np.float32))
         return folder / "thin.npy", {}, "thin.npy: 6 samples is too few"
@@ -170,7 +173,7 @@ def bad_input(case, folder: Path, synth: Path):
     raise AssertionError(case)
 
 
-BAD = ["not a SEG-Y", "NaN", "infinite", "NaN in a line the amplitude sample skips", "constant", "too small", "scale", "inline range", "crossline of a 2-D section",
+BAD = ["not a SEG-Y", "NaN", "infinite", "NaN in a line the amplitude sample skips", "constant", "all zeros", "too small", "scale", "inline range", "crossline of a 2-D section",
        "truth of another shape"]
 
 

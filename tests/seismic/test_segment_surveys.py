@@ -4,6 +4,7 @@ domain check; every bad setting refused with one error line and nothing written.
 import csv
 import json
 
+import cv2
 import numpy as np
 import pytest
 import segyio
@@ -321,9 +322,13 @@ def test_the_usgs_line_and_the_f3_crops_segment_as_they_come(realdata_dir, tmp_p
     summary = segment(real / "segyio_f3.sgy", tmp_path / "f3", direction="both")
     assert summary["geometry"]["lines"] == 23 and "read_as" not in summary["geometry"]
     probability = np.load(tmp_path / "f3" / "probability.npy")
-    assert probability.shape == (23, 18, 75) and np.isfinite(probability).all()
+    with segyio.open(real / "segyio_f3.sgy") as f:  # 12-39 zeros atop every trace: the mute, no data
+        muted = np.stack([sections.no_data(f.iline[n], np.ones(18, bool)) for n in f.ilines])
+    assert 0.15 < muted.mean() < 0.2 and muted[..., 0].all() and not muted[..., 40:].any()
+    assert probability.shape == (23, 18, 75) and np.isnan(probability[muted]).all() and np.isfinite(probability[~muted]).all()
     with segyio.open(tmp_path / "f3" / "probability.sgy", ignore_geometry=True) as f:
         assert f.tracecount == 414 and f.bin[segyio.BinField.Format] == 5  # IEEE float, not the input's integers
+        assert np.isfinite(f.trace.raw[:]).all()  # no data written as 0, not NaN
 
 
 # --- windows as the model learned them -----------------------------------------------------------
@@ -378,6 +383,47 @@ def test_minmax_windows_see_the_nearest_live_trace_across_a_gap_not_a_grey_band(
     assert not any((w == 128).all(axis=0).any() for w in got)  # no trace of one flat grey level
     probability = np.load(tmp_path / "out" / "probability.npy")
     assert np.isnan(probability[0, 40:60]).all() and np.isfinite(probability[live]).all()
+
+
+def test_a_mute_is_no_data_and_its_windows_see_the_trace_mirrored_not_a_flat_band(tmp_path):
+    """The zeros atop each trace (a mute: 20-49 samples, sloping) and below it (the last 5) hold no data.
+    On the real SEG-Y files such flat bands, each window stretched on its own, were read as salt on
+    83 of the 534 traces of a line with none (benchmarks/RESULTS.md). Now the windows see each trace's
+    data mirrored across its mute, the mute is NaN in probability.npy and 0 in the mask and SEG-Y, and
+    a zero inside the data stays data. A grey image's black is data, not a mute."""
+    rng = np.random.default_rng(4)
+    cube = rng.normal(0, 100, (1, 120, 160)).astype(np.float32)
+    first = 20 + np.arange(120) // 4
+    muted = (np.arange(160) < first[:, None]) | (np.arange(160) >= 155)
+    cube[0][muted] = 0.0
+    cube[0, 7] = 0.0  # a dead trace: no data throughout
+    cube[0, 3, 80] = 0.0  # data
+    write_segy_volume(tmp_path / "mute.sgy", cube)
+    seen = []
+
+    def model(windows):
+        seen.append(windows.copy())
+        return identity(windows)
+
+    summary = segment(tmp_path / "mute.sgy", tmp_path / "out", model=model, windows="minmax")
+    got = np.concatenate(seen)  # (windows, samples, traces)
+    runs = (np.diff(got.astype(np.int16), axis=1) == 0)
+    assert not (runs[:, :-3] & runs[:, 1:-2] & runs[:, 2:-1] & runs[:, 3:]).any()  # no 5 equal samples down a trace
+    muted[7] = True
+    probability = np.load(tmp_path / "out" / "probability.npy").reshape(120, 160)  # one line: a 2-D file
+    assert np.isnan(probability[muted]).all() and np.isfinite(probability[~muted]).all()
+    assert np.isnan(np.load(tmp_path / "out" / "uncertainty.npy").reshape(120, 160)[muted]).all()
+    assert not np.load(tmp_path / "out" / "mask.npy").reshape(120, 160)[muted].any()
+    with segyio.open(tmp_path / "out" / "probability.sgy", ignore_geometry=True) as f:
+        written = segyio.tools.collect(f.trace[:])
+    assert (written[muted] == 0).all() and np.allclose(written[~muted], probability[~muted], atol=1e-3)
+    assert summary["amplitude_map"]["mutes"] and summary["domain_check"]["samples"] == (~muted).sum()
+    image = np.full((101, 60), 90, np.uint8)
+    image[:10] = 0  # black rows on top of a grey image: data
+    image[10:] = rng.integers(0, 256, (91, 60))
+    cv2.imwrite(str(tmp_path / "section.png"), image)
+    summary = segment(tmp_path / "section.png", tmp_path / "image_out")
+    assert not summary["amplitude_map"]["mutes"] and np.isfinite(np.load(tmp_path / "image_out" / "probability.npy")).all()
 
 
 def test_the_run_decides_how_windows_are_made_unless_told(tmp_path):
