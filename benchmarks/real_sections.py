@@ -51,7 +51,7 @@ from scipy import ndimage
 
 from salt_tf.tiles import mosaics
 from salt_tf.tiles.data import real_seismic_dir
-from salt_tf.tiles.metrics import UNLABELLED, image_scores, remove_small
+from salt_tf.tiles.metrics import image_scores, remove_small
 
 TILE = mosaics.TILE
 
@@ -74,19 +74,14 @@ BASE = "predict.py, tile by tile"
 
 
 def seam_group(m: mosaics.Mosaic, r: int, c: int, share: float = 0.2) -> str:
-    """Tile (r, c)'s group: its label differs from a labelled neighbour's on ``share`` or more of their
-    shared edge; or it has labelled neighbours and no such edge; or none of its neighbours is labelled."""
-    rows, cols = m.ids.shape
-    label, neighbours = m.tile(r, c)[1], 0
-    for r2, c2, mine, theirs in ((r, c - 1, np.s_[:, 0], np.s_[:, -1]), (r, c + 1, np.s_[:, -1], np.s_[:, 0]),
-                                 (r - 1, c, np.s_[0], np.s_[-1]), (r + 1, c, np.s_[-1], np.s_[0])):
-        if 0 <= r2 < rows and 0 <= c2 < cols:
-            other = m.tile(r2, c2)[1]
-            if (other != UNLABELLED).all():
-                neighbours += 1
-                if (label[mine] != other[theirs]).mean() >= share:
-                    return GROUPS[0]
-    return GROUPS[1] if neighbours else GROUPS[2]
+    """Tile (r, c)'s group: it is at a label seam (``mosaics.label_seams``); or it has labelled
+    neighbours and no seam; or none of its neighbours is labelled."""
+    if any((r, c) in (seam[:2], seam[2:4]) for seam in mosaics.label_seams(m, share)):
+        return GROUPS[0]
+    labelled = mosaics.labelled_cells(m)
+    near = [(r + dr, c + dc) for dr, dc in ((0, -1), (0, 1), (-1, 0), (1, 0))]
+    return GROUPS[1] if any(0 <= a < labelled.shape[0] and 0 <= b < labelled.shape[1] and labelled[a, b]
+                            for a, b in near) else GROUPS[2]
 
 
 def windows_on_known_cells(m: mosaics.Mosaic, r: int, c: int) -> bool:

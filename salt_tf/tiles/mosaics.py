@@ -105,19 +105,29 @@ def labelled_cells(mosaic: Mosaic) -> np.ndarray:
     return np.array([[(mosaic.tile(r, c)[1] != UNLABELLED).all() for c in range(cols)] for r in range(rows)], bool)
 
 
+def label_seams(mosaic: Mosaic, share: float = 0.2) -> list[tuple[int, int, int, int, str]]:
+    """The label seams, as ``neighbours`` gives pairs of cells: two neighbouring labelled tiles whose
+    labels differ on ``share`` or more of their shared edge. The competition's masks were drawn tile
+    by tile and stop at tile edges where the seismic goes on (``benchmarks/label_seams.py``)."""
+    found = []
+    for r, c, r2, c2, side in neighbours(labelled_cells(mosaic)):
+        a, b = mosaic.tile(r, c)[1], mosaic.tile(r2, c2)[1]
+        mine, theirs = (a[:, -1], b[:, 0]) if side == "right" else (a[-1], b[0])
+        if (mine != theirs).mean() >= share:
+            found.append((r, c, r2, c2, side))
+    return found
+
+
 def unlabel_seams(mosaic: Mosaic, band: int, share: float = 0.2) -> Mosaic:
-    """``mosaic`` with ``band`` pixels on both sides of every label seam set to ``UNLABELLED``: where two
-    neighbouring labelled tiles' labels differ on ``share`` or more of their shared edge. The
-    competition's masks were drawn tile by tile and stop at tile edges where the seismic goes on
-    (``benchmarks/label_seams.py``); which side is right is unknown, so neither is trained on there."""
+    """``mosaic`` with ``band`` pixels on both sides of every label seam (``label_seams``) set to
+    ``UNLABELLED``: which side is right is unknown, so neither is trained on there."""
     if band <= 0:
         return mosaic
     label = mosaic.label.copy()
-    for r, c, r2, c2, side in neighbours(labelled_cells(mosaic)):
-        a, b = mosaic.tile(r, c)[1], mosaic.tile(r2, c2)[1]
-        if side == "right" and (a[:, -1] != b[:, 0]).mean() >= share:
+    for r, c, r2, c2, side in label_seams(mosaic, share):
+        if side == "right":
             label[r * TILE : (r + 1) * TILE, c2 * TILE - band : c2 * TILE + band] = UNLABELLED
-        elif side == "below" and (a[-1] != b[0]).mean() >= share:
+        else:
             label[r2 * TILE - band : r2 * TILE + band, c * TILE : (c + 1) * TILE] = UNLABELLED
     return Mosaic(mosaic.name, mosaic.image, label, mosaic.ids, mosaic.known)
 
