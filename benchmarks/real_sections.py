@@ -11,7 +11,9 @@ cells are black. Each variant predicts every held-out tile inside a section, the
 the competition metric (``tiles.metrics``, at the run's threshold) and the pooled pixel IoU:
 
 - ``predict.py``: the tiles one by one, as released (``inference.predict.predict_probs``);
-- ``segment, global``: ``segment.run`` on the assembled section at stride 50, one amplitude map;
+- ``segment, global``: ``segment.run`` on the assembled section at stride 50, one amplitude map
+  (given as values, so an unknown cell at the top or bottom of a column is a mute to it: no data,
+  the column's data mirrored into it, ``sections.no_data``);
 - ``segment, minmax``: the same, each window stretched to 0..255 on its own (segment.py's default for
   such a run); with ``--scales``, also with the sections resampled by each set of factors and merged
   (``segment.py --scale``);
