@@ -103,6 +103,16 @@ def mirror_into_mutes(amplitudes: np.ndarray, empty: np.ndarray) -> np.ndarray:
     return np.take_along_axis(a, np.clip(source, first, last), axis=1)
 
 
+def filled_for_windows(amplitudes: np.ndarray, empty: np.ndarray) -> np.ndarray:
+    """A line's amplitudes (traces, samples) as windows stretched on their own see them, ``empty`` its
+    no data (``no_data``): each trace's mute filled with its data mirrored (``mirror_into_mutes``),
+    each trace without data with the nearest trace with data (``nearest_live_traces``). segment.py's
+    ``minmax`` windows and a survey's training windows (``survey_tiles``) are both cut from it."""
+    traces = ~np.asarray(empty, bool).all(axis=1)
+    kept = np.where(traces[:, None], amplitudes, 0.0)
+    return nearest_live_traces(mirror_into_mutes(kept, empty), traces)
+
+
 def nearest_live_traces(amplitudes: np.ndarray, live: np.ndarray) -> np.ndarray:
     """Amplitudes (traces, samples) with each trace that holds no data (``live`` false) replaced by the
     nearest live trace (the earlier one on a tie), so that a window stretched on its own sees the

@@ -172,10 +172,10 @@ def window_probabilities(group, amap, model, stride: int, bar: Progress) -> list
     for amplitudes, live, label in group:
         sections.check_finite(amap.filled(amplitudes, live), label, ("trace", "sample"))
         empty = amap.no_data(amplitudes, live)
-        traces = ~empty.all(axis=1)
-        filled = sections.mirror_into_mutes(amap.filled(amplitudes, traces), empty)
-        # samples vertical, as in the tiles
-        greys.append(amap(filled.T) if amap.windows == "global" else sections.nearest_live_traces(filled, traces).T)
+        if amap.windows == "global":  # samples vertical, as in the tiles
+            greys.append(amap(sections.mirror_into_mutes(amap.filled(amplitudes, ~empty.all(axis=1)), empty).T))
+        else:
+            greys.append(sections.filled_for_windows(amplitudes, empty).T)
         empties.append(empty)
     results = sections.segment_sections(greys, model, stride, None if amap.windows == "global" else stretch,
                                         amap.scales)

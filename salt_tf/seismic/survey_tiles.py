@@ -3,7 +3,8 @@
 Windows of 101x101 are cut on a grid (``--stride``) along each labelled inline, exactly as
 ``segment.py`` cuts them (``sections.windows``: reflection-padded at the edges) and framed the way
 it will frame them for a run trained on them (each stretched to 0..255 on its own,
-``tiles.framing.stretch``; absent traces left out of the stretch). Their labels are cut alike: 1
+``tiles.framing.stretch``; mutes and absent traces filled as segment.py fills them,
+``sections.filled_for_windows``, and unlabelled). Their labels are cut alike: 1
 salt, 0 not salt, ``UNLABELLED`` nobody's, out of every loss and metric. A window with fewer than
 ``--min-labelled`` of its pixels labelled is skipped.
 
@@ -40,13 +41,15 @@ DEFAULT_MIN_LABELLED = 0.25
 NOT_VALIDATED = -1  # the fold of every window with --folds 1: no fold validates on it
 
 
-def line_windows(amplitudes: np.ndarray, live: np.ndarray, labels: np.ndarray, stride: int
+def line_windows(amplitudes: np.ndarray, live: np.ndarray, labels: np.ndarray, stride: int, mutes: bool = True
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One line (traces, samples) -> its windows (N, 101, 101) uint8 framed as segment.py's
-    ``minmax``, their labels (N, 101, 101) and their (sample, trace) starts in the padded line."""
-    values = np.where(live[:, None], amplitudes, np.nan).T  # samples vertical, as in the tiles
+    ``minmax``, their labels (N, 101, 101; no data unlabelled) and their (sample, trace) starts in the
+    padded line. ``mutes``: as ``AmplitudeMap.mutes`` (False for a grey image)."""
+    empty = sections.no_data(amplitudes, live, mutes)
+    values = sections.filled_for_windows(amplitudes, empty).T  # samples vertical, as in the tiles
     images, layout = sections.windows(values, stride)
-    cut, _ = sections.windows(labels.T, stride)
+    cut, _ = sections.windows(np.where(empty, UNLABELLED, labels).T, stride)
     ys, xs = layout[2], layout[3]
     starts = np.array([(y, x) for y in ys for x in xs])
     return stretch(images), cut.astype(np.uint8), starts
@@ -84,7 +87,8 @@ def build(input_path, labels_path, n_folds: int = 2, label_lines=None, stride: i
         ids, images, cut, lines, folds = [], [], [], [], []
         for k in chosen:
             number = int(src.line_numbers[k])
-            windows, window_labels, starts = line_windows(src.line(k), src.live(k), labels[k], stride)
+            windows, window_labels, starts = line_windows(src.line(k), src.live(k), labels[k], stride,
+                                                          mutes=src.kind != "image")
             keep = (window_labels != UNLABELLED).mean(axis=(1, 2)) >= min_labelled
             ids += [f"line{number}_s{y}_t{x}" for y, x in starts[keep]]
             images.append(windows[keep])

@@ -172,3 +172,34 @@ def test_fine_tuning_starts_each_fold_from_the_start_runs_weights_exactly(survey
         with pytest.raises(ValueError, match=message.replace("(", r"\(")):
             training.run(bad, log=said.append)
         assert not (tmp_path / "bad").exists()
+
+
+def test_a_lines_mute_and_absent_traces_are_filled_as_segment_fills_them_and_left_unlabelled(tmp_path):
+    """A survey's training windows are the windows segment.py gives the model, mute and gap included
+    (the mute mirrored, the gap the nearest trace's), so that fine-tuning sees what segmenting will;
+    nobody's labels there count."""
+    from salt_tf.seismic.segment import run
+    from salt_tf.seismic.seiswrite import write_segy_volume
+
+    cube = np.random.default_rng(6).normal(0, 100, (2, 130, 120)).astype(np.float32)
+    mute = np.arange(120) < (12 + np.arange(130) // 5)[:, None]  # 12-37 zeros atop each trace
+    cube[:, mute] = 0.0
+    live = np.ones((2, 130), bool)
+    live[0, 60:70] = False  # a gap in inline 1
+    write_segy_volume(tmp_path / "s.sgy", cube, live=live)
+    np.save(tmp_path / "labels.npy", np.broadcast_to((np.arange(120) > 70).astype(np.uint8), cube.shape))
+    built = survey_tiles.build(tmp_path / "s.sgy", tmp_path / "labels.npy", n_folds=1, stride=50, min_labelled=0.01)
+    seen = []
+
+    def model(windows):
+        seen.append(windows.copy())
+        return windows.astype(np.float32) / 255.0
+
+    run(None, tmp_path / "s.sgy", tmp_path / "out", model=model, stride=50, windows="minmax", progress=False,
+        log=lambda line: None, warn=lambda line: None)
+    segmented = {w.tobytes() for w in np.concatenate(seen)}
+    assert len(built["images"]) == 2 * 3 * 3 and all(w.tobytes() in segmented for w in built["images"])
+    # no data unlabelled: a window's share of unlabelled pixels is the share of mute and gap it covers
+    first = built["lines"] == 1
+    labelled = (built["labels"][first] != UNLABELLED).mean()
+    assert 0.75 < labelled < 0.95 and (built["labels"][~first] != UNLABELLED).mean() > labelled
