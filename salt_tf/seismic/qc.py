@@ -165,16 +165,18 @@ class Disagreement:
         self.counts = np.zeros(n_lines, dtype=np.int64)
 
     def add(self, inline_probs: np.ndarray, crossline_probs: np.ndarray, live: np.ndarray | None = None) -> None:
-        """One crossline: both (lines, samples); ``live`` bool (lines,) marks where it has traces."""
+        """One crossline: both (lines, samples); ``live`` bool (lines,) marks where it has traces. NaN
+        samples (no data: a mute) are left out."""
         a = np.asarray(inline_probs, dtype=np.float32)
         b = np.asarray(crossline_probs, dtype=np.float32)
         if a.shape != b.shape or a.ndim != 2 or a.shape[0] != len(self.sums):
             raise ValueError(f"expected two (lines, samples) arrays with {len(self.sums)} lines, "
                              f"got {a.shape} and {b.shape}")
-        diff = np.abs(a - b).sum(axis=1, dtype=np.float64)
+        diff = np.abs(a - b)
+        valid = np.isfinite(diff)
         live = np.ones(len(self.sums), bool) if live is None else np.asarray(live, dtype=bool)
-        self.sums[live] += diff[live]
-        self.counts[live] += a.shape[1]
+        self.sums[live] += np.where(valid, diff, 0.0).sum(axis=1, dtype=np.float64)[live]
+        self.counts[live] += valid.sum(axis=1)[live]
 
     def per_line(self) -> np.ndarray:
         """Mean absolute difference per inline (float64 (lines,)); NaN where no live trace was added."""

@@ -304,6 +304,9 @@ def test_disagreement_per_inline_by_hand():
     got = d.per_line()
     assert np.allclose(got, [(1 + 1) / 4, (0 + 1.0) / 4, 0.4 / 2])
     assert np.isnan(Disagreement(2).per_line()).all()
+    muted = Disagreement(2)  # NaN: no data (a mute), left out of the mean
+    muted.add(np.array([[np.nan, 0.5, 0.5], [np.nan] * 3]), np.array([[np.nan, 0.0, 0.3], [np.nan] * 3]))
+    assert np.allclose(muted.per_line()[0], 0.35) and np.isnan(muted.per_line()[1])
     with pytest.raises(ValueError, match="3 lines"):
         d.add(np.zeros((2, 2)), np.zeros((2, 2)))
 

@@ -321,6 +321,7 @@ def test_the_usgs_line_and_the_f3_crops_segment_as_they_come(realdata_dir, tmp_p
     # 75 samples, fewer than a window: reflection-padded into the windows, cut back to the crop
     summary = segment(real / "segyio_f3.sgy", tmp_path / "f3", direction="both")
     assert summary["geometry"]["lines"] == 23 and "read_as" not in summary["geometry"]
+    assert np.isfinite(summary["disagreement_per_line"]).all()  # the mute left out of the inline/crossline means
     probability = np.load(tmp_path / "f3" / "probability.npy")
     with segyio.open(real / "segyio_f3.sgy") as f:  # 12-39 zeros atop every trace: the mute, no data
         muted = np.stack([sections.no_data(f.iline[n], np.ones(18, bool)) for n in f.ilines])
