@@ -21,12 +21,13 @@ from salt_tf.tiles.data import real_seismic_dir
 FILES = ("31_81_PR.sgy", "F3_very_small.sgy", "segyio_f3.sgy")
 
 
-def traces_with_salt(run: Path, path: Path, windows: str, tmp: Path) -> tuple[int, int]:
-    """(traces with any salt, traces) of ``path`` segmented by ``run`` with ``windows`` framing."""
+def traces_with_salt(run: Path | None, path: Path, windows: str, tmp: Path, model=None) -> tuple[int, int]:
+    """(traces with any salt, traces) of ``path`` segmented by ``run`` (or ``model``, a stand-in) with
+    ``windows`` framing."""
     from salt_tf.seismic.segment import run as segment_run
 
     summary = segment_run(run, path, tmp / f"{path.stem}-{windows}", windows=windows, n_figures=0, progress=False,
-                          log=lambda line: None, warn=lambda line: None)
+                          model=model, log=lambda line: None, warn=lambda line: None)
     geometry = summary["geometry"]
     return summary["surfaces"]["traces_with_salt"], geometry["lines"] * geometry["traces"] - geometry["absent_traces"]
 

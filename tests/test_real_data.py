@@ -131,3 +131,19 @@ def test_a_split_by_sections_holds_out_each_section_whole(tmp_path):
         real_data.split_holdout(data, tmp_path / "split0", 0.2, 0, tmp_path / "realdata")[2])  # seeded: the same again
     with pytest.raises(SystemExit, match="holds another split"):  # the same folder split by tiles instead: refused
         real_data.split_holdout(data, tmp_path / "split0", 0.2, 0)
+
+
+def test_no_salt_counts_the_traces_with_salt_and_none_in_a_mute(tmp_path):
+    """benchmarks/no_salt.py's count, with a stand-in model that calls everything salt: every trace
+    with data has salt, a trace of zeros (no data) has none, and the mute above each trace adds none."""
+    from salt_tf.seismic.seiswrite import write_segy_volume
+
+    no_salt = load_script("benchmarks/no_salt.py", "no_salt")
+    cube = np.random.default_rng(2).normal(0, 1, (1, 60, 80)).astype(np.float32)
+    cube[0, :, :20] = 0.0  # a mute
+    cube[0, 11] = 0.0  # a dead trace
+    write_segy_volume(tmp_path / "line.sgy", cube)
+    salt_everywhere = lambda windows: np.ones(windows.shape, np.float32)  # noqa: E731
+    assert no_salt.traces_with_salt(None, tmp_path / "line.sgy", "minmax", tmp_path, salt_everywhere) == (59, 60)
+    surfaces = np.genfromtxt(tmp_path / "line-minmax" / "salt_surfaces.csv", delimiter=",", names=True)
+    assert len(surfaces) == 59 and (surfaces["top_sample"] == 20).all() and 11 not in surfaces["crossline"] - 1
