@@ -79,12 +79,16 @@ def no_data(amplitudes: np.ndarray, live: np.ndarray, mutes: bool = True) -> np.
     live = np.asarray(live, bool)
     if not mutes:
         return np.repeat(~live[:, None], np.shape(amplitudes)[1], axis=1)
-    data = np.where(live[:, None], np.asarray(amplitudes) != 0, False)
-    n = data.shape[1]
-    first = np.where(data.any(axis=1), data.argmax(axis=1), n)
-    last = n - 1 - data[:, ::-1].argmax(axis=1)
-    i = np.arange(n)
-    return (i < first[:, None]) | (i > last[:, None])
+    has, first, last = _data_span(np.where(live[:, None], np.asarray(amplitudes) != 0, False))
+    i = np.arange(np.shape(amplitudes)[1])
+    return ~has[:, None] | (i < first[:, None]) | (i > last[:, None])
+
+
+def _data_span(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per trace of ``data`` (bool (traces, samples)): whether it has any, and its first and last
+    sample with data (0 and the last sample for a trace without)."""
+    has, n = data.any(axis=1), data.shape[1]
+    return has, np.where(has, data.argmax(axis=1), 0), np.where(has, n - 1 - data[:, ::-1].argmax(axis=1), n - 1)
 
 
 def mirror_into_mutes(amplitudes: np.ndarray, empty: np.ndarray) -> np.ndarray:
@@ -93,12 +97,9 @@ def mirror_into_mutes(amplitudes: np.ndarray, empty: np.ndarray) -> np.ndarray:
     are padded, so that a window sees seismic go on rather than a flat band, which the model reads as
     salt (on the real SEG-Y files, benchmarks/RESULTS.md). Traces without data are left as they are."""
     a = np.asarray(amplitudes)
-    data = ~np.asarray(empty, bool)
-    has = data.any(axis=1)
-    n = data.shape[1]
-    first = np.where(has, data.argmax(axis=1), 0)[:, None]
-    last = np.where(has, n - 1 - data[:, ::-1].argmax(axis=1), n - 1)[:, None]
-    i = np.arange(n)[None, :]
+    _, first, last = _data_span(~np.asarray(empty, bool))
+    first, last = first[:, None], last[:, None]
+    i = np.arange(a.shape[1])[None, :]
     source = np.where(i < first, 2 * first - i, np.where(i > last, 2 * last - i, i))
     return np.take_along_axis(a, np.clip(source, first, last), axis=1)
 
