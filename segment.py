@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                         "21 and 17 are common in older files)")
     parser.add_argument("--min-body", type=int, default=DEFAULT_MIN_BODY,
                         help=f"smallest salt body listed in bodies.npy/bodies.csv, in voxels (default: {DEFAULT_MIN_BODY})")
+    parser.add_argument("--min-area", type=int, metavar="PIXELS",
+                        help="salt patches of a line's mask smaller than this many pixels (samples x traces) are left "
+                        "out of the mask, surfaces and bodies (default: the run's minimum salt area, tuned on its "
+                        "out-of-fold tiles as predict.py's; 0 keeps every patch)")
     parser.add_argument("--snap-top", type=int, default=0, metavar="SAMPLES",
                         help="move each trace's top of salt onto the strongest reflection within this many samples of "
                         "the mask's first salt sample, as an interpreter snaps a pick to the top-salt event; a few times "
@@ -91,7 +95,8 @@ def main(argv=None) -> int:
         run(args.run, args.input, args.out, direction=args.direction, lines=parse_lines(args.lines),
             stride=args.stride, batch_size=args.batch_size, tta=args.tta, threshold=args.threshold,
             percentile=args.amp_percentile, clip=args.amp_clip, centre=args.amp_centre, truth=args.truth,
-            n_figures=args.figures, min_body=args.min_body, iline_byte=args.iline_byte, xline_byte=args.xline_byte,
+            n_figures=args.figures, min_body=args.min_body, min_area=args.min_area, iline_byte=args.iline_byte,
+            xline_byte=args.xline_byte,
             uncertainty=args.uncertainty, snap_top=args.snap_top, snap_polarity=args.snap_polarity,
             windows=args.window_norm, scales=args.scale, cluster=cluster)
     except (SectionError, RunError) as err:

@@ -35,7 +35,10 @@ that reaches into the tile (at any shift up to 100 pixels, or at stride 50) hold
 cell, which no training window holds and a real section lacks.
 
 Each variant's score is given twice: as thresholded, and with the run's minimum salt area (a tile's
-mask with fewer salt pixels is emptied, as ``predict.py`` does for its submission). Its difference
+mask with fewer salt pixels is emptied, as ``predict.py`` does for its submission). The default
+``segment`` and the shifted grids are also scored with the section's salt patches of fewer than that
+many pixels dropped before the tiles are cut (``patches under N px out``), as ``segment.py`` drops
+them from its mask (``--min-area``, the run's minimum salt area by default). Each difference
 from ``predict.py`` is paired over the same tiles, with its standard error: one tile is 1/n of a
 score, and a few tiles decide most differences here. ``--out`` also keeps every variant's
 probabilities of the scored tiles (``probabilities.npz``, float16) so that later analyses need no
@@ -51,6 +54,7 @@ import _bench
 import numpy as np
 from scipy import ndimage
 
+from salt_tf.seismic.interpret import drop_small_patches
 from salt_tf.tiles import mosaics
 from salt_tf.tiles.data import real_seismic_dir
 from salt_tf.tiles.metrics import image_scores, remove_small
@@ -99,6 +103,13 @@ def nearest_known(m: mosaics.Mosaic, values: np.ndarray) -> np.ndarray:
     if not unknown.any() or unknown.all():
         return values
     return values[tuple(ndimage.distance_transform_edt(unknown, return_distances=False, return_indices=True))]
+
+
+def without_small_patches(probability: np.ndarray, threshold: float, min_area: int) -> np.ndarray:
+    """A section's probability with its salt patches (above ``threshold``) of fewer than ``min_area``
+    pixels set to 0, as segment.py drops them from its mask (``interpret.drop_small_patches``)."""
+    salt = probability > threshold
+    return np.where(salt & ~drop_small_patches(salt, min_area), 0.0, probability)
 
 
 def score(probs: list[np.ndarray], truths: list[np.ndarray], threshold: float) -> tuple[float, float]:
@@ -193,26 +204,35 @@ def main() -> None:
         tmp = Path(tmp)
         variants = [("global", "1", False), ("minmax", "1", False), ("minmax", "1", True)]
         for windows, scales, fill in variants + [("minmax", s, False) for s in args.scales]:
-            probs = []
+            probs, patched = [], []
             for k, (m, cells) in enumerate(scored):
                 if cells:
                     image = m.image.astype(np.float32)
                     p = segment_section(run, model, nearest_known(m, image) if fill else image, tmp, f"s{k}-{fill}", 50,
                                         windows, scales)
                     probs += [p[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
-            report(f"segment, stride 50, {windows}" + ("" if scales == "1" else f", scale {scales}")
-                   + (", unknown filled" if fill else ""), probs)
+                    q = without_small_patches(p, threshold, min_area)
+                    patched += [q[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
+            name = (f"segment, stride 50, {windows}" + ("" if scales == "1" else f", scale {scales}")
+                    + (", unknown filled" if fill else ""))
+            report(name, probs)
+            if (windows, scales, fill) == ("minmax", "1", False) and min_area > 1:
+                report(f"{name}, patches under {min_area} px out", patched)
         flats = {False: [mosaics.continuous(m) for m, _ in scored]}
         flats[True] = [nearest_known(m, flat) for (m, _), flat in zip(scored, flats[False])]
         for shift, fill in [(shift, fill) for fill in (False, True) for shift in args.shifts]:
-            probs = []
+            probs, patched = [], []
             for k, (m, cells) in enumerate(scored):
                 if cells:
                     flat = flats[fill][k][shift:, shift:]
                     p = segment_section(run, model, flat, tmp, f"c{k}-{shift}-{fill}", 101, "minmax")
-                    probs += [p[r * TILE - shift : (r + 1) * TILE - shift, c * TILE - shift : (c + 1) * TILE - shift]
-                              for r, c in cells]
+                    q = without_small_patches(p, threshold, min_area)
+                    for out, values in ((probs, p), (patched, q)):
+                        out += [values[r * TILE - shift : (r + 1) * TILE - shift, c * TILE - shift : (c + 1) * TILE - shift]
+                                for r, c in cells]
             report(f"minmax on the grid, shift {shift}" + (", unknown filled" if fill else ""), probs)
+            if not fill and min_area > 1:
+                report(f"minmax on the grid, shift {shift}, patches under {min_area} px out", patched)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         figures = {"tiles": n, "groups": {g: int((group_of == g).sum()) for g in GROUPS}, KNOWN: int(on_known.sum()),

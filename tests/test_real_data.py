@@ -78,6 +78,18 @@ def test_label_seams_are_found_between_labelled_neighbours_only():
     assert filled[2 * TILE - 1, 2 * TILE] == section.image[2 * TILE - 1, 2 * TILE - 1]  # nearest: the one left
 
 
+def test_a_sections_small_patches_are_dropped_before_its_tiles_are_cut():
+    real_sections = load_script("benchmarks/real_sections.py", "real_sections")
+    p = np.full((TILE, 2 * TILE), 0.1, np.float32)
+    p[:, :3] = np.nan  # no data stays no data
+    p[10:20, 95:105] = 0.9  # 100 pixels across the edge of two tiles: 50 on each
+    p[60, 60:64] = 0.8  # 4 pixels
+    q = real_sections.without_small_patches(p, 0.5, 60)
+    assert (q[10:20, 95:105] == np.float32(0.9)).all()  # kept whole: larger than 60 though each tile holds 50
+    assert (q[60, 60:64] == 0).all() and np.isnan(q[:, :3]).all()
+    assert (q[30:50, 30:50] == np.float32(0.1)).all()
+
+
 def test_a_few_stray_pixels_on_an_empty_tile_are_scored_with_and_without_the_runs_minimum_area():
     real_sections = load_script("benchmarks/real_sections.py", "real_sections")
     empty, salt = np.zeros((TILE, TILE), np.uint8), np.zeros((TILE, TILE), np.uint8)

@@ -26,8 +26,9 @@ BODY_COLUMNS = ("id", "voxels", "inline_min", "inline_max", "crossline_min", "cr
 class LineOutputs:
     """The mask, surfaces, provisional bodies and domain statistics, one line at a time."""
 
-    def __init__(self, inp: Input, vol: Volumes, amap, cut: float, stats: dict, surfaces_csv, snap=(0, "peak")):
-        self.inp, self.vol, self.amap, self.cut = inp, vol, amap, cut
+    def __init__(self, inp: Input, vol: Volumes, amap, cut: float, stats: dict, surfaces_csv, snap=(0, "peak"),
+                 min_area: int = 0):
+        self.inp, self.vol, self.amap, self.cut, self.min_area = inp, vol, amap, cut, min_area
         self.snap = snap  # (samples, polarity): the top moved onto the strongest reflection that near; 0: the mask's
         self.amplitude_scale = sections.amplitude_scale(stats, amap.gain)  # snap_top's unit of strength
         self.bodies = interpret.BodyLabeller()
@@ -48,7 +49,7 @@ class LineOutputs:
         clock = time.perf_counter()
         prob, live, amplitudes = self.vol["probability"][i].astype(np.float32), src.live(k), src.line(k)
         data = ~self.amap.no_data(amplitudes, live)
-        mask = (prob > self.cut) & data
+        mask = interpret.drop_small_patches((prob > self.cut) & data, self.min_area)
         self.vol["mask"][i] = mask
         grey = self.amap(self.amap.filled(amplitudes, live))
         self.domain.add_line(grey, data, line_number=src.line_numbers[k])
@@ -169,12 +170,13 @@ def _number(value: float) -> str:
 
 
 def write_outputs(tmp: Path, inp: Input, vol: Volumes, amap, cut: float, stats: dict, min_body: int,
-                  n_figures: int, disagreement, snap=(0, "peak")) -> dict:
+                  n_figures: int, disagreement, snap=(0, "peak"), min_area: int = 0) -> dict:
     """Mask, surfaces, bodies and domain check (streamed line by line), SEG-Y copies and figures;
     returns their figures for segment.json. ``snap`` (samples, polarity): the top of salt moved
-    onto the strongest reflection within that many samples of the mask's (``interpret.snap_top``)."""
+    onto the strongest reflection within that many samples of the mask's (``interpret.snap_top``).
+    The mask leaves out each line's salt patches of fewer than ``min_area`` pixels."""
     with open(tmp / "salt_surfaces.csv", "w", newline="") as surfaces_csv:
-        lines = LineOutputs(inp, vol, amap, cut, stats, surfaces_csv, snap)
+        lines = LineOutputs(inp, vol, amap, cut, stats, surfaces_csv, snap, min_area)
         for i in range(len(inp.chosen)):
             lines.add(i)
             vol.release()

@@ -28,6 +28,19 @@ def trace_surfaces(mask_line: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return top, base, starts.astype(np.int32)
 
 
+def drop_small_patches(mask_line: np.ndarray, min_area: int) -> np.ndarray:
+    """A line's mask (traces, samples) without its salt patches of fewer than ``min_area`` pixels
+    (connected as bodies are within a line: 4-connectivity). The section's counterpart of
+    ``predict.py``'s minimum salt area, which empties a tile whose mask is that small."""
+    mask = np.asarray(mask_line).astype(bool)
+    if min_area <= 1 or not mask.any():
+        return mask
+    local, _ = ndimage.label(mask)
+    keep = np.bincount(local.ravel()) >= min_area
+    keep[0] = False
+    return keep[local]
+
+
 def top_dip(top: np.ndarray) -> np.ndarray:
     """Per trace, how steeply the top of salt (``trace_surfaces``' first output, -1 for no salt)
     dips along the line: the largest change in samples to a neighbouring trace that also has salt

@@ -11,7 +11,9 @@ Outputs in ``out/``, in the input's layout (the selected inlines only):
 - ``probability.npy`` (float16): the members' mean salt probability.
 - ``uncertainty.npy`` (float16): the members' standard deviation (folds x flips; with
   ``--direction both`` the members of both passes pooled).
-- ``mask.npy`` (uint8): probability above the run's boundary threshold (``_threshold``).
+- ``mask.npy`` (uint8): probability above the run's boundary threshold (``_threshold``), without each
+  line's salt patches smaller than the run's minimum salt area (``_min_area``): predict.py's tile rule
+  for a section, which has no tiles.
 - ``bodies.npy`` (int32) and ``bodies.csv``: salt bodies, connected in 3-D (2-D for a line), of at
   least ``--min-body`` voxels, numbered from the largest; 0 elsewhere.
 - ``salt_surfaces.csv``: top and base of salt and the number of salt intervals of every trace with salt
@@ -83,7 +85,8 @@ def parse_lines(text: str | None) -> tuple[int, int] | None:
 
 
 def check_options(out: Path, direction: str, stride: int, threshold, n_figures: int, min_body: int,
-                  batch_size: int, snap_top: int = 0, snap_polarity: str = "peak", windows: str | None = None) -> None:
+                  batch_size: int, snap_top: int = 0, snap_polarity: str = "peak", windows: str | None = None,
+                  min_area: int | None = None) -> None:
     """Every setting checked before any file is opened or written."""
     if out.exists():
         raise SectionError(f"{out}: output exists; refusing to overwrite it (remove it or choose another --out)")
@@ -100,7 +103,8 @@ def check_options(out: Path, direction: str, stride: int, threshold, n_figures: 
     if snap_polarity not in interpret.POLARITIES:
         raise SectionError(f"--snap-polarity {snap_polarity!r}: expected one of {', '.join(interpret.POLARITIES)}")
     for value, flag, least in ((n_figures, "--figures", 0), (min_body, "--min-body", 1),
-                               (batch_size, "--batch-size", 1), (snap_top, "--snap-top", 0)):
+                               (batch_size, "--batch-size", 1), (snap_top, "--snap-top", 0),
+                               (0 if min_area is None else min_area, "--min-area", 0)):
         if value < least:
             raise SectionError(f"{flag} {value}: must be at least {least}")
 
@@ -243,7 +247,8 @@ def merge_crossline(vol: Volumes, j: int, p: np.ndarray, u: np.ndarray, live: np
 def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride: int = DEFAULT_STRIDE,
         batch_size: int = 32, tta: bool = True, threshold: float | None = None,
         percentile: float = DEFAULT_PERCENTILE, clip: float | None = None, centre: float | None = None,
-        truth=None, n_figures: int = 3, min_body: int = DEFAULT_MIN_BODY, iline_byte: int | None = None,
+        truth=None, n_figures: int = 3, min_body: int = DEFAULT_MIN_BODY, min_area: int | None = None,
+        iline_byte: int | None = None,
         xline_byte: int | None = None, uncertainty: bool = True, snap_top: int = 0, snap_polarity: str = "peak",
         windows: str | None = None, scales=(1.0,), model=None, progress: bool = True, log=print, warn=None,
         cluster=None) -> dict:
@@ -254,10 +259,12 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
     trace's top of salt onto the strongest ``snap_polarity`` within that many samples of the
     mask's (``interpret.snap_top``). ``windows`` (``sections.WINDOW_NORMS``; None: as the run's tiles
     were framed, ``window_norm``) says how the model's windows are made; ``scales``, at which
-    resamplings of each section they are cut (``sections.segment_sections``)."""
+    resamplings of each section they are cut (``sections.segment_sections``). The mask drops each
+    line's salt patches of fewer than ``min_area`` pixels (None: the run's minimum salt area)."""
     out = Path(out)
     warn = warn or (lambda line: print(line, file=sys.stderr))
-    check_options(out, direction, stride, threshold, n_figures, min_body, batch_size, snap_top, snap_polarity, windows)
+    check_options(out, direction, stride, threshold, n_figures, min_body, batch_size, snap_top, snap_polarity, windows,
+                  min_area)
     scales = sections.check_scales(scales)
     if cluster is not None:
         cluster.check(out, run_dir, model)
@@ -269,7 +276,7 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             model, what = ensemble_model(run_dir, batch_size, tta, uncertainty)
         else:
             what = "a given model"
-        cut, cut_source = _threshold(run_dir, threshold)
+        (cut, cut_source), (min_area, area_source) = _threshold(run_dir, threshold), _min_area(run_dir, min_area)
         stats = tile_stats.read_tile_stats(run_dir, log) if run_dir else tile_stats.DEFAULT_TILE_STATS
         norm, norm_source = window_norm(stats, windows)
         amap = replace(map_amplitudes(inp, stats, percentile, clip, centre, norm), scales=scales)
@@ -280,7 +287,7 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             f"{TILE}x{TILE}, stride {stride}; amplitudes {amap.centre:g} +- {spread / amap.gain:g} "
             f"({percentile:g}th percentile) -> grey levels {amap.median:.0f} +- {spread:.0f}; windows: "
             + ("that map" if norm == "global" else "each stretched to 0..255 on its own")
-            + f" ({norm_source}); threshold {cut:.3f} ({cut_source})"
+            + f" ({norm_source}); threshold {cut:.3f} ({cut_source}), salt patches under {min_area} px out ({area_source})"
             + ("" if scales == (1.0,) else f"; the section resampled by {', '.join(f'{x:g}' for x in scales)}"))
         with atomic_path(out) as tmp:
             tmp.mkdir()
@@ -293,10 +300,10 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
                                                      tta, uncertainty, progress, log)
             seconds = time.perf_counter() - started
             made = write_outputs(tmp, inp, vol, amap, cut, stats, min_body, n_figures, disagreement,
-                                 (snap_top, snap_polarity))
+                                 (snap_top, snap_polarity), min_area)
             summary = _summary(inp, src, geometry, direction, stride, cut, amap, percentile, stats, total, seconds,
                                uncertainty, disagreement, made, cluster)
-            summary["threshold_source"] = cut_source
+            summary.update(threshold_source=cut_source, min_area=min_area, min_area_source=area_source)
             summary["snap_top"] = {"samples": snap_top, "polarity": snap_polarity if snap_top else None}
             summary["label_next"] = _label_next(run_dir, inp, summary, tmp)
             (tmp / "segment.json").write_text(json.dumps(summary, indent=1))
@@ -381,6 +388,16 @@ def _threshold(run_dir, threshold: float | None) -> tuple[float, str]:
         if key in tuned:
             return float(tuned[key]), f"report.json {key}"
     return 0.5, "default"
+
+
+def _min_area(run_dir, min_area: int | None) -> tuple[int, str]:
+    """The smallest salt patch a line's mask keeps, in pixels, and where it comes from: the given
+    one; else the run's minimum salt area (report.json's ``min_area``, tuned on its out-of-fold tiles
+    with its threshold, which predict.py applies tile by tile); 0 without one."""
+    if min_area is not None:
+        return int(min_area), "given"
+    tuned = read_report(run_dir) if run_dir else {}
+    return (int(tuned["min_area"]), "report.json min_area") if "min_area" in tuned else (0, "default")
 
 
 def _geometry(src: Source) -> dict:

@@ -36,6 +36,28 @@ def test_surfaces_match_a_per_trace_loop(mask):
     assert [list(g) for g in got] == [list(e) for e in surfaces_by_loop(mask)]
 
 
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 8), st.integers(1, 12)), elements=st.integers(0, 1)),
+       st.integers(0, 12))
+def test_small_patches_are_dropped_as_scipy_labels_them(mask, min_area):
+    labels, n = ndimage.label(mask)  # 4-connectivity, as bodies within a line
+    want = np.zeros(mask.shape, bool)
+    for k in range(1, n + 1):
+        if (labels == k).sum() >= min_area:
+            want |= labels == k
+    got = interpret.drop_small_patches(mask, min_area)
+    assert got.dtype == bool
+    np.testing.assert_array_equal(got, want if min_area > 1 else mask.astype(bool))
+
+
+def test_a_patch_touching_another_only_at_a_corner_is_its_own_patch():
+    mask = np.zeros((6, 6), bool)
+    mask[:3, :3] = True  # 9 pixels
+    mask[3:5, 3:5] = True  # 4 pixels, diagonal to the first
+    got = interpret.drop_small_patches(mask, 5)
+    assert got[:3, :3].all() and not got[3:].any()
+
+
 def test_surfaces_flag_an_overhang():
     mask = np.zeros((3, 10), bool)
     mask[0, 2:5] = mask[0, 7:] = True  # salt, sediment below an overhang, salt again

@@ -13,7 +13,7 @@ from scripts import load_script
 from salt_tf.common.errors import SectionError
 from salt_tf.inference.predict import load_ensemble, predict_probs
 from salt_tf.run import tile_stats
-from salt_tf.seismic import sections
+from salt_tf.seismic import interpret, sections
 from salt_tf.seismic import synthetic as synthetic_sections
 from salt_tf.seismic.segment import run
 from salt_tf.seismic.seiswrite import write_segy_volume
@@ -53,6 +53,33 @@ def test_npy_section_with_identity_model_gives_back_the_mapped_section(synth, tm
     assert (out / "figures" / "section.png").stat().st_size > 10_000
     assert json.loads((out / "segment.json").read_text())["windows"] == summary["windows"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left
+
+
+def test_the_mask_leaves_out_salt_patches_smaller_than_the_runs_minimum_area(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "report.json").write_text(json.dumps({"threshold": 0.5, "min_area": 30, "boundary_threshold": 0.9}))
+    tile_stats.write_tile_stats(run_dir, np.random.default_rng(1).integers(40, 220, (30, 101, 101), dtype=np.uint8))
+    section = np.random.default_rng(2).normal(0, 1, (120, 150)).astype(np.float32)  # (traces, samples)
+    section[10:30, 40:60] = 50.0  # 400 pixels of salt (grey 255 through the map)
+    section[80:85, 100:105] = 50.0  # 25 pixels
+    np.save(tmp_path / "section.npy", section)
+    masks = {}
+    for name, given in (("run's", None), ("none", 0)):
+        summary = run(run_dir, tmp_path / "section.npy", tmp_path / name, model=identity, windows="global", min_area=given,
+                      progress=False, log=quiet)
+        salt = np.load(tmp_path / name / "probability.npy").astype(np.float32) > 0.9
+        masks[name] = np.load(tmp_path / name / "mask.npy").astype(bool)
+        assert salt[10:30, 40:60].all() and salt[80:85, 100:105].all()  # the probability keeps both
+        if given is None:
+            assert (summary["min_area"], summary["min_area_source"]) == (30, "report.json min_area")
+            np.testing.assert_array_equal(masks[name], interpret.drop_small_patches(salt, 30))
+        else:
+            assert (summary["min_area"], summary["min_area_source"]) == (0, "given")
+            np.testing.assert_array_equal(masks[name], salt)
+    assert masks["run's"][10:30, 40:60].all() and not masks["run's"][80:85, 100:105].any()
+    assert masks["none"][80:85, 100:105].all()
+    assert json.loads((tmp_path / "run's" / "segment.json").read_text())["min_area"] == 30
 
 
 def test_scales_are_recorded_and_resampled_back_to_the_input(synth, tmp_path):
@@ -168,13 +195,15 @@ def bad_input(case, folder: Path, synth: Path):
         return synth / "volume.sgy", {"lines": (4, 19)}, "volume.sgy: inline range 4..19 outside the volume's inlines 1..14"
     if case == "crossline of a 2-D section":
         return synth / "section.sgy", {"direction": "crossline"}, "section.sgy: --direction crossline needs a 3-D volume"
+    if case == "negative minimum area":
+        return synth / "section.npy", {"min_area": -1}, "--min-area -1: must be at least 0"
     if case == "truth of another shape":
         return synth / "section.npy", {"truth": synth / "volume_mask.npy"}, "volume_mask.npy: true mask of shape"
     raise AssertionError(case)
 
 
 BAD = ["not a SEG-Y", "NaN", "infinite", "NaN in a line the amplitude sample skips", "constant", "all zeros", "too small", "scale", "inline range", "crossline of a 2-D section",
-       "truth of another shape"]
+       "truth of another shape", "negative minimum area"]
 
 
 @pytest.mark.parametrize("case", BAD)
