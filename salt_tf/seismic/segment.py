@@ -248,8 +248,8 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
         batch_size: int = 32, tta: bool = True, threshold: float | None = None,
         percentile: float = DEFAULT_PERCENTILE, clip: float | None = None, centre: float | None = None,
         truth=None, n_figures: int = 3, min_body: int = DEFAULT_MIN_BODY, min_area: int | None = None,
-        iline_byte: int | None = None,
-        xline_byte: int | None = None, uncertainty: bool = True, snap_top: int = 0, snap_polarity: str = "peak",
+        iline_byte: int | None = None, xline_byte: int | None = None, uncertainty: bool = True, snap_top: int = 0,
+        snap_polarity: str = "peak",
         windows: str | None = None, scales=(1.0,), model=None, progress: bool = True, log=print, warn=None,
         cluster=None) -> dict:
     """Segment ``input_path`` into the new folder ``out``; ``model`` replaces the run's ensemble
@@ -259,12 +259,9 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
     trace's top of salt onto the strongest ``snap_polarity`` within that many samples of the
     mask's (``interpret.snap_top``). ``windows`` (``sections.WINDOW_NORMS``; None: as the run's tiles
     were framed, ``window_norm``) says how the model's windows are made; ``scales``, at which
-    resamplings of each section they are cut (``sections.segment_sections``). The mask drops each
-    line's salt patches of fewer than ``min_area`` pixels (None: the run's minimum salt area)."""
-    out = Path(out)
-    warn = warn or (lambda line: print(line, file=sys.stderr))
-    check_options(out, direction, stride, threshold, n_figures, min_body, batch_size, snap_top, snap_polarity, windows,
-                  min_area)
+    resamplings of each section they are cut (``sections.segment_sections``); ``min_area``: ``_min_area``."""
+    out, warn = Path(out), warn or (lambda line: print(line, file=sys.stderr))
+    check_options(out, direction, stride, threshold, n_figures, min_body, batch_size, snap_top, snap_polarity, windows, min_area)
     scales = sections.check_scales(scales)
     if cluster is not None:
         cluster.check(out, run_dir, model)
