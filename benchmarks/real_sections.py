@@ -205,33 +205,36 @@ def main() -> None:
         variants = [("global", "1", False), ("minmax", "1", False), ("minmax", "1", True)]
         for windows, scales, fill in variants + [("minmax", s, False) for s in args.scales]:
             probs, patched = [], []
+            with_patches = (windows, scales, fill) == ("minmax", "1", False) and min_area > 1  # the default only
             for k, (m, cells) in enumerate(scored):
                 if cells:
                     image = m.image.astype(np.float32)
                     p = segment_section(run, model, nearest_known(m, image) if fill else image, tmp, f"s{k}-{fill}", 50,
                                         windows, scales)
                     probs += [p[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
-                    q = without_small_patches(p, threshold, min_area)
-                    patched += [q[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
+                    if with_patches:
+                        q = without_small_patches(p, threshold, min_area)
+                        patched += [q[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
             name = (f"segment, stride 50, {windows}" + ("" if scales == "1" else f", scale {scales}")
                     + (", unknown filled" if fill else ""))
             report(name, probs)
-            if (windows, scales, fill) == ("minmax", "1", False) and min_area > 1:
+            if with_patches:
                 report(f"{name}, patches under {min_area} px out", patched)
         flats = {False: [mosaics.continuous(m) for m, _ in scored]}
         flats[True] = [nearest_known(m, flat) for (m, _), flat in zip(scored, flats[False])]
         for shift, fill in [(shift, fill) for fill in (False, True) for shift in args.shifts]:
             probs, patched = [], []
+            with_patches = not fill and min_area > 1
             for k, (m, cells) in enumerate(scored):
                 if cells:
                     flat = flats[fill][k][shift:, shift:]
                     p = segment_section(run, model, flat, tmp, f"c{k}-{shift}-{fill}", 101, "minmax")
-                    q = without_small_patches(p, threshold, min_area)
-                    for out, values in ((probs, p), (patched, q)):
+                    kinds = [(probs, p)] + ([(patched, without_small_patches(p, threshold, min_area))] if with_patches else [])
+                    for out, values in kinds:
                         out += [values[r * TILE - shift : (r + 1) * TILE - shift, c * TILE - shift : (c + 1) * TILE - shift]
                                 for r, c in cells]
             report(f"minmax on the grid, shift {shift}" + (", unknown filled" if fill else ""), probs)
-            if not fill and min_area > 1:
+            if with_patches:
                 report(f"minmax on the grid, shift {shift}, patches under {min_area} px out", patched)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
