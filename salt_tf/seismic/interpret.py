@@ -154,8 +154,10 @@ class BodyLabeller:
         self._lines = 0
         self._final: np.ndarray | None = None
 
-    def add(self, mask_line: np.ndarray) -> np.ndarray:
-        """Provisional int32 labels (traces, samples) of the next line; 0 = no salt."""
+    def add(self, mask_line: np.ndarray, min_area: int = 1) -> np.ndarray:
+        """Provisional int32 labels (traces, samples) of the next line; 0 = no salt, and the line's
+        patches of fewer than ``min_area`` pixels (as ``drop_small_patches`` drops them), so that
+        ``labels > 0`` is the line's mask without them."""
         if self._final is not None:
             raise RuntimeError("BodyLabeller.add after finish: bodies are already numbered")
         mask = np.asarray(mask_line).astype(bool)
@@ -164,6 +166,12 @@ class BodyLabeller:
         if self._previous is not None and mask.shape != self._previous.shape:
             raise ValueError(f"line {self._lines}: shape {mask.shape}, the previous lines were {self._previous.shape}")
         local, n = ndimage.label(mask)
+        if min_area > 1 and n:
+            keep = np.bincount(local.ravel(), minlength=n + 1) >= min_area
+            keep[0] = False
+            renumber = np.zeros(n + 1, np.int32)
+            renumber[keep] = np.arange(1, int(keep.sum()) + 1)
+            local, n = renumber[local], int(keep.sum())
         if self._count + n > np.iinfo(np.int32).max:
             raise OverflowError(f"line {self._lines}: more than 2**31 provisional salt components")
         labels = np.where(local > 0, local + self._count, 0).astype(np.int32)

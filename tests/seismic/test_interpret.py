@@ -177,6 +177,30 @@ def test_streamed_bodies_match_scipy_3d_labelling(volume, min_voxels):
     check_bodies(volume, min_voxels)
 
 
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.bool_, st.tuples(st.integers(1, 4), st.integers(1, 8), st.integers(1, 8))),
+       st.integers(0, 6))
+def test_a_lines_patches_under_the_minimum_area_are_left_out_of_its_labels(volume, min_area):
+    # segment.py labels each line once: its mask is the labels > 0, its small patches out of both.
+    labeller = BodyLabeller()
+    provisional = [labeller.add(line, min_area) for line in volume]
+    dropped = np.stack([interpret.drop_small_patches(line, min_area) for line in volume])
+    assert np.array_equal(np.stack(provisional) > 0, dropped)
+    table = labeller.finish(2)
+    labels = np.stack([labeller.relabel(p) for p in provisional])
+    want_labels, want_rows = expected_bodies(dropped, 2)
+    assert np.array_equal(labels, want_labels)
+    assert [tuple(int(table[c][i]) for c in interpret.BODY_COLUMNS) for i in range(len(table["id"]))] == want_rows
+
+
+def test_a_patch_of_exactly_the_minimum_area_stays():
+    line = np.zeros((8, 8), bool)
+    line[0, :4] = True  # 4 pixels: kept at 4
+    line[5, 5:8] = True  # 3 pixels: out
+    labels = BodyLabeller().add(line, 4)
+    assert labels[0, :4].all() and not labels[5].any() and set(np.unique(labels)) == {0, 1}
+
+
 def test_bodies_on_a_dense_random_volume():
     volume = np.random.default_rng(0).random((12, 30, 25)) < 0.45  # near percolation: long merges
     labels, table = check_bodies(volume, min_voxels=4)
