@@ -79,15 +79,19 @@ KNOWN = "windows on known cells"
 BASE = "predict.py, tile by tile"
 
 
-def seam_group(m: mosaics.Mosaic, r: int, c: int, share: float = 0.2) -> str:
-    """Tile (r, c)'s group: it is at a label seam (``mosaics.label_seams``); or it has labelled
-    neighbours and no seam; or none of its neighbours is labelled."""
-    if any((r, c) in (seam[:2], seam[2:4]) for seam in mosaics.label_seams(m, share)):
-        return GROUPS[0]
+def seam_groups(m: mosaics.Mosaic, cells: list[tuple[int, int]], share: float = 0.2) -> list[str]:
+    """Each tile (r, c) of ``cells``'s group: it is at a label seam (``mosaics.label_seams``, found once
+    per section); or it has labelled neighbours and no seam; or none of its neighbours is labelled."""
+    seams = {cell for seam in mosaics.label_seams(m, share) for cell in (seam[:2], seam[2:4])}
     labelled = mosaics.labelled_cells(m)
-    near = [(r + dr, c + dc) for dr, dc in ((0, -1), (0, 1), (-1, 0), (1, 0))]
-    return GROUPS[1] if any(0 <= a < labelled.shape[0] and 0 <= b < labelled.shape[1] and labelled[a, b]
-                            for a, b in near) else GROUPS[2]
+
+    def group(r: int, c: int) -> str:
+        if (r, c) in seams:
+            return GROUPS[0]
+        near = [(r + dr, c + dc) for dr, dc in ((0, -1), (0, 1), (-1, 0), (1, 0))]
+        return GROUPS[1] if any(0 <= a < labelled.shape[0] and 0 <= b < labelled.shape[1] and labelled[a, b]
+                                for a, b in near) else GROUPS[2]
+    return [group(r, c) for r, c in cells]
 
 
 def windows_on_known_cells(m: mosaics.Mosaic, r: int, c: int) -> bool:
@@ -167,7 +171,7 @@ def main() -> None:
     print(f"{len(found)} sections hold {sum(len(c) for _, c in found)} held-out tiles; {n} lie wholly inside "
           f"every shifted section and are scored; threshold {threshold:.3f}", flush=True)
     truths = [m.tile(r, c)[1] for m, cells in scored for r, c in cells]
-    group_of = np.array([seam_group(m, r, c) for m, cells in scored for r, c in cells])
+    group_of = np.array([group for m, cells in scored for group in seam_groups(m, cells)])
     print(", ".join(f"{int((group_of == g).sum())} {g}" for g in GROUPS) + " (a seam: the label differs from a "
           "labelled neighbour's on 20% or more of the shared edge)", flush=True)
     on_known = np.array([windows_on_known_cells(m, r, c) for m, cells in scored for r, c in cells])

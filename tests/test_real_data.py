@@ -61,13 +61,14 @@ def test_label_seams_are_found_between_labelled_neighbours_only():
                                                   ("left/right", (0, 1), (0, 2))]
     (a, b), (i, j) = label_seams.edge_and_inside(section.tile(0, 0)[1], section.tile(0, 1)[1], "left/right")
     assert (a != b).mean() == 1.0 and (i != j).mean() == 1.0  # the salt's edge at column 50, inside the tile
-    groups = {(r, c): real_sections.seam_group(section, r, c) for r, c in [(0, 0), (0, 1), (0, 2), (1, 1)]}
+    cells = [(0, 0), (0, 1), (0, 2), (1, 1)]
+    groups = dict(zip(cells, real_sections.seam_groups(section, cells)))
     assert groups == {(0, 0): "at a label seam", (0, 1): "at a label seam", (0, 2): "neighbours agree",
                       (1, 1): "at a label seam"}
     section.label[TILE:, TILE:2 * TILE] = 0  # (1, 1) now agrees with (0, 1); its other neighbours are unlabelled
-    assert real_sections.seam_group(section, 1, 1) == "neighbours agree"
+    assert real_sections.seam_groups(section, [(1, 1)]) == ["neighbours agree"]
     section.label[:TILE, TILE:2 * TILE] = UNLABELLED  # and now it has no labelled neighbour
-    assert real_sections.seam_group(section, 1, 1) == "no labelled neighbour"
+    assert real_sections.seam_groups(section, [(1, 1)]) == ["no labelled neighbour"]
     # cell (1, 2) is unknown: only (0, 0) of the top row has no unknown cell around it
     assert [real_sections.windows_on_known_cells(section, r, c) for r, c in [(0, 0), (0, 1), (0, 2), (1, 0)]] == \
         [True, False, False, True]
