@@ -26,6 +26,7 @@ these tiles (most are empty) while its pixel IoU falls: read both.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -79,6 +80,9 @@ def main() -> None:
     parser.add_argument("--framings", nargs="+", default=["minmax", "agc20", "robust2", "window-area"])
     parser.add_argument("--out", type=Path, help="write the figures as JSON here too")
     args = parser.parse_args()
+    for name in args.framings:
+        if not re.fullmatch(r"minmax|window-area|agc\d+(\.\d+)?|robust\d+(\.\d+)?|stride\d+", name):
+            parser.error(f"--framings {name}: expected minmax, window-area, agcS, robustP or strideN")
     _bench.header(f"run {args.real / 'run'}")
     import salt_tf.seismic.segment as segment
     from salt_tf.inference.predict import postprocessing
