@@ -47,9 +47,10 @@ def main() -> None:
     groups = args.groups or [str(k) for k in range(len(runs))] + ["+".join(str(k) for k in range(len(runs)))]
     print(f"{len(ids)} tiles, {sum(int(t.any()) for t in truths)} with salt")
     for group in groups:
-        members = [runs[int(part) if part.isdigit() else index[part]] for part in group.split("+")]
+        chosen = [int(part) if part.isdigit() else index[part] for part in group.split("+")]
+        members = [runs[k] for k in chosen]
         threshold = float(np.mean([figures["threshold"] for figures, _ in members]))
-        names = "+".join(str(args.sections[runs.index(m)].parent.name) for m in members)
+        names = "+".join(args.sections[k].parent.name for k in chosen)
         print(f"{names} (threshold {threshold:.3f})")
         probs = {name: np.mean([p[name] for _, p in members], axis=0) for name in VARIANTS
                  if all(name in p for _, p in members)}
