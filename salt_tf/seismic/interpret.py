@@ -28,17 +28,26 @@ def trace_surfaces(mask_line: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return top, base, starts.astype(np.int32)
 
 
+def label_patches(mask_line: np.ndarray, min_area: int = 1) -> tuple[np.ndarray, int]:
+    """A line's salt patches (``scipy.ndimage.label``: 4-connectivity, as bodies within a line) numbered
+    1..n, those of fewer than ``min_area`` pixels left out (0), and n."""
+    local, n = ndimage.label(np.asarray(mask_line).astype(bool))
+    if min_area > 1 and n:
+        keep = np.bincount(local.ravel(), minlength=n + 1) >= min_area
+        keep[0] = False
+        renumber = np.zeros(n + 1, local.dtype)
+        renumber[keep] = np.arange(1, int(keep.sum()) + 1)
+        local, n = renumber[local], int(keep.sum())
+    return local, n
+
+
 def drop_small_patches(mask_line: np.ndarray, min_area: int) -> np.ndarray:
     """A line's mask (traces, samples) without its salt patches of fewer than ``min_area`` pixels
-    (connected as bodies are within a line: 4-connectivity). The section's counterpart of
-    ``predict.py``'s minimum salt area, which empties a tile whose mask is that small."""
-    mask = np.asarray(mask_line).astype(bool)
-    if min_area <= 1 or not mask.any():
-        return mask
-    local, _ = ndimage.label(mask)
-    keep = np.bincount(local.ravel()) >= min_area
-    keep[0] = False
-    return keep[local]
+    (``label_patches``). The section's counterpart of ``predict.py``'s minimum salt area, which
+    empties a tile whose mask is that small."""
+    if min_area <= 1:
+        return np.asarray(mask_line).astype(bool)
+    return label_patches(mask_line, min_area)[0] > 0
 
 
 def top_dip(top: np.ndarray) -> np.ndarray:
@@ -156,7 +165,7 @@ class BodyLabeller:
 
     def add(self, mask_line: np.ndarray, min_area: int = 1) -> np.ndarray:
         """Provisional int32 labels (traces, samples) of the next line; 0 = no salt, and the line's
-        patches of fewer than ``min_area`` pixels (as ``drop_small_patches`` drops them), so that
+        patches of fewer than ``min_area`` pixels (``label_patches``), so that
         ``labels > 0`` is the line's mask without them."""
         if self._final is not None:
             raise RuntimeError("BodyLabeller.add after finish: bodies are already numbered")
@@ -165,13 +174,7 @@ class BodyLabeller:
             raise ValueError(f"expected a mask line (traces, samples), got shape {mask.shape}")
         if self._previous is not None and mask.shape != self._previous.shape:
             raise ValueError(f"line {self._lines}: shape {mask.shape}, the previous lines were {self._previous.shape}")
-        local, n = ndimage.label(mask)
-        if min_area > 1 and n:
-            keep = np.bincount(local.ravel(), minlength=n + 1) >= min_area
-            keep[0] = False
-            renumber = np.zeros(n + 1, np.int32)
-            renumber[keep] = np.arange(1, int(keep.sum()) + 1)
-            local, n = renumber[local], int(keep.sum())
+        local, n = label_patches(mask, min_area)
         if self._count + n > np.iinfo(np.int32).max:
             raise OverflowError(f"line {self._lines}: more than 2**31 provisional salt components")
         labels = np.where(local > 0, local + self._count, 0).astype(np.int32)
