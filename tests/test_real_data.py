@@ -160,3 +160,25 @@ def test_no_salt_counts_the_traces_with_salt_and_none_in_a_mute(tmp_path):
     assert no_salt.traces_with_salt(None, tmp_path / "line.sgy", "minmax", tmp_path, salt_everywhere) == (59, 60)
     surfaces = np.genfromtxt(tmp_path / "line-minmax" / "salt_surfaces.csv", delimiter=",", names=True)
     assert len(surfaces) == 59 and (surfaces["top_sample"] == 20).all() and 11 not in surfaces["crossline"] - 1
+
+
+@pytest.mark.parametrize("margin", [0, 7])
+@pytest.mark.parametrize("shift", [0, 50])
+def test_context_windows_cover_each_tile_and_put_it_back_together(margin, shift):
+    # section_context.py: windows with a margin around the (shifted) tile grid, their centres put back
+    # into tiles; with a model that returns each window's centre unchanged, every tile comes back.
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    values = np.random.default_rng(0).normal(size=(3 * TILE, 4 * TILE)).astype(np.float32)
+    cells = [(1, 1), (1, 2), (2, 3)]
+    windows, origins = section_context.covering_windows(values, cells, shift, margin)
+    assert len(windows) == len(cells) * (1 if shift == 0 else 4)
+    assert all(w.shape == (TILE + 2 * margin, TILE + 2 * margin) for w in windows)
+    centres = np.stack([w[margin:margin + TILE, margin:margin + TILE] for w in windows])
+    tiles = section_context.tiles_from_centres(cells, origins, centres, shift)
+    for (r, c), tile in zip(cells, tiles):
+        np.testing.assert_array_equal(tile, values[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE])
+    # A window's margin is the section around its centre (the tile (1, 1) on the grid).
+    if shift == 0:
+        np.testing.assert_array_equal(windows[0], values[TILE - margin:2 * TILE + margin, TILE - margin:2 * TILE + margin])
+        padded = np.pad(values, margin, mode="reflect")
+        np.testing.assert_array_equal(section_context.cell_window(padded, margin, 1, 1, margin), windows[0])

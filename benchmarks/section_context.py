@@ -1,0 +1,292 @@
+"""Context learned: a real-data run's fold-0 model fine-tuned on windows wider than a tile, then scored
+with that context on its held-out tiles, on the tile grid and 50 pixels off it.
+
+    python benchmarks/section_context.py --real OUT --margin 50 --minutes 8 [--steps N] [--seed 0] --out DIR
+
+``OUT`` is a ``benchmarks/real_data.py`` folder (its ``run`` of fold 0, the held-out split in
+``data/holdout``). Every window is 101 + 2 x ``--margin`` pixels at the tiles' scale (50: 201 pixels,
+resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own, and the loss and every
+score count its centre's role as follows:
+
+- **training** (the run's phase 2: AdamW at its learning rate and weight decay, the Lovasz hinge with
+  unlabelled pixels out, horizontal flips, batches of 8 for ``--minutes`` or ``--steps``): half of
+  each batch is fold 0's training tiles, each with its section around it (``mosaics.continuous``, the
+  unknown cells filled from the nearest known pixel) or, for a tile in no section, reflected around
+  it; the other half windows anywhere on the sections, at least a quarter of their centre labelled.
+  Every label in a window counts. The held-out tiles and fold 0's validation tiles are unknown cells
+  to training: no pixel of them, image or label, is trained on;
+- **scoring**: every image known. The threshold and minimum area are tuned on fold 0's validation
+  tiles with their context, then the 640 held-out tiles are scored tile by tile with theirs, and the
+  held-out tiles inside sections (``real_sections.py``'s at ``--shifts 0 50``) on the tile grid and
+  on the grid shifted by 50 pixels, each tile's prediction the centres of the windows that cover it.
+
+``--margin 0`` is the control: the same loop and scores with windows of one tile. Figures go to
+``DIR/figures.json`` as they come, the 105 tiles' probabilities to ``DIR/probs_shift*.npy``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import _bench
+import cv2
+import numpy as np
+import pandas as pd
+
+import real_sections as rs
+from salt_tf.tiles import mosaics
+from salt_tf.tiles.data import read_image, read_mask, real_seismic_dir
+from salt_tf.tiles.framing import stretch
+from salt_tf.tiles.metrics import UNLABELLED, competition_score, image_scores, remove_small, tune_postprocessing
+
+TILE = mosaics.TILE
+
+
+def input_size(margin: int) -> int:
+    """The model's input side for a window of 101 + 2 x margin pixels: a tile's 101 -> 128, rounded to 32."""
+    return int(round((TILE + 2 * margin) * 128 / TILE / 32)) * 32
+
+
+def cell_window(padded: np.ndarray, pad: int, r: int, c: int, margin: int) -> np.ndarray:
+    """The window of cell (r, c) with ``margin`` pixels around it, from a section padded by ``pad``."""
+    y, x = pad + r * TILE - margin, pad + c * TILE - margin
+    return padded[y : y + TILE + 2 * margin, x : x + TILE + 2 * margin]
+
+
+def covering_windows(values: np.ndarray, cells, shift: int, margin: int) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """The windows (with ``margin``) of the tile grid shifted by ``shift`` pixels that cover each cell,
+    one per cell at shift 0, four otherwise, with their centres' origins in the section."""
+    pad = margin + TILE
+    padded = np.pad(values, pad, mode="reflect")
+    side = TILE + 2 * margin
+    windows, origins = [], []
+    steps = (0,) if shift == 0 else (-TILE, 0)
+    for r, c in cells:
+        for dy in steps:
+            for dx in steps:
+                y, x = r * TILE + shift + dy, c * TILE + shift + dx
+                windows.append(padded[y + pad - margin : y + pad - margin + side, x + pad - margin : x + pad - margin + side])
+                origins.append((y, x))
+    return windows, origins
+
+
+def tiles_from_centres(cells, origins, centres: np.ndarray, shift: int) -> list[np.ndarray]:
+    """Each cell's tile put together from the (101, 101) centres of ``covering_windows``."""
+    per = 1 if shift == 0 else 4
+    tiles = []
+    for k, (r, c) in enumerate(cells):
+        tile = np.zeros((TILE, TILE), np.float32)
+        for (y, x), centre in zip(origins[per * k : per * (k + 1)], centres[per * k : per * (k + 1)]):
+            ys, xs, ye, xe = max(y, r * TILE), max(x, c * TILE), min(y, r * TILE) + TILE, min(x, c * TILE) + TILE
+            if ye > ys and xe > xs:
+                tile[ys - r * TILE : ye - r * TILE, xs - c * TILE : xe - c * TILE] = centre[ys - y : ye - y, xs - x : xe - x]
+        tiles.append(tile)
+    return tiles
+
+
+class Windows:
+    """Training windows: fold 0's training tiles with their context, and windows anywhere on the sections."""
+
+    def __init__(self, sections: list[mosaics.Mosaic], tiles: dict, train_ids: list[str], margin: int, seed: int):
+        self.margin, self.side, self.size = margin, TILE + 2 * margin, input_size(margin)
+        self.tiles, self.train_ids = tiles, train_ids
+        self.rng = np.random.default_rng(seed)
+        self.padded, self.where = [], {}
+        for m in sections:
+            if not m.known.any() or max(m.ids.shape) < 2:
+                continue
+            flat = rs.nearest_known(m, mosaics.continuous(m))
+            for (r, c), tile_id in np.ndenumerate(m.ids):
+                if tile_id in tiles and m.known[r, c]:
+                    self.where[tile_id] = (len(self.padded), r, c)
+            self.padded.append((np.pad(flat, margin, mode="reflect"), np.pad(m.label, margin, constant_values=UNLABELLED)))
+        self.weights = np.array([(f.shape[0] - self.side + 1) * (f.shape[1] - self.side + 1) for f, _ in self.padded], float)
+
+    def tile(self) -> tuple[np.ndarray, np.ndarray]:
+        tile_id = self.train_ids[int(self.rng.integers(len(self.train_ids)))]
+        if tile_id in self.where:
+            k, r, c = self.where[tile_id]
+            return tuple(cell_window(a, self.margin, r, c, self.margin) for a in self.padded[k])
+        image, mask = self.tiles[tile_id]
+        m = self.margin
+        return np.pad(image.astype(np.float32), m, mode="reflect"), np.pad(mask, m, constant_values=UNLABELLED)
+
+    def anywhere(self) -> tuple[np.ndarray, np.ndarray]:
+        m, s = self.margin, self.side
+        while True:
+            flat, label = self.padded[int(self.rng.choice(len(self.padded), p=self.weights / self.weights.sum()))]
+            y, x = (int(self.rng.integers(0, n - s + 1)) for n in flat.shape)
+            if np.mean(label[y + m : y + m + TILE, x + m : x + m + TILE] != UNLABELLED) >= 0.25:
+                return flat[y : y + s, x : x + s], label[y : y + s, x : x + s]
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for j in range(n):
+            image, label = self.tile() if j < n // 2 else self.anywhere()
+            image = stretch(image[None])[0]
+            if self.rng.random() < 0.5:
+                image, label = image[:, ::-1], label[:, ::-1]
+            xs.append(cv2.resize(np.ascontiguousarray(image), (self.size, self.size), interpolation=cv2.INTER_LINEAR))
+            ys.append(cv2.resize(np.ascontiguousarray(label), (self.size, self.size), interpolation=cv2.INTER_NEAREST))
+        return np.stack(xs).astype(np.float32)[..., None] / 255.0, np.stack(ys)[..., None].astype(np.float32)
+
+
+def fine_tune(model, config, windows: Windows, minutes: float, steps: int, say) -> int:
+    """The run's phase 2 on ``windows`` (batches of 8) for ``minutes`` or ``steps``; the steps taken."""
+    import keras
+    import tensorflow as tf
+
+    from salt_tf.model.losses import lovasz_hinge_per_image
+
+    optimizer = keras.optimizers.AdamW(config.phase2_lr, weight_decay=config.phase2_weight_decay)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(lovasz_hinge_per_image(y, tf.cast(model(x, training=True), tf.float32)))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+
+    start, done, losses = time.perf_counter(), 0, []
+    while time.perf_counter() - start < minutes * 60 and done < steps:
+        losses.append(float(step(*windows.batch(8))))
+        done += 1
+        if done % 100 == 0:
+            say(f"step {done}: Lovasz {np.mean(losses[-100:]):.4f}, {time.perf_counter() - start:.0f} s")
+    return done
+
+
+def predictor(model, margin: int):
+    """(windows of 101 + 2 x margin) -> the probability of their centres, with horizontal-flip TTA."""
+    import keras
+
+    side, size = TILE + 2 * margin, input_size(margin)
+
+    def probability(x):
+        return keras.ops.convert_to_numpy(keras.ops.sigmoid(keras.ops.cast(model(x, training=False), "float32")))[..., 0]
+
+    def predict(windows: list[np.ndarray]) -> np.ndarray:
+        x = np.stack([cv2.resize(w, (size, size), interpolation=cv2.INTER_LINEAR) for w in stretch(np.stack(windows))])
+        x = x.astype(np.float32)[..., None] / 255.0
+        batches = np.array_split(x, max(1, len(x) // 16))
+        p = np.concatenate([(probability(b) + probability(b[:, :, ::-1])[:, :, ::-1]) / 2 for b in batches])
+        centre = np.s_[margin : margin + TILE, margin : margin + TILE]
+        return np.stack([cv2.resize(q, (side, side), interpolation=cv2.INTER_AREA)[centre] for q in p])
+
+    return predict
+
+
+def main() -> None:
+    parser = _bench.parser(__doc__, tgs=True)
+    parser.add_argument("--real", type=Path, required=True, help="a benchmarks/real_data.py output folder")
+    parser.add_argument("--realdata", type=Path, default=real_seismic_dir(), help="../shared/realdata")
+    parser.add_argument("--margin", type=int, default=50, help="context on each side of a tile, in pixels (0: the control)")
+    parser.add_argument("--minutes", type=float, default=8.0, help="fine-tuning time")
+    parser.add_argument("--steps", type=int, default=10**9, help="at most this many steps of 8 windows")
+    parser.add_argument("--seed", type=int, default=0, help="the windows' draw and the fine-tune's seed")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    _bench.header(f"run {args.real / 'run'}")
+    import keras
+
+    from salt_tf.run.config import Config, build_from_config
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    figures = {"command": vars(args) | {"real": str(args.real), "realdata": str(args.realdata), "tgs": str(args.tgs),
+                                         "out": str(args.out)}}
+
+    def record(**found) -> None:
+        figures.update(found)
+        (args.out / "figures.json.part").write_text(json.dumps(figures, indent=1))
+        (args.out / "figures.json.part").replace(args.out / "figures.json")
+        print(found, flush=True)
+
+    keras.utils.set_random_seed(args.seed)
+    run = args.real / "run"
+    saved = json.loads((run / "config.json").read_text())
+    config = Config(**{k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(Config)}})
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = build_from_config(config, None)  # any input size
+    model.set_weights(keras.saving.load_model(run / "fold0" / "model.keras", compile=False).get_weights())
+    folds = pd.read_csv(run / "folds.csv", dtype={"id": str})
+    val_ids = sorted(folds.id[folds.fold == 0])
+    pool = args.real / "data" / "pool" / "train"
+    tiles = {i: (read_image(pool / "images" / f"{i}.png"), read_mask(pool / "masks" / f"{i}.png")) for i in folds.id}
+    unlabelled = [args.tgs / "test" / "images", args.realdata / "test_tiles"]
+
+    # Training sees the pool's tiles with fold 0's validation cells made unknown (the held-out tiles are
+    # not in the pool, so they are unknown already).
+    sections = []
+    for path in mosaics.mosaic_paths(args.realdata / "mosaics"):
+        m = mosaics.assemble(path, pool, unlabelled)
+        blocked = np.isin(m.ids, val_ids)
+        m.known &= ~blocked
+        m.image[np.kron(blocked, np.ones((TILE, TILE), bool))] = 0
+        m.label[np.kron(blocked, np.ones((TILE, TILE), bool))] = UNLABELLED
+        sections.append(m)
+    train_ids = sorted(folds.id[folds.fold != 0])
+    windows = Windows(sections, {i: tiles[i] for i in train_ids}, train_ids, args.margin, args.seed)
+    record(window=TILE + 2 * args.margin, input_size=windows.size, training_tiles=len(train_ids),
+           training_tiles_in_sections=len(windows.where))
+    start = time.perf_counter()
+    steps = fine_tune(model, config, windows, args.minutes, args.steps, print)
+    record(steps=steps, train_seconds=round(time.perf_counter() - start))
+    model.save(args.out / "model.keras")
+    predict = predictor(model, args.margin)
+
+    # Scoring sees every image: each tile with its section around it, or reflected.
+    full, at = [], {}
+    for path in mosaics.mosaic_paths(args.realdata / "mosaics"):
+        m = mosaics.assemble(path, args.tgs / "train", unlabelled)
+        if max(m.ids.shape) > 1:
+            for (r, c), tile_id in np.ndenumerate(m.ids):
+                if tile_id and m.known[r, c]:
+                    at.setdefault(tile_id, (len(full), r, c))
+            full.append(np.pad(rs.nearest_known(m, mosaics.continuous(m)), args.margin, mode="reflect"))
+
+    def with_context(tile_id: str, image: np.ndarray) -> np.ndarray:
+        if tile_id in at:
+            k, r, c = at[tile_id]
+            return cell_window(full[k], args.margin, r, c, args.margin)
+        return np.pad(image.astype(np.float32), args.margin, mode="reflect")
+
+    val_probs = predict([with_context(i, tiles[i][0]) for i in val_ids])
+    tuned = tune_postprocessing(np.stack([tiles[i][1] for i in val_ids]), val_probs)
+    threshold, min_area = tuned["threshold"], tuned["min_area"]
+    record(validation_tuned=tuned, validation_in_sections=sum(i in at for i in val_ids))
+    held = sorted(p.stem for p in (args.real / "data" / "holdout" / "images").glob("*.png"))
+    held_probs = predict([with_context(i, read_image(args.real / "data" / "holdout" / "images" / f"{i}.png")) for i in held])
+    held_truth = np.stack([read_mask(args.tgs / "train" / "masks" / f"{i}.png") for i in held])
+    record(holdout_tiles=len(held), holdout_in_sections=sum(i in at for i in held),
+           holdout_score=competition_score(held_truth, remove_small(held_probs > threshold, min_area)))
+
+    found = rs.held_out_sections(args.real, args.tgs, args.realdata)
+    inside = [(m, [(r, c) for r, c in cells if min(r, c) * TILE >= 50]) for m, cells in found]  # as real_sections.py
+    scored = [(m, cells) for m, cells in inside if cells]
+    truths = [m.tile(r, c)[1] for m, cells in scored for r, c in cells]
+    salt = np.array([t.any() for t in truths])
+    known = np.array([rs.windows_on_known_cells(m, r, c) for m, cells in scored for r, c in cells])
+    empty = image_scores(np.stack(truths), np.zeros((len(truths), TILE, TILE), np.uint8))
+    record(tiles_inside_sections=len(truths), with_salt=int(salt.sum()), empty_answer=float(empty.mean()))
+    per_tile = {}
+    for shift in (0, 50):
+        probs = []
+        for m, cells in scored:
+            values, origins = covering_windows(rs.nearest_known(m, mosaics.continuous(m)), cells, shift, args.margin)
+            probs += tiles_from_centres(cells, origins, predict(values), shift)
+        np.save(args.out / f"probs_shift{shift}.npy", np.stack(probs).astype(np.float16))
+        per_tile[shift] = rs.tile_scores(probs, truths, threshold, min_area)
+        given = remove_small(np.stack(probs) > threshold, min_area).any(axis=(1, 2))
+        record(**{f"shift {shift}": {"score": float(per_tile[shift].mean()), "pixel_iou": rs.score(probs, truths, threshold)[1],
+                                     "salt_tiles": float(per_tile[shift][salt].mean()),
+                                     "empty_tiles": float(per_tile[shift][~salt].mean()),
+                                     "empty_tiles_given_salt": int((given & ~salt).sum())}})
+    record(gap_50=rs.paired_difference(per_tile[0], per_tile[50]),
+           gap_50_known_cells=rs.paired_difference(per_tile[0][known], per_tile[50][known]))
+
+
+if __name__ == "__main__":
+    main()
