@@ -34,6 +34,10 @@ on "windows on known cells": the tiles whose eight neighbouring cells are all kn
 that reaches into the tile (at any shift up to 100 pixels, or at stride 50) holds an unknown, black
 cell, which no training window holds and a real section lacks.
 
+What predicting no salt anywhere scores on the same tiles is printed first (most of them are empty, so
+a variant that finds nothing scores close to ``predict.py``), and each variant is scored apart on
+the tiles that hold salt and on the empty ones (with how many of these it gives salt).
+
 Each variant's score is given twice: as thresholded, and with the run's minimum salt area (a tile's
 mask with fewer salt pixels is emptied, as ``predict.py`` does for its submission). The default
 ``segment`` and the shifted grids are also scored with the section's salt patches of fewer than that
@@ -176,6 +180,10 @@ def main() -> None:
           "labelled neighbour's on 20% or more of the shared edge)", flush=True)
     on_known = np.array([windows_on_known_cells(m, r, c) for m, cells in scored for r, c in cells])
     print(f"{int(on_known.sum())} tiles have windows on known cells only (their eight neighbouring cells are known)", flush=True)
+    has_salt = np.array([t.any() for t in truths])
+    empty = image_scores(np.stack(truths), np.zeros((n, TILE, TILE), np.uint8))
+    print(f"{int(has_salt.sum())} tiles hold salt; predicting no salt anywhere scores {empty.mean():.4f} "
+          f"({empty[on_known].mean():.4f} on known cells): a variant's score is worth what it adds to that", flush=True)
     results, groups, kept, per_tile = {}, {}, {}, {}
 
     def report(name: str, probs: list[np.ndarray]) -> None:
@@ -192,6 +200,11 @@ def main() -> None:
         kept[name] = np.stack(probs).astype(np.float16)
         per_tile[name] = {"plain": tile_scores(probs, truths, threshold),
                           "min_area": tile_scores(probs, truths, threshold, min_area)}
+        plain = per_tile[name]["plain"]
+        groups[name]["salt tiles"], groups[name]["empty tiles"] = float(plain[has_salt].mean()), float(plain[~has_salt].mean())
+        given = sum(bool((p > threshold).any()) for p, salt in zip(probs, has_salt) if not salt)
+        print(f"{'':32s} on the tiles with salt {plain[has_salt].mean():.4f}, on the empty ones {plain[~has_salt].mean():.4f} "
+              f"({given} of them given salt)", flush=True)
         base = per_tile[BASE]  # reported first
         parts = []
         for rule, subset, label in [("plain", slice(None), "all"), ("min_area", slice(None), f"min area {min_area}"),
@@ -243,6 +256,8 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         figures = {"tiles": n, "groups": {g: int((group_of == g).sum()) for g in GROUPS}, KNOWN: int(on_known.sum()),
+                   "salt tiles": int(has_salt.sum()),
+                   "empty answer": {"all": float(empty.mean()), KNOWN: float(empty[on_known].mean())},
                    "threshold": threshold, "min_area": min_area,
                    "scores": {k: {"competition": v[0], "pixel_iou": v[1], "by_group": groups[k],
                                   "tiles": {rule: per_tile[k][rule].tolist() for rule in ("plain", "min_area")}}
