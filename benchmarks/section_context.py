@@ -178,91 +178,45 @@ def predictor(model, margin: int):
     return predict
 
 
-def main() -> None:
-    parser = _bench.parser(__doc__, tgs=True)
-    parser.add_argument("--real", type=Path, required=True, help="a benchmarks/real_data.py output folder")
-    parser.add_argument("--realdata", type=Path, default=real_seismic_dir(), help="../shared/realdata")
-    parser.add_argument("--margin", type=int, default=50, help="context on each side of a tile, in pixels (0: the control)")
-    parser.add_argument("--minutes", type=float, default=8.0, help="fine-tuning time")
-    parser.add_argument("--steps", type=int, default=10**9, help="at most this many steps of 8 windows")
-    parser.add_argument("--seed", type=int, default=0, help="the windows' draw and the fine-tune's seed")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    _bench.header(f"run {args.real / 'run'}")
-    import keras
-
-    from salt_tf.run.config import Config, build_from_config
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    figures = {"command": vars(args) | {"real": str(args.real), "realdata": str(args.realdata), "tgs": str(args.tgs),
-                                         "out": str(args.out)}}
-
-    def record(**found) -> None:
-        figures.update(found)
-        (args.out / "figures.json.part").write_text(json.dumps(figures, indent=1))
-        (args.out / "figures.json.part").replace(args.out / "figures.json")
-        print(found, flush=True)
-
-    keras.utils.set_random_seed(args.seed)
-    run = args.real / "run"
-    saved = json.loads((run / "config.json").read_text())
-    config = Config(**{k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(Config)}})
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = build_from_config(config, None)  # any input size
-    model.set_weights(keras.saving.load_model(run / "fold0" / "model.keras", compile=False).get_weights())
-    folds = pd.read_csv(run / "folds.csv", dtype={"id": str})
-    val_ids = sorted(folds.id[folds.fold == 0])
-    pool = args.real / "data" / "pool" / "train"
-    tiles = {i: (read_image(pool / "images" / f"{i}.png"), read_mask(pool / "masks" / f"{i}.png")) for i in folds.id}
-    unlabelled = [args.tgs / "test" / "images", args.realdata / "test_tiles"]
-
-    # Training sees the pool's tiles with fold 0's validation cells made unknown (the held-out tiles are
-    # not in the pool, so they are unknown already).
+def training_sections(realdata: Path, pool: Path, unlabelled: list[Path], val_ids: list[str]) -> list[mosaics.Mosaic]:
+    """The sections with the pool's tiles labelled and fold 0's validation cells made unknown (the
+    held-out tiles are not in the pool, so they are unknown already): no pixel of either is trained on."""
     sections = []
-    for path in mosaics.mosaic_paths(args.realdata / "mosaics"):
+    for path in mosaics.mosaic_paths(realdata / "mosaics"):
         m = mosaics.assemble(path, pool, unlabelled)
         blocked = np.isin(m.ids, val_ids)
         m.known &= ~blocked
         m.image[np.kron(blocked, np.ones((TILE, TILE), bool))] = 0
         m.label[np.kron(blocked, np.ones((TILE, TILE), bool))] = UNLABELLED
         sections.append(m)
-    train_ids = sorted(folds.id[folds.fold != 0])
-    windows = Windows(sections, {i: tiles[i] for i in train_ids}, train_ids, args.margin, args.seed)
-    record(window=TILE + 2 * args.margin, input_size=windows.size, training_tiles=len(train_ids),
-           training_tiles_in_sections=len(windows.where))
-    start = time.perf_counter()
-    steps = fine_tune(model, config, windows, args.minutes, args.steps, print)
-    record(steps=steps, train_seconds=round(time.perf_counter() - start))
-    model.save(args.out / "model.keras")
-    predict = predictor(model, args.margin)
+    return sections
 
-    # Scoring sees every image: each tile with its section around it, or reflected.
+
+def context_reader(realdata: Path, labelled: Path, unlabelled: list[Path], margin: int):
+    """(reader, the ids of the tiles in a section): the reader maps (tile id, its image) to the tile with
+    ``margin`` pixels of its section around it, every image known (unknown cells filled from the
+    nearest known pixel), or reflected for a tile in no section."""
     full, at = [], {}
-    for path in mosaics.mosaic_paths(args.realdata / "mosaics"):
-        m = mosaics.assemble(path, args.tgs / "train", unlabelled)
+    for path in mosaics.mosaic_paths(realdata / "mosaics"):
+        m = mosaics.assemble(path, labelled, unlabelled)
         if max(m.ids.shape) > 1:
             for (r, c), tile_id in np.ndenumerate(m.ids):
                 if tile_id and m.known[r, c]:
                     at.setdefault(tile_id, (len(full), r, c))
-            full.append(np.pad(rs.nearest_known(m, mosaics.continuous(m)), args.margin, mode="reflect"))
+            full.append(np.pad(rs.nearest_known(m, mosaics.continuous(m)), margin, mode="reflect"))
 
     def with_context(tile_id: str, image: np.ndarray) -> np.ndarray:
         if tile_id in at:
             k, r, c = at[tile_id]
-            return cell_window(full[k], args.margin, r, c, args.margin)
-        return np.pad(image.astype(np.float32), args.margin, mode="reflect")
+            return cell_window(full[k], margin, r, c, margin)
+        return np.pad(image.astype(np.float32), margin, mode="reflect")
 
-    val_probs = predict([with_context(i, tiles[i][0]) for i in val_ids])
-    tuned = tune_postprocessing(np.stack([tiles[i][1] for i in val_ids]), val_probs)
-    threshold, min_area = tuned["threshold"], tuned["min_area"]
-    record(validation_tuned=tuned, validation_in_sections=sum(i in at for i in val_ids))
-    held = sorted(p.stem for p in (args.real / "data" / "holdout" / "images").glob("*.png"))
-    held_probs = predict([with_context(i, read_image(args.real / "data" / "holdout" / "images" / f"{i}.png")) for i in held])
-    held_truth = np.stack([read_mask(args.tgs / "train" / "masks" / f"{i}.png") for i in held])
-    record(holdout_tiles=len(held), holdout_in_sections=sum(i in at for i in held),
-           holdout_score=competition_score(held_truth, remove_small(held_probs > threshold, min_area)))
+    return with_context, set(at)
 
+
+def score_inside_sections(args, predict, threshold: float, min_area: int, record) -> None:
+    """The held-out tiles inside sections (``real_sections.py``'s at ``--shifts 0 50``) on the tile grid
+    and 50 pixels off it: scores, pixel IoU, the salt tiles and the empty ones apart, the gap."""
     found = rs.held_out_sections(args.real, args.tgs, args.realdata)
     inside = [(m, [(r, c) for r, c in cells if min(r, c) * TILE >= 50]) for m, cells in found]  # as real_sections.py
     scored = [(m, cells) for m, cells in inside if cells]
@@ -286,6 +240,67 @@ def main() -> None:
                                      "empty_tiles_given_salt": int((given & ~salt).sum())}})
     record(gap_50=rs.paired_difference(per_tile[0], per_tile[50]),
            gap_50_known_cells=rs.paired_difference(per_tile[0][known], per_tile[50][known]))
+
+
+def main() -> None:
+    parser = _bench.parser(__doc__, tgs=True)
+    parser.add_argument("--real", type=Path, required=True, help="a benchmarks/real_data.py output folder")
+    parser.add_argument("--realdata", type=Path, default=real_seismic_dir(), help="../shared/realdata")
+    parser.add_argument("--margin", type=int, default=50, help="context on each side of a tile, in pixels (0: the control)")
+    parser.add_argument("--minutes", type=float, default=8.0, help="fine-tuning time")
+    parser.add_argument("--steps", type=int, default=10**9, help="at most this many steps of 8 windows")
+    parser.add_argument("--seed", type=int, default=0, help="the windows' draw and the fine-tune's seed")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    _bench.header(f"run {args.real / 'run'}")
+    import keras
+
+    from salt_tf.run.config import Config, build_from_config
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    figures = {"command": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+
+    def record(**found) -> None:
+        figures.update(found)
+        (args.out / "figures.json.part").write_text(json.dumps(figures, indent=1))
+        (args.out / "figures.json.part").replace(args.out / "figures.json")
+        print(found, flush=True)
+
+    keras.utils.set_random_seed(args.seed)
+    run = args.real / "run"
+    saved = json.loads((run / "config.json").read_text())
+    config = Config(**{k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(Config)}})
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = build_from_config(config, None)  # any input size
+    model.set_weights(keras.saving.load_model(run / "fold0" / "model.keras", compile=False).get_weights())
+    folds = pd.read_csv(run / "folds.csv", dtype={"id": str})
+    val_ids, train_ids = sorted(folds.id[folds.fold == 0]), sorted(folds.id[folds.fold != 0])
+    pool = args.real / "data" / "pool" / "train"
+    tiles = {i: (read_image(pool / "images" / f"{i}.png"), read_mask(pool / "masks" / f"{i}.png")) for i in folds.id}
+    unlabelled = [args.tgs / "test" / "images", args.realdata / "test_tiles"]
+
+    sections = training_sections(args.realdata, pool, unlabelled, val_ids)
+    windows = Windows(sections, {i: tiles[i] for i in train_ids}, train_ids, args.margin, args.seed)
+    record(window=TILE + 2 * args.margin, input_size=windows.size, training_tiles=len(train_ids),
+           training_tiles_in_sections=len(windows.where))
+    start = time.perf_counter()
+    steps = fine_tune(model, config, windows, args.minutes, args.steps, print)
+    record(steps=steps, train_seconds=round(time.perf_counter() - start))
+    model.save(args.out / "model.keras")
+    predict = predictor(model, args.margin)
+
+    with_context, in_sections = context_reader(args.realdata, args.tgs / "train", unlabelled, args.margin)
+    val_probs = predict([with_context(i, tiles[i][0]) for i in val_ids])
+    tuned = tune_postprocessing(np.stack([tiles[i][1] for i in val_ids]), val_probs)
+    threshold, min_area = tuned["threshold"], tuned["min_area"]
+    record(validation_tuned=tuned, validation_in_sections=len(in_sections.intersection(val_ids)))
+    held = sorted(p.stem for p in (args.real / "data" / "holdout" / "images").glob("*.png"))
+    held_probs = predict([with_context(i, read_image(args.real / "data" / "holdout" / "images" / f"{i}.png")) for i in held])
+    held_truth = np.stack([read_mask(args.tgs / "train" / "masks" / f"{i}.png") for i in held])
+    record(holdout_tiles=len(held), holdout_in_sections=len(in_sections.intersection(held)),
+           holdout_score=competition_score(held_truth, remove_small(held_probs > threshold, min_area)))
+    score_inside_sections(args, predict, threshold, min_area, record)
 
 
 if __name__ == "__main__":
