@@ -5,8 +5,7 @@ with that context on its held-out tiles, on the tile grid and 50 pixels off it.
 
 ``OUT`` is a ``benchmarks/real_data.py`` folder (its ``run`` of fold 0, the held-out split in
 ``data/holdout``). Every window is 101 + 2 x ``--margin`` pixels at the tiles' scale (50: 201 pixels,
-resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own, and the loss and every
-score count its centre's role as follows:
+resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
 
 - **training** (the run's phase 2: AdamW at its learning rate and weight decay, the Lovasz hinge with
   unlabelled pixels out, horizontal flips, batches of 8 for ``--minutes`` or ``--steps``): half of
