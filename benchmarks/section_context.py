@@ -11,7 +11,8 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
   unlabelled pixels out, horizontal flips, batches of 8 for ``--minutes`` or ``--steps``): half of
   each batch is fold 0's training tiles, each with its section around it (``mosaics.continuous``, the
   unknown cells filled from the nearest known pixel) or, for a tile in no section, reflected around
-  it; the other half windows anywhere on the sections, at least a quarter of their centre labelled.
+  it (``--tile-share``: another share); the rest windows anywhere on the sections, at least a quarter
+  of their centre labelled.
   Every label in a window counts. The held-out tiles and fold 0's validation tiles are unknown cells
   to training: no pixel of them, image or label, is trained on;
 - **scoring**: every image known. The threshold and minimum area are tuned on fold 0's validation
@@ -88,8 +89,10 @@ def tiles_from_centres(cells, origins, centres: np.ndarray, shift: int) -> list[
 class Windows:
     """Training windows: fold 0's training tiles with their context, and windows anywhere on the sections."""
 
-    def __init__(self, sections: list[mosaics.Mosaic], tiles: dict, train_ids: list[str], margin: int, seed: int):
+    def __init__(self, sections: list[mosaics.Mosaic], tiles: dict, train_ids: list[str], margin: int, seed: int,
+                 tile_share: float = 0.5):
         self.margin, self.side, self.size = margin, TILE + 2 * margin, input_size(margin)
+        self.tile_share = tile_share
         self.tiles, self.train_ids = tiles, train_ids
         self.rng = np.random.default_rng(seed)
         self.padded, self.where = [], {}
@@ -123,7 +126,7 @@ class Windows:
     def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for j in range(n):
-            image, label = self.tile() if j < n // 2 else self.anywhere()
+            image, label = self.tile() if j < round(n * self.tile_share) else self.anywhere()
             image = stretch(image[None])[0]
             if self.rng.random() < 0.5:
                 image, label = image[:, ::-1], label[:, ::-1]
@@ -249,6 +252,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=8.0, help="fine-tuning time")
     parser.add_argument("--steps", type=int, default=10**9, help="at most this many steps of 8 windows")
     parser.add_argument("--seed", type=int, default=0, help="the windows' draw and the fine-tune's seed")
+    parser.add_argument("--tile-share", type=float, default=0.5, help="the share of each batch that is tiles")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     _bench.header(f"run {args.real / 'run'}")
@@ -280,7 +284,7 @@ def main() -> None:
     unlabelled = [args.tgs / "test" / "images", args.realdata / "test_tiles"]
 
     sections = training_sections(args.realdata, pool, unlabelled, val_ids)
-    windows = Windows(sections, {i: tiles[i] for i in train_ids}, train_ids, args.margin, args.seed)
+    windows = Windows(sections, {i: tiles[i] for i in train_ids}, train_ids, args.margin, args.seed, args.tile_share)
     record(window=TILE + 2 * args.margin, input_size=windows.size, training_tiles=len(train_ids),
            training_tiles_in_sections=len(windows.where))
     start = time.perf_counter()

@@ -1,5 +1,5 @@
 """benchmarks/real_data.py's held-out split: disjoint from training, complete, loadable; the label seams
-of label_seams.py and real_sections.py."""
+of label_seams.py and real_sections.py; section_context.py's windows with context."""
 import numpy as np
 import pytest
 from scripts import load_script
