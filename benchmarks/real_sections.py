@@ -78,6 +78,14 @@ def held_out_sections(real: Path, tgs: Path, realdata: Path) -> list[tuple[mosai
     return found
 
 
+def scored_cells(found, shift: int) -> list[tuple[mosaics.Mosaic, list[tuple[int, int]]]]:
+    """The sections of ``held_out_sections`` with their held-out cells that lie wholly inside the section
+    once its first ``shift`` rows and columns are cut off (so scored at every shift up to it); sections
+    left with none are dropped."""
+    kept = [(m, [(r, c) for r, c in cells if min(r, c) * TILE >= shift]) for m, cells in found]
+    return [(m, cells) for m, cells in kept if cells]
+
+
 GROUPS = ("at a label seam", "neighbours agree", "no labelled neighbour")
 KNOWN = "windows on known cells"
 BASE = "predict.py, tile by tile"
@@ -170,7 +178,7 @@ def main() -> None:
     found = held_out_sections(args.real, args.tgs, args.realdata)
     keep = max(args.shifts)
     # tiles scored at every shift: held out, and not in the first row or column of cells the shift cuts
-    scored = [(m, [(r, c) for r, c in cells if min(r, c) * TILE >= keep]) for m, cells in found]
+    scored = scored_cells(found, keep)
     n = sum(len(c) for _, c in scored)
     print(f"{len(found)} sections hold {sum(len(c) for _, c in found)} held-out tiles; {n} lie wholly inside "
           f"every shifted section and are scored; threshold {threshold:.3f}", flush=True)

@@ -220,8 +220,7 @@ def score_inside_sections(args, predict, threshold: float, min_area: int, record
     """The held-out tiles inside sections (``real_sections.py``'s at ``--shifts 0 50``) on the tile grid
     and 50 pixels off it: scores, pixel IoU, the salt tiles and the empty ones apart, the gap."""
     found = rs.held_out_sections(args.real, args.tgs, args.realdata)
-    inside = [(m, [(r, c) for r, c in cells if min(r, c) * TILE >= 50]) for m, cells in found]  # as real_sections.py
-    scored = [(m, cells) for m, cells in inside if cells]
+    scored = rs.scored_cells(found, 50)
     truths = [m.tile(r, c)[1] for m, cells in scored for r, c in cells]
     salt = np.array([t.any() for t in truths])
     known = np.array([rs.windows_on_known_cells(m, r, c) for m, cells in scored for r, c in cells])

@@ -90,8 +90,7 @@ def main() -> None:
     run = args.real / "run"
     threshold, min_area = postprocessing(run, None)
     found = rs.held_out_sections(args.real, args.tgs, args.realdata)
-    scored = [(m, cells) for m, cells in ((m, [(r, c) for r, c in cells if min(r, c) * TILE >= 50]) for m, cells in found)
-              if cells]
+    scored = rs.scored_cells(found, 50)
     truths = [m.tile(r, c)[1] for m, cells in scored for r, c in cells]
     known_only = np.array([rs.windows_on_known_cells(m, r, c) for m, cells in scored for r, c in cells])
     with np.load(args.real / "sections6" / "probabilities.npz") as saved:

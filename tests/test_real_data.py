@@ -182,3 +182,12 @@ def test_context_windows_cover_each_tile_and_put_it_back_together(margin, shift)
         np.testing.assert_array_equal(windows[0], values[TILE - margin:2 * TILE + margin, TILE - margin:2 * TILE + margin])
         padded = np.pad(values, margin, mode="reflect")
         np.testing.assert_array_equal(section_context.cell_window(padded, margin, 1, 1, margin), windows[0])
+
+
+def test_scored_cells_keep_the_cells_inside_every_shifted_section():
+    real_sections = load_script("benchmarks/real_sections.py", "real_sections")
+    a, b = _section(), _section()
+    found = [(a, [(0, 0), (1, 1), (1, 2)]), (b, [(0, 2)])]
+    assert real_sections.scored_cells(found, 50) == [(a, [(1, 1), (1, 2)])]  # row or column 0 is cut; b is left empty
+    assert real_sections.scored_cells(found, 0) == found
+    assert real_sections.scored_cells(found, TILE + 1) == []  # no cell lies 102 px inside this 2-row section
