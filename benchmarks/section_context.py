@@ -227,10 +227,11 @@ def score_inside_sections(args, predict, threshold: float, min_area: int, record
     empty = image_scores(np.stack(truths), np.zeros((len(truths), TILE, TILE), np.uint8))
     record(tiles_inside_sections=len(truths), with_salt=int(salt.sum()), empty_answer=float(empty.mean()))
     per_tile = {}
+    flats = [rs.nearest_known(m, mosaics.continuous(m)) for m, _ in scored]  # once, for both shifts
     for shift in (0, 50):
         probs = []
-        for m, cells in scored:
-            values, origins = covering_windows(rs.nearest_known(m, mosaics.continuous(m)), cells, shift, args.margin)
+        for (_, cells), flat in zip(scored, flats):
+            values, origins = covering_windows(flat, cells, shift, args.margin)
             probs += tiles_from_centres(cells, origins, predict(values), shift)
         np.save(args.out / f"probs_shift{shift}.npy", np.stack(probs).astype(np.float16))
         per_tile[shift] = rs.tile_scores(probs, truths, threshold, min_area)
