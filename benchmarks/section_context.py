@@ -20,8 +20,14 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
   held-out tiles inside sections (``real_sections.py``'s at ``--shifts 0 50``) on the tile grid and
   on the grid shifted by 50 pixels, each tile's prediction the centres of the windows that cover it.
 
-``--margin 0`` is the control: the same loop and scores with windows of one tile. Figures go to
-``DIR/figures.json`` as they come, the 105 tiles' probabilities to ``DIR/probs_shift*.npy``.
+  The same tiles are also read as ``segment.py`` reads a section (``stride 50, blended``): windows
+  whose centres start every 50 pixels from -25 (none on the tile grid), each with its margin, their
+  centres blended with ``segment.py``'s weights (``sections.weight_window``).
+
+``--margin 0`` is the control: the same loop and scores with windows of one tile. ``--rescore DIR``
+scores an earlier run's saved model (``DIR/model.keras``, with its margin, threshold and minimum area)
+inside the sections again, with no fine-tune. Figures go to ``DIR/figures.json`` as they come, the
+105 tiles' probabilities to ``DIR/probs_*.npy``.
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 import real_sections as rs
+from salt_tf.seismic.sections import weight_window
 from salt_tf.tiles import mosaics
 from salt_tf.tiles.data import read_image, read_mask, real_seismic_dir
 from salt_tf.tiles.framing import stretch
@@ -84,6 +91,37 @@ def tiles_from_centres(cells, origins, centres: np.ndarray, shift: int) -> list[
                 tile[ys - r * TILE : ye - r * TILE, xs - c * TILE : xe - c * TILE] = centre[ys - y : ye - y, xs - x : xe - x]
         tiles.append(tile)
     return tiles
+
+
+def stride_windows(values: np.ndarray, cells, margin: int, stride: int = 50) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """``segment.py``'s reading of a section with context: windows whose 101-pixel centres start every
+    ``stride`` pixels from -(101 - stride) // 2 (as ``sections.starts`` pads a section), each with
+    ``margin`` pixels around it, those whose centre meets one of ``cells``; with their centres' origins."""
+    pad = margin + 2 * TILE
+    padded = np.pad(values, pad, mode="reflect")
+    first = -((TILE - stride) // 2)
+
+    def meets(start: int, cell: int) -> bool:
+        return start < (cell + 1) * TILE and start + TILE > cell * TILE
+
+    origins = [(y, x) for y in range(first, values.shape[0], stride) for x in range(first, values.shape[1], stride)
+               if any(meets(y, r) and meets(x, c) for r, c in cells)]
+    side = TILE + 2 * margin
+    windows = [padded[y + pad - margin : y + pad - margin + side, x + pad - margin : x + pad - margin + side] for y, x in origins]
+    return windows, origins
+
+
+def blended_tiles(cells, origins, centres: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
+    """Each cell's tile from the centres of ``stride_windows``, blended with ``segment.py``'s weights."""
+    pad = 2 * TILE
+    weight = weight_window()
+    total = np.zeros((shape[0] + 2 * pad, shape[1] + 2 * pad))
+    summed = np.zeros_like(total)
+    for (y, x), centre in zip(origins, centres):
+        summed[y + pad : y + pad + TILE, x + pad : x + pad + TILE] += weight * centre
+        total[y + pad : y + pad + TILE, x + pad : x + pad + TILE] += weight
+    section = summed[pad:-pad, pad:-pad] / np.maximum(total[pad:-pad, pad:-pad], 1e-12)
+    return [section[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE].astype(np.float32) for r, c in cells]
 
 
 class Windows:
@@ -216,9 +254,25 @@ def context_reader(realdata: Path, labelled: Path, unlabelled: list[Path], margi
     return with_context, set(at)
 
 
+def read_cells(predict, flat: np.ndarray, cells, margin: int, variant: str) -> list[np.ndarray]:
+    """The cells' probabilities as ``variant`` reads the section: ``shift 0`` (one window per tile, on
+    the grid), ``shift 50`` (the grid shifted by 50 pixels, four windows per tile) or ``stride 50,
+    blended`` (``segment.py``'s windows, none on the grid, blended)."""
+    if variant == "stride 50, blended":
+        values, origins = stride_windows(flat, cells, margin)
+        return blended_tiles(cells, origins, predict(values), flat.shape)
+    shift = int(variant.split()[-1])
+    values, origins = covering_windows(flat, cells, shift, margin)
+    return tiles_from_centres(cells, origins, predict(values), shift)
+
+
+VARIANTS = ("shift 0", "shift 50", "stride 50, blended")
+
+
 def score_inside_sections(args, predict, threshold: float, min_area: int, record) -> None:
-    """The held-out tiles inside sections (``real_sections.py``'s at ``--shifts 0 50``) on the tile grid
-    and 50 pixels off it: scores, pixel IoU, the salt tiles and the empty ones apart, the gap."""
+    """The held-out tiles inside sections (``real_sections.py``'s at ``--shifts 0 50``) on the tile grid,
+    50 pixels off it and as ``segment.py`` reads a section: scores, pixel IoU, the salt tiles and the
+    empty ones apart, and each variant's gap from the grid."""
     found = rs.held_out_sections(args.real, args.tgs, args.realdata)
     scored = rs.scored_cells(found, 50)
     truths = [m.tile(r, c)[1] for m, cells in scored for r, c in cells]
@@ -227,49 +281,29 @@ def score_inside_sections(args, predict, threshold: float, min_area: int, record
     empty = image_scores(np.stack(truths), np.zeros((len(truths), TILE, TILE), np.uint8))
     record(tiles_inside_sections=len(truths), with_salt=int(salt.sum()), empty_answer=float(empty.mean()))
     per_tile = {}
-    flats = [rs.nearest_known(m, mosaics.continuous(m)) for m, _ in scored]  # once, for both shifts
-    for shift in (0, 50):
-        probs = []
-        for (_, cells), flat in zip(scored, flats):
-            values, origins = covering_windows(flat, cells, shift, args.margin)
-            probs += tiles_from_centres(cells, origins, predict(values), shift)
-        np.save(args.out / f"probs_shift{shift}.npy", np.stack(probs).astype(np.float16))
-        per_tile[shift] = rs.tile_scores(probs, truths, threshold, min_area)
+    flats = [rs.nearest_known(m, mosaics.continuous(m)) for m, _ in scored]  # once, for every variant
+    for variant in VARIANTS:
+        probs = [p for (_, cells), flat in zip(scored, flats) for p in read_cells(predict, flat, cells, args.margin, variant)]
+        np.save(args.out / f"probs_{variant.split(',')[0].replace(' ', '')}.npy", np.stack(probs).astype(np.float16))
+        per_tile[variant] = rs.tile_scores(probs, truths, threshold, min_area)
         given = remove_small(np.stack(probs) > threshold, min_area).any(axis=(1, 2))
-        record(**{f"shift {shift}": {"score": float(per_tile[shift].mean()), "pixel_iou": rs.score(probs, truths, threshold)[1],
-                                     "salt_tiles": float(per_tile[shift][salt].mean()),
-                                     "empty_tiles": float(per_tile[shift][~salt].mean()),
-                                     "empty_tiles_given_salt": int((given & ~salt).sum())}})
-    record(gap_50=rs.paired_difference(per_tile[0], per_tile[50]),
-           gap_50_known_cells=rs.paired_difference(per_tile[0][known], per_tile[50][known]))
+        record(**{variant: {"score": float(per_tile[variant].mean()), "pixel_iou": rs.score(probs, truths, threshold)[1],
+                            "salt_tiles": float(per_tile[variant][salt].mean()),
+                            "empty_tiles": float(per_tile[variant][~salt].mean()),
+                            "empty_tiles_given_salt": int((given & ~salt).sum())}})
+    grid = per_tile["shift 0"]
+    record(gap_50=rs.paired_difference(grid, per_tile["shift 50"]),
+           gap_50_known_cells=rs.paired_difference(grid[known], per_tile["shift 50"][known]),
+           gap_blended=rs.paired_difference(grid, per_tile["stride 50, blended"]))
 
 
-def main() -> None:
-    parser = _bench.parser(__doc__, tgs=True)
-    parser.add_argument("--real", type=Path, required=True, help="a benchmarks/real_data.py output folder")
-    parser.add_argument("--realdata", type=Path, default=real_seismic_dir(), help="../shared/realdata")
-    parser.add_argument("--margin", type=int, default=50, help="context on each side of a tile, in pixels (0: the control)")
-    parser.add_argument("--minutes", type=float, default=8.0, help="fine-tuning time")
-    parser.add_argument("--steps", type=int, default=10**9, help="at most this many steps of 8 windows")
-    parser.add_argument("--seed", type=int, default=0, help="the windows' draw and the fine-tune's seed")
-    parser.add_argument("--tile-share", type=float, default=0.5, help="the share of each batch that is tiles")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    _bench.header(f"run {args.real / 'run'}")
+def train_and_tune(args, record):
+    """REAL's fold-0 model fine-tuned on windows with ``--margin``, saved; its threshold and minimum area
+    tuned on fold 0's validation tiles with their context; the 640 held-out tiles scored tile by tile."""
     import keras
 
     from salt_tf.run.config import Config, build_from_config
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    figures = {"command": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
-
-    def record(**found) -> None:
-        figures.update(found)
-        (args.out / "figures.json.part").write_text(json.dumps(figures, indent=1))
-        (args.out / "figures.json.part").replace(args.out / "figures.json")
-        print(found, flush=True)
-
-    keras.utils.set_random_seed(args.seed)
     run = args.real / "run"
     saved = json.loads((run / "config.json").read_text())
     config = Config(**{k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(Config)}})
@@ -296,14 +330,59 @@ def main() -> None:
     with_context, in_sections = context_reader(args.realdata, args.tgs / "train", unlabelled, args.margin)
     val_probs = predict([with_context(i, tiles[i][0]) for i in val_ids])
     tuned = tune_postprocessing(np.stack([tiles[i][1] for i in val_ids]), val_probs)
-    threshold, min_area = tuned["threshold"], tuned["min_area"]
     record(validation_tuned=tuned, validation_in_sections=len(in_sections.intersection(val_ids)))
     held = sorted(p.stem for p in (args.real / "data" / "holdout" / "images").glob("*.png"))
     held_probs = predict([with_context(i, read_image(args.real / "data" / "holdout" / "images" / f"{i}.png")) for i in held])
     held_truth = np.stack([read_mask(args.tgs / "train" / "masks" / f"{i}.png") for i in held])
     record(holdout_tiles=len(held), holdout_in_sections=len(in_sections.intersection(held)),
-           holdout_score=competition_score(held_truth, remove_small(held_probs > threshold, min_area)))
-    score_inside_sections(args, predict, threshold, min_area, record)
+           holdout_score=competition_score(held_truth, remove_small(held_probs > tuned["threshold"], tuned["min_area"])))
+    return model, tuned
+
+
+def rescored(args, record):
+    """An earlier run's fine-tuned model (``--rescore DIR``) with its margin, threshold and minimum area."""
+    import keras
+
+    import salt_tf.model.layers  # noqa: F401  (the model's custom layers, for loading)
+
+    earlier = json.loads((args.rescore / "figures.json").read_text())
+    args.margin = int(earlier["command"]["margin"])
+    if Path(earlier["command"]["real"]).resolve() != args.real.resolve():
+        raise SystemExit(f"error: {args.rescore} was fine-tuned from {earlier['command']['real']}, not {args.real}")
+    if json.loads((args.real / "run" / "config.json").read_text()).get("mixed_precision"):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")  # as the fine-tune ran
+    model = keras.saving.load_model(args.rescore / "model.keras", compile=False)
+    record(rescored=str(args.rescore), margin=args.margin, validation_tuned=earlier["validation_tuned"])
+    return model, earlier["validation_tuned"]
+
+
+def main() -> None:
+    parser = _bench.parser(__doc__, tgs=True)
+    parser.add_argument("--real", type=Path, required=True, help="a benchmarks/real_data.py output folder")
+    parser.add_argument("--realdata", type=Path, default=real_seismic_dir(), help="../shared/realdata")
+    parser.add_argument("--margin", type=int, default=50, help="context on each side of a tile, in pixels (0: the control)")
+    parser.add_argument("--minutes", type=float, default=8.0, help="fine-tuning time")
+    parser.add_argument("--steps", type=int, default=10**9, help="at most this many steps of 8 windows")
+    parser.add_argument("--seed", type=int, default=0, help="the windows' draw and the fine-tune's seed")
+    parser.add_argument("--tile-share", type=float, default=0.5, help="the share of each batch that is tiles")
+    parser.add_argument("--rescore", type=Path, help="no fine-tune: score DIR's model (an earlier --out) inside sections")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    _bench.header(f"run {args.real / 'run'}")
+    import keras
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    figures = {"command": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+
+    def record(**found) -> None:
+        figures.update(found)
+        (args.out / "figures.json.part").write_text(json.dumps(figures, indent=1))
+        (args.out / "figures.json.part").replace(args.out / "figures.json")
+        print(found, flush=True)
+
+    keras.utils.set_random_seed(args.seed)
+    model, tuned = rescored(args, record) if args.rescore else train_and_tune(args, record)
+    score_inside_sections(args, predictor(model, args.margin), tuned["threshold"], tuned["min_area"], record)
 
 
 if __name__ == "__main__":

@@ -184,6 +184,34 @@ def test_context_windows_cover_each_tile_and_put_it_back_together(margin, shift)
         np.testing.assert_array_equal(section_context.cell_window(padded, margin, 1, 1, margin), windows[0])
 
 
+@pytest.mark.parametrize("margin", [0, 7])
+def test_segment_style_windows_blend_back_into_each_tile(margin):
+    # section_context.py's "stride 50, blended": segment.py's windows (centres every 50 px from -25,
+    # so none on the tile grid), each with its margin, blended with segment.py's weights; with a model
+    # that returns each window's centre unchanged, every tile comes back.
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    values = np.random.default_rng(1).normal(size=(3 * TILE, 4 * TILE)).astype(np.float32)
+    cells = [(0, 0), (1, 2), (2, 3)]
+    windows, origins = section_context.stride_windows(values, cells, margin)
+    assert all(w.shape == (TILE + 2 * margin, TILE + 2 * margin) for w in windows)
+    assert {y for y, _ in origins} == {-25, 25, 75, 125, 175, 225, 275} and {x for _, x in origins} >= {-25, 375}
+    assert not any(y % TILE == 0 and x % TILE == 0 for y, x in origins)
+    # each window's margin is the section around its centre
+    y, x = origins[len(origins) // 2]
+    padded = np.pad(values, 2 * TILE + margin, mode="reflect")
+    np.testing.assert_array_equal(windows[len(origins) // 2], padded[y + 2 * TILE : y + 3 * TILE + 2 * margin,
+                                                                     x + 2 * TILE : x + 3 * TILE + 2 * margin])
+    centres = np.stack([w[margin:margin + TILE, margin:margin + TILE] for w in windows])
+    tiles = section_context.blended_tiles(cells, origins, centres, values.shape)
+    for (r, c), tile in zip(cells, tiles):
+        np.testing.assert_allclose(tile, values[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE], rtol=1e-5, atol=1e-5)
+    # every pixel of a cell lies inside some window's centre
+    covered = np.zeros(values.shape, bool)
+    for y, x in origins:
+        covered[max(y, 0):y + TILE, max(x, 0):x + TILE] = True
+    assert all(covered[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE].all() for r, c in cells)
+
+
 def test_scored_cells_keep_the_cells_inside_every_shifted_section():
     real_sections = load_script("benchmarks/real_sections.py", "real_sections")
     a, b = _section(), _section()
