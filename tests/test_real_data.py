@@ -219,3 +219,31 @@ def test_scored_cells_keep_the_cells_inside_every_shifted_section():
     assert real_sections.scored_cells(found, 50) == [(a, [(1, 1), (1, 2)])]  # row or column 0 is cut; b is left empty
     assert real_sections.scored_cells(found, 0) == found
     assert real_sections.scored_cells(found, TILE + 1) == []  # no cell lies 102 px inside this 2-row section
+
+
+@pytest.mark.parametrize("shift", [0, 50])
+def test_whole_section_maps_and_where_false_salt_runs_on(shift):
+    # false_salt_origin.py: a whole section read by windows on the grid or 50 px off it comes back
+    # whole with a model that returns each window's centre; where a mask steps is counted per line.
+    origin = load_script("benchmarks/false_salt_origin.py", "false_salt_origin")
+    values = np.random.default_rng(2).normal(size=(2 * TILE, 3 * TILE)).astype(np.float32)
+    identity = lambda windows: np.stack([w[7:7 + TILE, 7:7 + TILE] for w in windows])  # noqa: E731
+    np.testing.assert_array_equal(origin.section_map(identity, values, 7, shift), values)
+    section = _section()  # (0, 0) salt on its right half, (0, 1) empty beside it, (1, 1) salt everywhere
+    everywhere = np.ones((2, 3), bool)
+    assert origin.step_counts(section.label, everywhere, [50]) == (TILE, 4 * TILE)  # (0, 0)'s salt edge, in 4 pairs
+    labelled = np.array([[True, True, True], [False, True, False]])
+    assert origin.step_counts(section.label, labelled, [TILE]) == (TILE, 2 * TILE)  # a seam, then an agreement
+    # Off the grid, (0, 1) gets salt that runs on from (0, 0), which the grid calls salt: it is traced
+    # there; (1, 1) is salt on both, and (0, 2) empty on both, so they are not reached.
+    grid = section.label == 1
+    off = grid.copy()
+    off[:TILE, TILE:TILE + 30] = True
+    found = origin.origin_of(section, 0, 1, grid, off)
+    assert found == {"off_grid_salt": 30 * TILE, "grid_salt": 0, "continues_into": ["salt tile"]}
+    off[TILE:, TILE:2 * TILE] = False  # the patch no longer reaches (1, 1); (0, 0) still
+    assert origin.origin_of(section, 0, 1, grid, off)["continues_into"] == ["salt tile"]
+    off[:TILE, TILE // 2:TILE] = False  # cut off from (0, 0) too
+    assert origin.origin_of(section, 0, 1, grid, off)["continues_into"] == []
+    assert [origin.neighbour_kind(section, r, c) for r, c in [(0, 1), (1, 0), (1, 1), (1, 2)]] == \
+        ["empty tile", "test tile", "salt tile", "unknown cell"]
