@@ -21,8 +21,8 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
   on the grid shifted by 50 pixels, each tile's prediction the centres of the windows that cover it.
 
   The same tiles are also read as ``segment.py`` reads a section (``stride 50, blended``): windows
-  whose centres start every 50 pixels from -25 (none on the tile grid), each with its margin, their
-  centres blended with ``segment.py``'s weights (``sections.weight_window``).
+  whose centres start every 50 pixels from -25 (none on the tile grid of any section here), each with
+  its margin, their centres blended with ``segment.py``'s weights (``sections.weight_window``).
 
 ``--margin 0`` is the control: the same loop and scores with windows of one tile. ``--rescore DIR``
 scores an earlier run's saved model (``DIR/model.keras``, with its margin, threshold and minimum area)
@@ -345,6 +345,9 @@ def rescored(args, record):
 
     import salt_tf.model.layers  # noqa: F401  (the model's custom layers, for loading)
 
+    for name in ("figures.json", "model.keras"):
+        if not (args.rescore / name).is_file():
+            raise SystemExit(f"error: {args.rescore}: no {name}; --rescore takes an earlier section_context.py --out")
     earlier = json.loads((args.rescore / "figures.json").read_text())
     args.margin = int(earlier["command"]["margin"])
     if Path(earlier["command"]["real"]).resolve() != args.real.resolve():
@@ -365,7 +368,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10**9, help="at most this many steps of 8 windows")
     parser.add_argument("--seed", type=int, default=0, help="the windows' draw and the fine-tune's seed")
     parser.add_argument("--tile-share", type=float, default=0.5, help="the share of each batch that is tiles")
-    parser.add_argument("--rescore", type=Path, help="no fine-tune: score DIR's model (an earlier --out) inside sections")
+    parser.add_argument("--rescore", type=Path, help="no fine-tune: score DIR's model (an earlier --out, its margin) again")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     _bench.header(f"run {args.real / 'run'}")
