@@ -102,10 +102,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="where false_salt.json goes (default: --rescore)")
     args = parser.parse_args()
     _bench.header(f"model {args.rescore / 'model.keras'}")
+    loaded = argparse.Namespace(**vars(args), margin=None)
+    earlier = sc.earlier_fine_tune(loaded)
     out = args.out or args.rescore
     out.mkdir(parents=True, exist_ok=True)
-    loaded = argparse.Namespace(**vars(args), margin=None)
-    model, tuned = sc.rescored(loaded, lambda **found: print(found, flush=True))
+    model, tuned = sc.rescored(loaded, earlier, lambda **found: print(found, flush=True))
     margin, threshold, min_area = loaded.margin, tuned["threshold"], tuned["min_area"]
     predict = sc.predictor(model, margin)
     differ, pairs = Counter(), Counter()

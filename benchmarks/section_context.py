@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -339,19 +340,26 @@ def train_and_tune(args, record):
     return model, tuned
 
 
-def rescored(args, record):
+def earlier_fine_tune(args) -> dict:
+    """``--rescore DIR``'s figures, checked before anything is written: one ``error:`` line, exit 2."""
+    problem = next((f"no {name}; --rescore takes an earlier section_context.py --out"
+                    for name in ("figures.json", "model.keras") if not (args.rescore / name).is_file()), None)
+    earlier = {} if problem else json.loads((args.rescore / "figures.json").read_text())
+    if not problem and Path(earlier["command"]["real"]).resolve() != args.real.resolve():
+        problem = f"fine-tuned from {earlier['command']['real']}, not --real {args.real}"
+    if problem:
+        print(f"error: {args.rescore}: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+    return earlier
+
+
+def rescored(args, earlier: dict, record):
     """An earlier run's fine-tuned model (``--rescore DIR``) with its margin, threshold and minimum area."""
     import keras
 
     import salt_tf.model.layers  # noqa: F401  (the model's custom layers, for loading)
 
-    for name in ("figures.json", "model.keras"):
-        if not (args.rescore / name).is_file():
-            raise SystemExit(f"error: {args.rescore}: no {name}; --rescore takes an earlier section_context.py --out")
-    earlier = json.loads((args.rescore / "figures.json").read_text())
     args.margin = int(earlier["command"]["margin"])
-    if Path(earlier["command"]["real"]).resolve() != args.real.resolve():
-        raise SystemExit(f"error: {args.rescore} was fine-tuned from {earlier['command']['real']}, not {args.real}")
     if json.loads((args.real / "run" / "config.json").read_text()).get("mixed_precision"):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # as the fine-tune ran
     model = keras.saving.load_model(args.rescore / "model.keras", compile=False)
@@ -371,6 +379,7 @@ def main() -> None:
     parser.add_argument("--rescore", type=Path, help="no fine-tune: score DIR's model (an earlier --out, its margin) again")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    earlier = earlier_fine_tune(args) if args.rescore else None
     _bench.header(f"run {args.real / 'run'}")
     import keras
 
@@ -384,7 +393,7 @@ def main() -> None:
         print(found, flush=True)
 
     keras.utils.set_random_seed(args.seed)
-    model, tuned = rescored(args, record) if args.rescore else train_and_tune(args, record)
+    model, tuned = rescored(args, earlier, record) if args.rescore else train_and_tune(args, record)
     score_inside_sections(args, predictor(model, args.margin), tuned["threshold"], tuned["min_area"], record)
 
 

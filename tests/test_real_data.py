@@ -247,3 +247,24 @@ def test_whole_section_maps_and_where_false_salt_runs_on(shift):
     assert origin.origin_of(section, 0, 1, grid, off)["continues_into"] == []
     assert [origin.neighbour_kind(section, r, c) for r, c in [(0, 1), (1, 0), (1, 1), (1, 2)]] == \
         ["empty tile", "test tile", "salt tile", "unknown cell"]
+
+
+def test_rescore_refuses_a_folder_without_a_fine_tune_or_from_another_run(tmp_path, capsys):
+    import argparse
+    import json
+
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    args = argparse.Namespace(rescore=tmp_path / "ft", real=tmp_path / "REAL")
+    args.rescore.mkdir()
+    with pytest.raises(SystemExit) as stop:
+        section_context.earlier_fine_tune(args)
+    assert stop.value.code == 2 and capsys.readouterr().err == f"error: {args.rescore}: no figures.json; " \
+        "--rescore takes an earlier section_context.py --out\n"
+    (args.rescore / "figures.json").write_text(json.dumps({"command": {"real": str(tmp_path / "OTHER"), "margin": 50}}))
+    (args.rescore / "model.keras").write_bytes(b"")
+    with pytest.raises(SystemExit) as stop:
+        section_context.earlier_fine_tune(args)
+    assert stop.value.code == 2 and "fine-tuned from" in capsys.readouterr().err
+    (args.rescore / "figures.json").write_text(json.dumps({"command": {"real": str(tmp_path / "REAL"), "margin": 50}}))
+    assert section_context.earlier_fine_tune(args)["command"]["margin"] == 50
+    assert sorted(p.name for p in args.rescore.iterdir()) == ["figures.json", "model.keras"]  # nothing written
