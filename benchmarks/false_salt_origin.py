@@ -45,12 +45,9 @@ def section_map(predict, flat: np.ndarray, margin: int, shift: int) -> np.ndarra
     rows, cols = flat.shape[0] // TILE, flat.shape[1] // TILE
     first = shift - TILE if shift else 0
     cells = [(r, c) for r in range(rows + (1 if shift else 0)) for c in range(cols + (1 if shift else 0))]
-    pad = margin + 2 * TILE
-    padded = np.pad(flat, pad, mode="reflect")
-    side = TILE + 2 * margin
     origins = [(first + r * TILE, first + c * TILE) for r, c in cells]
-    centres = predict([padded[y + pad - margin : y + pad - margin + side, x + pad - margin : x + pad - margin + side]
-                       for y, x in origins])
+    centres = predict(sc.windows_at(flat, origins, margin))
+    pad = 2 * TILE
     full = np.zeros((flat.shape[0] + 2 * pad, flat.shape[1] + 2 * pad), np.float32)
     for (y, x), centre in zip(origins, centres):
         full[y + pad : y + pad + TILE, x + pad : x + pad + TILE] = centre

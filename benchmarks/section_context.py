@@ -63,21 +63,21 @@ def cell_window(padded: np.ndarray, pad: int, r: int, c: int, margin: int) -> np
     return padded[y : y + TILE + 2 * margin, x : x + TILE + 2 * margin]
 
 
-def covering_windows(values: np.ndarray, cells, shift: int, margin: int) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
-    """The windows (with ``margin``) of the tile grid shifted by ``shift`` pixels that cover each cell,
-    one per cell at shift 0, four otherwise, with their centres' origins in the section."""
-    pad = margin + TILE
+def windows_at(values: np.ndarray, origins: list[tuple[int, int]], margin: int) -> list[np.ndarray]:
+    """The windows whose 101-pixel centres start at ``origins`` (which may lie up to 2 tiles outside the
+    section), each with ``margin`` pixels around it, the section reflected beyond its edges."""
+    pad = margin + 2 * TILE
     padded = np.pad(values, pad, mode="reflect")
     side = TILE + 2 * margin
-    windows, origins = [], []
+    return [padded[y + pad - margin : y + pad - margin + side, x + pad - margin : x + pad - margin + side] for y, x in origins]
+
+
+def covering_windows(values: np.ndarray, cells, shift: int, margin: int) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """The windows (with ``margin``) of the tile grid shifted by ``shift`` that cover each cell, one per
+    cell at shift 0, four otherwise, with their centres' origins in the section."""
     steps = (0,) if shift == 0 else (-TILE, 0)
-    for r, c in cells:
-        for dy in steps:
-            for dx in steps:
-                y, x = r * TILE + shift + dy, c * TILE + shift + dx
-                windows.append(padded[y + pad - margin : y + pad - margin + side, x + pad - margin : x + pad - margin + side])
-                origins.append((y, x))
-    return windows, origins
+    origins = [(r * TILE + shift + dy, c * TILE + shift + dx) for r, c in cells for dy in steps for dx in steps]
+    return windows_at(values, origins, margin), origins
 
 
 def tiles_from_centres(cells, origins, centres: np.ndarray, shift: int) -> list[np.ndarray]:
@@ -98,8 +98,6 @@ def stride_windows(values: np.ndarray, cells, margin: int, stride: int = 50) -> 
     """``segment.py``'s reading of a section with context: windows whose 101-pixel centres start every
     ``stride`` pixels from -(101 - stride) // 2 (as ``sections.starts`` pads a section), each with
     ``margin`` pixels around it, those whose centre meets one of ``cells``; with their centres' origins."""
-    pad = margin + 2 * TILE
-    padded = np.pad(values, pad, mode="reflect")
     first = -((TILE - stride) // 2)
 
     def meets(start: int, cell: int) -> bool:
@@ -107,9 +105,7 @@ def stride_windows(values: np.ndarray, cells, margin: int, stride: int = 50) -> 
 
     origins = [(y, x) for y in range(first, values.shape[0], stride) for x in range(first, values.shape[1], stride)
                if any(meets(y, r) and meets(x, c) for r, c in cells)]
-    side = TILE + 2 * margin
-    windows = [padded[y + pad - margin : y + pad - margin + side, x + pad - margin : x + pad - margin + side] for y, x in origins]
-    return windows, origins
+    return windows_at(values, origins, margin), origins
 
 
 def blended_tiles(cells, origins, centres: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
