@@ -14,9 +14,15 @@ and above/below), two rows of figures:
   edge (under 5% differ) and pairs whose labels do not (20% or more): if the seismic continues
   across the edge as well as inside a tile where the labels stop, the labels were drawn tile by tile.
 
+Last, how many of each train tile's four side neighbours and of its eight neighbouring cells are
+labelled tiles (``mosaics.labelled_neighbours``): only there can a window that reads across a
+tile's edges be judged by labels.
+
 No model, no TensorFlow: a few seconds.
 """
 from __future__ import annotations
+
+from collections import Counter
 
 import _bench
 import numpy as np
@@ -47,7 +53,12 @@ def main() -> None:
     realdata = real_seismic_dir()
     sections = mosaics.load_sections(realdata, args.tgs / "train", [args.tgs / "test" / "images"])
     rows = []  # side, label share differing across the edge, inside; image correlation across, inside
+    sides, around = Counter(), Counter()
     for section in sections:
+        labelled = mosaics.labelled_cells(section)
+        found = mosaics.labelled_neighbours(section)
+        sides.update(found[0][labelled].tolist())
+        around.update(found[1][labelled].tolist())
         image = mosaics.continuous(section)
         for side, (r, c), (r2, c2) in pairs(section):
             (la, lb), (li, lj) = edge_and_inside(section.tile(r, c)[1], section.tile(r2, c2)[1], side)
@@ -75,6 +86,14 @@ def main() -> None:
 
         print(f"| {side} | {len(mine)} | {across:.4f} | {inside:.4f} | {sum(row[3] for row in mine)} "
               f"| {corr(agree)} | {corr(disagree)} |")
+
+    print(f"\n{sum(sides.values())} labelled tiles in the sections; how many of their "
+          "neighbouring cells are labelled tiles too:")
+    print("| neighbours labelled | " + " | ".join(str(k) for k in range(9)) + " |")
+    print("| --- |" + " --- |" * 9)
+    for name, counts in (("of the four sides", sides), ("of the eight around", around)):
+        print(f"| {name} | " + " | ".join(str(counts.get(k, 0)) if k < 5 or name != "of the four sides" else "" for k in range(9))
+              + " |")
 
 
 if __name__ == "__main__":

@@ -188,6 +188,9 @@ def main() -> None:
           "labelled neighbour's on 20% or more of the shared edge)", flush=True)
     on_known = np.array([windows_on_known_cells(m, r, c) for m, cells in scored for r, c in cells])
     print(f"{int(on_known.sum())} tiles have windows on known cells only (their eight neighbouring cells are known)", flush=True)
+    labelled_sides = np.array([mosaics.labelled_neighbours(m)[0][r, c] for m, cells in scored for r, c in cells])
+    print("labelled tiles beside each tile, of its four sides: " + ", ".join(
+        f"{k}: {int((labelled_sides == k).sum())} tiles" for k in range(5)), flush=True)
     has_salt = np.array([t.any() for t in truths])
     empty = image_scores(np.stack(truths), np.zeros((n, TILE, TILE), np.uint8))
     print(f"{int(has_salt.sum())} tiles hold salt; predicting no salt anywhere scores {empty.mean():.4f} "
@@ -271,7 +274,7 @@ def main() -> None:
                                   "tiles": {rule: per_tile[k][rule].tolist() for rule in ("plain", "min_area")}}
                               for k, v in results.items()},
                    "tile_ids": [str(m.ids[r, c]) for m, cells in scored for r, c in cells], "group": group_of.tolist(),
-                   "on_known_cells": on_known.tolist()}
+                   "on_known_cells": on_known.tolist(), "labelled_sides": labelled_sides.tolist()}
         part = args.out / "real_sections.json.part"
         part.write_text(json.dumps(figures, indent=1))
         part.replace(args.out / "real_sections.json")

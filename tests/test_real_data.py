@@ -79,6 +79,19 @@ def test_label_seams_are_found_between_labelled_neighbours_only():
     assert filled[2 * TILE - 1, 2 * TILE] == section.image[2 * TILE - 1, 2 * TILE - 1]  # nearest: the one left
 
 
+def test_labelled_neighbours_count_labelled_tiles_only_on_four_sides_and_all_round():
+    from salt_tf.tiles.mosaics import labelled_neighbours
+
+    section = _section()  # labelled: the top row and (1, 1); (1, 0) unlabelled, (1, 2) unknown
+    sides, around = labelled_neighbours(section)
+    np.testing.assert_array_equal(sides, [[1, 3, 1], [2, 1, 2]])  # any cell, labelled or not
+    np.testing.assert_array_equal(around, [[2, 3, 2], [3, 3, 3]])  # a cell never counts itself
+    section.label[:TILE, TILE:2 * TILE] = UNLABELLED  # (0, 1) a test tile now: its neighbours lose one each
+    sides, around = labelled_neighbours(section)
+    np.testing.assert_array_equal(sides, [[0, 3, 0], [2, 0, 2]])
+    np.testing.assert_array_equal(around, [[1, 3, 1], [2, 2, 2]])
+
+
 def test_a_sections_small_patches_are_dropped_before_its_tiles_are_cut():
     real_sections = load_script("benchmarks/real_sections.py", "real_sections")
     p = np.full((TILE, 2 * TILE), 0.1, np.float32)

@@ -105,6 +105,17 @@ def labelled_cells(mosaic: Mosaic) -> np.ndarray:
     return np.array([[(mosaic.tile(r, c)[1] != UNLABELLED).all() for c in range(cols)] for r in range(rows)], bool)
 
 
+def labelled_neighbours(mosaic: Mosaic) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) int each: how many of a cell's four side neighbours, and of its eight neighbouring
+    cells, are labelled tiles (``labelled_cells``). A window that reads across a tile's edges is judged
+    by labels only where these are."""
+    labelled = np.pad(labelled_cells(mosaic), 1).astype(int)
+    rows, cols = mosaic.ids.shape
+    around = sum(labelled[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols] for dr in (-1, 0, 1) for dc in (-1, 0, 1))
+    sides = sum(labelled[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols] for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)))
+    return sides, around - labelled[1:-1, 1:-1]
+
+
 def label_seams(mosaic: Mosaic, share: float = 0.2) -> list[tuple[int, int, int, int, str]]:
     """The label seams, as ``neighbours`` gives pairs of cells: two neighbouring labelled tiles whose
     labels differ on ``share`` or more of their shared edge. The competition's masks were drawn tile
