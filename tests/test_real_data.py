@@ -92,6 +92,26 @@ def test_labelled_neighbours_count_labelled_tiles_only_on_four_sides_and_all_rou
     np.testing.assert_array_equal(around, [[1, 3, 1], [2, 2, 2]])
 
 
+def test_section_context_scores_each_group_of_tiles_apart():
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    section = _section()
+    cells = [(0, 0), (0, 2), (1, 0), (1, 1)]  # at a seam; agrees; unlabelled, two labelled sides; at a seam
+    grid = np.array([1.0, 1.0, 0.0, 0.5])
+    per_tile = {"shift 0": grid, "shift 50": np.array([0.0, 1.0, 0.0, 0.5]), "stride 50, blended": grid}
+    found = section_context.by_group([(section, cells)], per_tile, np.array([True, False, False, True]))
+    assert (found["at a label seam"]["tiles"], found["at a label seam"]["with_salt"]) == (2, 2)
+    assert found["at a label seam"]["shift 50"]["gap"] == (-0.5, 0.5)  # differences -1 and 0
+    assert found["neighbours agree"]["tiles"] == 2 and found["neighbours agree"]["shift 50"]["gap"][0] == 0.0
+    assert "no labelled side" not in found and found["one labelled side or more"]["tiles"] == 4
+    assert found["one labelled side or more"]["shift 0"] == 0.625
+    assert found["one labelled side or more"]["stride 50, blended"]["gap"][0] == 0.0
+    section.label[:, TILE:2 * TILE] = UNLABELLED  # the middle column test tiles: (1, 1) has no labelled side now
+    found = section_context.by_group([(section, [(1, 1), (1, 0)])], per_tile | {v: a[:2] for v, a in per_tile.items()},
+                                     np.array([True, False]))
+    assert found["no labelled side"]["tiles"] == 1 and found["no labelled side"]["shift 0"] == 1.0
+    assert found["one labelled side or more"]["tiles"] == 1 and found["no labelled neighbour"]["tiles"] == 1
+
+
 def test_a_sections_small_patches_are_dropped_before_its_tiles_are_cut():
     real_sections = load_script("benchmarks/real_sections.py", "real_sections")
     p = np.full((TILE, 2 * TILE), 0.1, np.float32)
