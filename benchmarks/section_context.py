@@ -296,14 +296,12 @@ def score_inside_sections(args, predict, threshold: float, min_area: int, record
 
 
 def by_group(scored, per_tile: dict, salt: np.ndarray) -> dict:
-    """Each variant's score and gap from the grid on ``real_sections.seam_groups``' groups of the tiles and
-    by how many of a tile's four sides are labelled tiles (``mosaics.labelled_neighbours``)."""
+    """Each variant's score and gap from the grid on ``real_sections.seam_groups``' groups of the tiles
+    ("no labelled neighbour": none of its four sides is a labelled tile, ``mosaics.labelled_neighbours``)."""
     group_of = np.array([g for m, cells in scored for g in rs.seam_groups(m, cells)])
-    sides = np.array([mosaics.labelled_neighbours(m)[0][r, c] for m, cells in scored for r, c in cells])
-    subsets = {g: group_of == g for g in rs.GROUPS}
-    subsets.update({"no labelled side": sides == 0, "one labelled side or more": sides > 0})
     grid, found = per_tile["shift 0"], {}
-    for name, s in subsets.items():
+    for name in rs.GROUPS:
+        s = group_of == name
         if s.any():
             found[name] = {"tiles": int(s.sum()), "with_salt": int((s & salt).sum()), "shift 0": float(grid[s].mean())}
             found[name].update({v: {"score": float(per_tile[v][s].mean()), "gap": rs.paired_difference(grid[s], per_tile[v][s])}

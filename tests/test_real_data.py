@@ -102,14 +102,13 @@ def test_section_context_scores_each_group_of_tiles_apart():
     assert (found["at a label seam"]["tiles"], found["at a label seam"]["with_salt"]) == (2, 2)
     assert found["at a label seam"]["shift 50"]["gap"] == (-0.5, 0.5)  # differences -1 and 0
     assert found["neighbours agree"]["tiles"] == 2 and found["neighbours agree"]["shift 50"]["gap"][0] == 0.0
-    assert "no labelled side" not in found and found["one labelled side or more"]["tiles"] == 4
-    assert found["one labelled side or more"]["shift 0"] == 0.625
-    assert found["one labelled side or more"]["stride 50, blended"]["gap"][0] == 0.0
-    section.label[:, TILE:2 * TILE] = UNLABELLED  # the middle column test tiles: (1, 1) has no labelled side now
+    assert "no labelled neighbour" not in found and found["neighbours agree"]["shift 0"] == 0.5
+    assert found["neighbours agree"]["stride 50, blended"]["gap"][0] == 0.0
+    section.label[:, TILE:2 * TILE] = UNLABELLED  # the middle column test tiles: (1, 1) has no labelled neighbour now
     found = section_context.by_group([(section, [(1, 1), (1, 0)])], per_tile | {v: a[:2] for v, a in per_tile.items()},
                                      np.array([True, False]))
-    assert found["no labelled side"]["tiles"] == 1 and found["no labelled side"]["shift 0"] == 1.0
-    assert found["one labelled side or more"]["tiles"] == 1 and found["no labelled neighbour"]["tiles"] == 1
+    assert found["no labelled neighbour"]["tiles"] == 1 and found["no labelled neighbour"]["shift 0"] == 1.0
+    assert found["neighbours agree"]["tiles"] == 1 and found["neighbours agree"]["with_salt"] == 0
 
 
 def test_a_sections_small_patches_are_dropped_before_its_tiles_are_cut():
