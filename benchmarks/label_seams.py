@@ -91,9 +91,8 @@ def main() -> None:
           "neighbouring cells are labelled tiles too:")
     print("| neighbours labelled | " + " | ".join(str(k) for k in range(9)) + " |")
     print("| --- |" + " --- |" * 9)
-    for name, counts in (("of the four sides", sides), ("of the eight around", around)):
-        print(f"| {name} | " + " | ".join(str(counts.get(k, 0)) if k < 5 or name != "of the four sides" else "" for k in range(9))
-              + " |")
+    for name, counts, most in (("of the four sides", sides, 4), ("of the eight around", around, 8)):
+        print(f"| {name} | " + " | ".join(str(counts[k]) if k <= most else "" for k in range(9)) + " |")
 
 
 if __name__ == "__main__":

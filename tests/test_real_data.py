@@ -105,7 +105,7 @@ def test_section_context_scores_each_group_of_tiles_apart():
     assert "no labelled neighbour" not in found and found["neighbours agree"]["shift 0"] == 0.5
     assert found["neighbours agree"]["stride 50, blended"]["gap"][0] == 0.0
     section.label[:, TILE:2 * TILE] = UNLABELLED  # the middle column test tiles: (1, 1) has no labelled neighbour now
-    found = section_context.by_group([(section, [(1, 1), (1, 0)])], per_tile | {v: a[:2] for v, a in per_tile.items()},
+    found = section_context.by_group([(section, [(1, 1), (1, 0)])], {v: a[:2] for v, a in per_tile.items()},
                                      np.array([True, False]))
     assert found["no labelled neighbour"]["tiles"] == 1 and found["no labelled neighbour"]["shift 0"] == 1.0
     assert found["neighbours agree"]["tiles"] == 1 and found["neighbours agree"]["with_salt"] == 0
