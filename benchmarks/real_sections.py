@@ -188,7 +188,8 @@ def main() -> None:
           "labelled neighbour's on 20% or more of the shared edge)", flush=True)
     on_known = np.array([windows_on_known_cells(m, r, c) for m, cells in scored for r, c in cells])
     print(f"{int(on_known.sum())} tiles have windows on known cells only (their eight neighbouring cells are known)", flush=True)
-    labelled_sides = np.array([mosaics.labelled_neighbours(m)[0][r, c] for m, cells in scored for r, c in cells])
+    # once per section
+    labelled_sides = np.concatenate([mosaics.labelled_neighbours(m)[0][tuple(np.array(cells).T)] for m, cells in scored])
     print("labelled tiles beside each tile, of its four sides: " + ", ".join(
         f"{k}: {int((labelled_sides == k).sum())} tiles" for k in range(5)), flush=True)
     has_salt = np.array([t.any() for t in truths])
