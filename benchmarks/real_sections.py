@@ -95,15 +95,8 @@ def seam_groups(m: mosaics.Mosaic, cells: list[tuple[int, int]], share: float = 
     """Each tile (r, c) of ``cells``'s group: it is at a label seam (``mosaics.label_seams``, found once
     per section); or it has labelled neighbours and no seam; or none of its neighbours is labelled."""
     seams = {cell for seam in mosaics.label_seams(m, share) for cell in (seam[:2], seam[2:4])}
-    labelled = mosaics.labelled_cells(m)
-
-    def group(r: int, c: int) -> str:
-        if (r, c) in seams:
-            return GROUPS[0]
-        near = [(r + dr, c + dc) for dr, dc in ((0, -1), (0, 1), (-1, 0), (1, 0))]
-        return GROUPS[1] if any(0 <= a < labelled.shape[0] and 0 <= b < labelled.shape[1] and labelled[a, b]
-                                for a, b in near) else GROUPS[2]
-    return [group(r, c) for r, c in cells]
+    sides = mosaics.labelled_neighbours(m)[0]
+    return [GROUPS[0] if (r, c) in seams else GROUPS[1] if sides[r, c] else GROUPS[2] for r, c in cells]
 
 
 def windows_on_known_cells(m: mosaics.Mosaic, r: int, c: int) -> bool:
