@@ -24,9 +24,11 @@ from salt_tf.tiles.data import real_data_dir, real_seismic_dir
 # test_predict.py, which then goes on to test_folder.py's kill sweep (one process for about two
 # minutes) beside the rest of test_train.py; the kill sweep no longer runs alone at the end, nor
 # beside the tiny run. benchmarks/RESULTS.md, "Eighth session: back under the limit". The JAX job
-# (test_backends.py, a process of about a minute) comes next, not last, where it would run alone.
+# (test_backends.py, a process of about a minute) comes next, not last, where it would run alone;
+# so does test_survey_tiles.py (a minute of training), which last left one worker busy for a minute
+# after the other had run out of files.
 FIRST = ("test_train.py", "test_predict.py", "test_folder.py", "test_backends.py", "test_encoders.py", "test_unet.py",
-         "test_distributed.py", "test_segment_surveys.py", "test_layers.py", "test_segment.py")
+         "test_survey_tiles.py", "test_distributed.py", "test_segment_surveys.py", "test_layers.py", "test_segment.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -67,27 +67,38 @@ def test_too_few_folds_or_lines_are_refused(survey, n_folds, lines, message):
         survey_tiles.build(survey / "v.npy", survey / "labels.npy", n_folds=n_folds, label_lines=lines)
 
 
-def test_train_on_a_survey_end_to_end_then_refusals_before_any_folder(survey, tmp_path):
+@pytest.fixture(scope="module")
+def survey_run(survey, tmp_path_factory):
+    """(folder, config, report, log lines): the survey's lines 0-2 and 5-7 as a training set in
+    ``folder / "s"``, fold 0 of it trained into ``folder / "r"`` (two tests read it: one training)."""
     from salt_tf.training.train import run
 
+    folder = tmp_path_factory.mktemp("survey_run")
     assert survey_tiles.main(["--input", str(survey / "v.npy"), "--labels", str(survey / "labels.npy"), "--out",
-                              str(tmp_path / "s"), "--label-lines", "0,1,2,5,6,7", "--stride", "50"]) == 0
-    config = Config(survey=str(tmp_path / "s"), out=str(tmp_path / "r"), size=32, encoder="resnet18",
+                              str(folder / "s"), "--label-lines", "0,1,2,5,6,7", "--stride", "50"]) == 0
+    config = Config(survey=str(folder / "s"), out=str(folder / "r"), size=32, encoder="resnet18",
                     encoder_weights=None, batch_size=8, phase1_epochs=1, phase2_epochs=0, folds=2, fold=0, gap=3)
     said = []
     report = run(config, log=said.append)
-    train, folds, _ = windows_set.load(tmp_path / "s")
+    return folder, config, report, said
+
+
+def test_train_on_a_survey_end_to_end_then_refusals_before_any_folder(survey, survey_run, tmp_path):
+    from salt_tf.training.train import run
+
+    made, config, report, said = survey_run
+    train, folds, _ = windows_set.load(made / "s")
     in_val = folds["fold"].to_numpy() == 0
     expected = windows_set.training_rows(train.depths, in_val, 3)
     assert set(train.depths[expected]) == {6, 7}  # line 5 lies within 3 lines of line 2
     assert f"fold 0: {len(expected)} training tiles, {in_val.sum()} validation tiles" in said
     assert report["n_oof"] == in_val.sum() and 0 <= report["cv_score"] <= 1
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["survey"] == str(tmp_path / "s")
-    assert json.loads((tmp_path / "r" / "tile_stats.json").read_text())["window_norm"] == "minmax"
+    assert json.loads((made / "r" / "config.json").read_text())["survey"] == str(made / "s")
+    assert json.loads((made / "r" / "tile_stats.json").read_text())["window_norm"] == "minmax"
     # segment.py on the survey with that run: the unlabelled lines ranked for labelling next
     from salt_tf.seismic.segment import run as segment
 
-    summary = segment(tmp_path / "r", survey / "v.npy", tmp_path / "seg", n_figures=0,
+    summary = segment(made / "r", survey / "v.npy", tmp_path / "seg", n_figures=0,
                       progress=False, log=said.append)
     ranking = pd.read_csv(tmp_path / "seg" / "label_next.csv")
     assert ranking["line"].tolist() == sorted([3, 4], key=lambda n: -ranking.set_index("line").loc[n, "score"])
@@ -97,10 +108,12 @@ def test_train_on_a_survey_end_to_end_then_refusals_before_any_folder(survey, tm
     np.testing.assert_allclose(ranking["score"], [spread[n] for n in ranking["line"]])
     assert any(line.startswith(f"label next: line {ranking['line'][0]} (mean uncertainty") for line in said)
     # the survey folder moved away: every line is ranked, none known to be labelled
-    (tmp_path / "s").rename(tmp_path / "moved")
-    segment(tmp_path / "r", survey / "v.npy", tmp_path / "seg2", n_figures=0, progress=False, log=said.append)
+    (made / "s").rename(made / "moved")
+    try:
+        segment(made / "r", survey / "v.npy", tmp_path / "seg2", n_figures=0, progress=False, log=said.append)
+    finally:
+        (made / "moved").rename(made / "s")
     assert sorted(pd.read_csv(tmp_path / "seg2" / "label_next.csv")["line"]) == list(range(8))
-    (tmp_path / "moved").rename(tmp_path / "s")
     for changes, message in (({"folds": 3}, "made with 2 folds of whole lines; give --folds 2"),
                              ({"gap": 5}, "fold 0 has no line to train on")):
         bad = Config(**{**config.__dict__, "out": str(tmp_path / "bad"), **changes})
@@ -146,28 +159,25 @@ def test_bad_labels_give_one_error_line_and_no_folder(survey, tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
-def test_fine_tuning_starts_each_fold_from_the_start_runs_weights_exactly(survey, tmp_path):
+def test_fine_tuning_starts_each_fold_from_the_start_runs_weights_exactly(survey_run, tmp_path):
+    """A run started from ``survey_run``'s (--init-from) begins fold 0 with its fold 0's weights."""
     import keras
 
     from salt_tf.training import train as training
 
-    assert survey_tiles.main(["--input", str(survey / "v.npy"), "--labels", str(survey / "labels.npy"), "--out",
-                              str(tmp_path / "s"), "--label-lines", "0,1,6,7", "--stride", "50"]) == 0
-    base = dict(survey=str(tmp_path / "s"), size=32, encoder="resnet18", encoder_weights=None, batch_size=8,
-                phase1_epochs=1, phase2_epochs=0, folds=2, fold=0, gap=1)
-    training.run(Config(out=str(tmp_path / "start"), **base), log=lambda line: None)
-    tuned = Config(out=str(tmp_path / "tuned"), init_from=str(tmp_path / "start"), **base)
+    made, config, _, _ = survey_run
+    tuned = Config(**{**config.__dict__, "out": str(tmp_path / "tuned"), "init_from": str(made / "r")})
     training.check_weights(tuned)
-    train, folds, _ = windows_set.load(tmp_path / "s")
+    train, folds, _ = windows_set.load(made / "s")
     said = []
     f = training._start_fold(tuned, train, folds[["id", "fold"]], 0, tmp_path / "tuned" / "fold0", said.append, None)
-    start = keras.models.load_model(tmp_path / "start" / "fold0" / "model.keras", compile=False).get_weights()
+    start = keras.models.load_model(made / "r" / "fold0" / "model.keras", compile=False).get_weights()
     for a, b in zip(f.model.get_weights(), start, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert f"fold 0: starting from {tmp_path / 'start' / 'fold0' / 'model.keras'}" in said
+    assert f"fold 0: starting from {made / 'r' / 'fold0' / 'model.keras'}" in said
     # another encoder, or no finished fold there, is refused before any folder is made
     for changes, message in (({"encoder": "resnet34"}, "does not match these settings (encoder resnet34"),
-                             ({"init_from": str(tmp_path / "s")}, "no fold0/model.keras nor fold0/model.keras")):
+                             ({"init_from": str(made / "s")}, "no fold0/model.keras nor fold0/model.keras")):
         bad = Config(**{**tuned.__dict__, "out": str(tmp_path / "bad"), **changes})
         with pytest.raises(ValueError, match=message.replace("(", r"\(")):
             training.run(bad, log=said.append)
