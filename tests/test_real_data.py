@@ -92,6 +92,26 @@ def test_labelled_neighbours_count_labelled_tiles_only_on_four_sides_and_all_rou
     np.testing.assert_array_equal(around, [[1, 3, 1], [2, 2, 2]])
 
 
+def test_judged_pixels_leave_out_a_band_only_beside_cells_without_labels():
+    judged_pixels = load_script("benchmarks/judged_pixels.py", "judged_pixels").judged_pixels
+    from salt_tf.tiles.metrics import image_scores
+
+    section = _section()  # labelled: the top row and (1, 1); (1, 0) unlabelled, (1, 2) unknown
+    assert judged_pixels(section, 0, 1, 0).all()
+    out = ~judged_pixels(section, 0, 1, 10)  # labelled on all four sides; unlabelled cells on both lower diagonals
+    assert out[-10:, :10].all() and out[-10:, -10:].all() and out.sum() == 2 * 10 * 10
+    out = ~judged_pixels(section, 1, 1, 10)  # unlabelled left and right, labelled above, the border below
+    assert out[:, :10].all() and out[:, -10:].all() and out.sum() == 2 * 10 * TILE
+    out = ~judged_pixels(section, 0, 0, 25)  # only (1, 0) below is unlabelled; (1, 1) diagonal is labelled
+    assert out[-25:].all() and out.sum() == 25 * TILE
+    # salt a window carried 10 pixels into an empty tile from the unlabelled cell beside it is not judged
+    truth, pred = np.zeros((1, TILE, TILE), np.uint8), np.zeros((1, TILE, TILE), np.uint8)
+    pred[0, :, :10] = 1
+    assert image_scores(truth, pred)[0] == 0.0
+    assert image_scores(truth, pred, judged_pixels(section, 1, 1, 10)[None])[0] == 1.0
+    assert image_scores(truth, pred, judged_pixels(section, 1, 1, 9)[None])[0] == 0.0
+
+
 def test_section_context_scores_each_group_of_tiles_apart():
     section_context = load_script("benchmarks/section_context.py", "section_context")
     section = _section()

@@ -1,0 +1,119 @@
+"""The off-grid gaps scored only where labels can judge them: each held-out tile inside a section scored
+on its pixels at least ``band`` pixels from every edge (and corner) it shares with a cell that holds no
+label (a test tile or an unknown cell), from saved probabilities; no model is run.
+
+    python benchmarks/judged_pixels.py --real OUT --from DIR [DIR ...] [--bands 0 10 25 50] [--out FILE]
+
+A window off the tile grid carries salt across tile edges; where the cell beyond is unlabelled, no label
+says whether the body goes on there (``benchmarks/RESULTS.md``, "No held-out tile has labels on all four
+sides"). Band 0 is the ordinary score. Each ``DIR`` is either a ``section_context.py`` folder
+(``probs_shift0/shift50/stride50.npy``, its tuned threshold and minimum area in ``figures.json``: the grid,
+50 pixels off it, blended as ``segment.py`` reads) or a ``real_sections.py`` folder (``probabilities.npz``,
+``real_sections.json``: ``predict.py`` tile by tile against the default ``segment.py``). The minimum area
+empties a tile's mask on the whole tile first, as everywhere else; then only the judged pixels count
+(``metrics.image_scores`` with ``labelled``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import _bench  # noqa: F401  (the project on sys.path)
+import numpy as np
+
+import real_sections as rs
+from salt_tf.tiles import mosaics
+from salt_tf.tiles.data import real_data_dir, real_seismic_dir
+from salt_tf.tiles.metrics import image_scores, remove_small
+
+TILE = mosaics.TILE
+
+
+def judged_pixels(m: mosaics.Mosaic, r: int, c: int, band: int) -> np.ndarray:
+    """(101, 101) bool: the pixels of cell (r, c) at least ``band`` pixels (in rows or columns) from every
+    side and corner it shares with a cell of the section that is not a labelled tile. Beyond the
+    section's border there is no cell and nothing to carry across: those sides are judged."""
+    keep = np.ones((TILE, TILE), bool)
+    if band <= 0:
+        return keep
+    labelled = mosaics.labelled_cells(m)
+    rows, cols = labelled.shape
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            rr, cc = r + dr, c + dc
+            if (dr, dc) == (0, 0) or not (0 <= rr < rows and 0 <= cc < cols) or labelled[rr, cc]:
+                continue
+            ys = slice(0, band) if dr < 0 else slice(TILE - band, TILE) if dr > 0 else slice(0, TILE)
+            xs = slice(0, band) if dc < 0 else slice(TILE - band, TILE) if dc > 0 else slice(0, TILE)
+            keep[ys, xs] = False
+    return keep
+
+
+def readings(folder: Path) -> tuple[dict[str, np.ndarray], float, int, str]:
+    """(variant -> (105, 101, 101) probabilities with the grid's reading first, threshold, minimum area,
+    what the folder is)."""
+    if (folder / "figures.json").is_file():
+        tuned = json.loads((folder / "figures.json").read_text())["validation_tuned"]
+        probs = {name: np.load(folder / f"probs_{key}.npy").astype(np.float32)
+                 for name, key in (("on the grid", "shift0"), ("50 px off", "shift50"), ("blended", "stride50"))}
+        return probs, tuned["threshold"], tuned["min_area"], "section_context.py"
+    if (folder / "real_sections.json").is_file():
+        saved = json.loads((folder / "real_sections.json").read_text())
+        with np.load(folder / "probabilities.npz") as found:
+            probs = {"predict.py": found["predict.py, tile by tile"].astype(np.float32),
+                     "segment.py default": found["segment, stride 50, minmax"].astype(np.float32)}
+        return probs, saved["threshold"], saved["min_area"], "real_sections.py"
+    sys.exit(f"error: {folder}: neither a section_context.py folder (figures.json) nor a real_sections.py one "
+             "(real_sections.json)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--real", type=Path, required=True, help="the benchmarks/real_data.py folder")
+    parser.add_argument("--from", dest="folders", type=Path, nargs="+", required=True)
+    parser.add_argument("--bands", type=int, nargs="+", default=[0, 10, 25, 50])
+    parser.add_argument("--tgs", type=Path, default=real_data_dir())
+    parser.add_argument("--realdata", type=Path, default=real_seismic_dir())
+    parser.add_argument("--out", type=Path, help="a JSON file for the figures")
+    args = parser.parse_args(argv)
+
+    scored = rs.scored_cells(rs.held_out_sections(args.real, args.tgs, args.realdata), 50)
+    truths = np.stack([m.tile(r, c)[1] for m, cells in scored for r, c in cells]).astype(np.uint8)
+    salt = truths.any(axis=(1, 2))
+    figures = {"tiles": len(truths), "with_salt": int(salt.sum()), "folders": {}}
+    for folder in args.folders:
+        probs, threshold, min_area, kind = readings(folder)
+        if any(len(p) != len(truths) for p in probs.values()):
+            sys.exit(f"error: {folder}: {len(next(iter(probs.values())))} tiles, not this --real's {len(truths)}")
+        masks = {name: remove_small(p > threshold, min_area).astype(np.uint8) for name, p in probs.items()}
+        base = next(iter(masks))
+        print(f"{folder} ({kind}; threshold {threshold}, minimum area {min_area}); {len(truths)} tiles, "
+              f"{int(salt.sum())} with salt")
+        print("| band | judged pixels | " + " | ".join(masks) + " | salt tiles: " + " / ".join(masks) + " |")
+        print("| --- " * (3 + len(masks)) + "|")
+        rows = {}
+        for band in args.bands:
+            judged = np.stack([judged_pixels(m, r, c, band) for m, cells in scored for r, c in cells])
+            scores = {name: image_scores(truths, mask, judged) for name, mask in masks.items()}
+            cells = []
+            for name, s in scores.items():
+                if name == base:
+                    cells.append(f"{np.nanmean(s):.4f}")
+                else:
+                    gap, se = rs.paired_difference(scores[base][~np.isnan(s)], s[~np.isnan(s)])
+                    cells.append(f"{np.nanmean(s):.4f} ({gap:+.3f} +- {se:.3f})")
+            on_salt = " / ".join(f"{np.nanmean(s[salt]):.3f}" for s in scores.values())
+            print(f"| {band} | {judged.mean():.3f} | " + " | ".join(cells) + f" | {on_salt} |")
+            rows[band] = {"judged_share": float(judged.mean()),
+                          **{name: {"score": float(np.nanmean(s)), "salt_tiles": float(np.nanmean(s[salt]))}
+                             for name, s in scores.items()}}
+        figures["folders"][str(folder)] = {"kind": kind, "threshold": threshold, "min_area": min_area, "bands": rows}
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
