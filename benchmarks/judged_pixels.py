@@ -91,8 +91,9 @@ def main(argv=None) -> int:
         base = next(iter(masks))
         print(f"{folder} ({kind}; threshold {threshold}, minimum area {min_area}); {len(truths)} tiles, "
               f"{int(salt.sum())} with salt")
-        print("| band | judged pixels | " + " | ".join(masks) + " | salt tiles: " + " / ".join(masks) + " |")
-        print("| --- " * (3 + len(masks)) + "|")
+        print("| band | judged pixels | " + " | ".join(masks) + " | salt tiles: " + " / ".join(masks)
+              + " | empty tiles given salt on judged pixels |")
+        print("| --- " * (4 + len(masks)) + "|")
         rows = {}
         for band in args.bands:
             judged = np.stack([judged_pixels(m, r, c, band) for m, cells in scored for r, c in cells])
@@ -105,10 +106,12 @@ def main(argv=None) -> int:
                     gap, se = rs.paired_difference(scores[base][~np.isnan(s)], s[~np.isnan(s)])
                     cells.append(f"{np.nanmean(s):.4f} ({gap:+.3f} +- {se:.3f})")
             on_salt = " / ".join(f"{np.nanmean(s[salt]):.3f}" for s in scores.values())
-            print(f"| {band} | {judged.mean():.3f} | " + " | ".join(cells) + f" | {on_salt} |")
+            given = {name: int(((mask & judged).any(axis=(1, 2)) & ~salt).sum()) for name, mask in masks.items()}
+            print(f"| {band} | {judged.mean():.3f} | " + " | ".join(cells) + f" | {on_salt} | "
+                  + " / ".join(map(str, given.values())) + " |")
             rows[band] = {"judged_share": float(judged.mean()),
-                          **{name: {"score": float(np.nanmean(s)), "salt_tiles": float(np.nanmean(s[salt]))}
-                             for name, s in scores.items()}}
+                          **{name: {"score": float(np.nanmean(s)), "salt_tiles": float(np.nanmean(s[salt])),
+                                    "empty_tiles_given_salt": given[name]} for name, s in scores.items()}}
         figures["folders"][str(folder)] = {"kind": kind, "threshold": threshold, "min_area": min_area, "bands": rows}
     if args.out:
         args.out.write_text(json.dumps(figures, indent=1))
