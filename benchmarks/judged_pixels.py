@@ -24,6 +24,7 @@ import _bench  # noqa: F401  (the project on sys.path)
 import numpy as np
 
 import real_sections as rs
+from salt_tf.common.atomic import write_text
 from salt_tf.tiles import mosaics
 from salt_tf.tiles.data import real_data_dir, real_seismic_dir
 from salt_tf.tiles.metrics import image_scores, remove_small
@@ -51,6 +52,12 @@ def judged_pixels(m: mosaics.Mosaic, r: int, c: int, band: int) -> np.ndarray:
     return keep
 
 
+def refuse(message: str):
+    """One ``error:`` line on stderr, exit 2 (before anything is written)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def readings(folder: Path) -> tuple[dict[str, np.ndarray], float, int, str]:
     """(variant -> (105, 101, 101) probabilities with the grid's reading first, threshold, minimum area,
     what the folder is)."""
@@ -65,8 +72,8 @@ def readings(folder: Path) -> tuple[dict[str, np.ndarray], float, int, str]:
             probs = {"predict.py": found["predict.py, tile by tile"].astype(np.float32),
                      "segment.py default": found["segment, stride 50, minmax"].astype(np.float32)}
         return probs, saved["threshold"], saved["min_area"], "real_sections.py"
-    sys.exit(f"error: {folder}: neither a section_context.py folder (figures.json) nor a real_sections.py one "
-             "(real_sections.json)")
+    refuse(f"{folder}: neither a section_context.py folder (figures.json) nor a real_sections.py one "
+           "(real_sections.json)")
 
 
 def main(argv=None) -> int:
@@ -86,7 +93,7 @@ def main(argv=None) -> int:
     for folder in args.folders:
         probs, threshold, min_area, kind = readings(folder)
         if any(len(p) != len(truths) for p in probs.values()):
-            sys.exit(f"error: {folder}: {len(next(iter(probs.values())))} tiles, not this --real's {len(truths)}")
+            refuse(f"{folder}: {len(next(iter(probs.values())))} tiles, not the {len(truths)} of {args.real}'s held-out tiles")
         masks = {name: remove_small(p > threshold, min_area).astype(np.uint8) for name, p in probs.items()}
         base = next(iter(masks))
         print(f"{folder} ({kind}; threshold {threshold}, minimum area {min_area}); {len(truths)} tiles, "
@@ -114,7 +121,7 @@ def main(argv=None) -> int:
                                     "empty_tiles_given_salt": given[name]} for name, s in scores.items()}}
         figures["folders"][str(folder)] = {"kind": kind, "threshold": threshold, "min_area": min_area, "bands": rows}
     if args.out:
-        args.out.write_text(json.dumps(figures, indent=1))
+        write_text(args.out, json.dumps(figures, indent=1))  # whole or not at all
     return 0
 
 

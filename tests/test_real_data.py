@@ -98,7 +98,7 @@ def test_judged_pixels_leave_out_a_band_only_beside_cells_without_labels():
 
     section = _section()  # labelled: the top row and (1, 1); (1, 0) unlabelled, (1, 2) unknown
     assert judged_pixels(section, 0, 1, 0).all()
-    out = ~judged_pixels(section, 0, 1, 10)  # labelled on all four sides; unlabelled cells on both lower diagonals
+    out = ~judged_pixels(section, 0, 1, 10)  # labelled tiles or the border on its sides; unlabelled lower diagonals
     assert out[-10:, :10].all() and out[-10:, -10:].all() and out.sum() == 2 * 10 * 10
     out = ~judged_pixels(section, 1, 1, 10)  # unlabelled left and right, labelled above, the border below
     assert out[:, :10].all() and out[:, -10:].all() and out.sum() == 2 * 10 * TILE
@@ -110,6 +110,14 @@ def test_judged_pixels_leave_out_a_band_only_beside_cells_without_labels():
     assert image_scores(truth, pred)[0] == 0.0
     assert image_scores(truth, pred, judged_pixels(section, 1, 1, 10)[None])[0] == 1.0
     assert image_scores(truth, pred, judged_pixels(section, 1, 1, 9)[None])[0] == 0.0
+
+
+def test_judged_pixels_refuses_a_folder_of_neither_benchmark(tmp_path, capsys):
+    judged = load_script("benchmarks/judged_pixels.py", "judged_pixels")
+    with pytest.raises(SystemExit) as stop:
+        judged.readings(tmp_path)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and str(tmp_path) in err[0]
 
 
 def test_section_context_scores_each_group_of_tiles_apart():
