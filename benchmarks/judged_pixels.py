@@ -32,14 +32,14 @@ from salt_tf.tiles.metrics import image_scores, remove_small
 TILE = mosaics.TILE
 
 
-def judged_pixels(m: mosaics.Mosaic, r: int, c: int, band: int) -> np.ndarray:
+def judged_pixels(labelled: np.ndarray, r: int, c: int, band: int) -> np.ndarray:
     """(101, 101) bool: the pixels of cell (r, c) at least ``band`` pixels (in rows or columns) from every
-    side and corner it shares with a cell of the section that is not a labelled tile. Beyond the
-    section's border there is no cell and nothing to carry across: those sides are judged."""
+    side and corner it shares with a cell of the section that is not a labelled tile (``labelled``: the
+    section's ``mosaics.labelled_cells``). Beyond the section's border there is no cell and nothing to
+    carry across: those sides are judged."""
     keep = np.ones((TILE, TILE), bool)
     if band <= 0:
         return keep
-    labelled = mosaics.labelled_cells(m)
     rows, cols = labelled.shape
     for dr in (-1, 0, 1):
         for dc in (-1, 0, 1):
@@ -89,6 +89,7 @@ def main(argv=None) -> int:
     scored = rs.scored_cells(rs.held_out_sections(args.real, args.tgs, args.realdata), 50)
     truths = np.stack([m.tile(r, c)[1] for m, cells in scored for r, c in cells]).astype(np.uint8)
     salt = truths.any(axis=(1, 2))
+    labelled = [mosaics.labelled_cells(m) for m, _ in scored]  # once per section, for every band
     figures = {"tiles": len(truths), "with_salt": int(salt.sum()), "folders": {}}
     for folder in args.folders:
         probs, threshold, min_area, kind = readings(folder)
@@ -103,7 +104,8 @@ def main(argv=None) -> int:
         print("| --- " * (4 + len(masks)) + "|")
         rows = {}
         for band in args.bands:
-            judged = np.stack([judged_pixels(m, r, c, band) for m, cells in scored for r, c in cells])
+            judged = np.stack([judged_pixels(known, r, c, band) for known, (_, cells) in zip(labelled, scored)
+                               for r, c in cells])
             scores = {name: image_scores(truths, mask, judged) for name, mask in masks.items()}
             cells = []
             for name, s in scores.items():

@@ -96,7 +96,9 @@ def test_judged_pixels_leave_out_a_band_only_beside_cells_without_labels():
     judged_pixels = load_script("benchmarks/judged_pixels.py", "judged_pixels").judged_pixels
     from salt_tf.tiles.metrics import image_scores
 
-    section = _section()  # labelled: the top row and (1, 1); (1, 0) unlabelled, (1, 2) unknown
+    from salt_tf.tiles.mosaics import labelled_cells
+
+    section = labelled_cells(_section())  # labelled: the top row and (1, 1); (1, 0) unlabelled, (1, 2) unknown
     assert judged_pixels(section, 0, 1, 0).all()
     out = ~judged_pixels(section, 0, 1, 10)  # labelled tiles or the border on its sides; unlabelled lower diagonals
     assert out[-10:, :10].all() and out[-10:, -10:].all() and out.sum() == 2 * 10 * 10
