@@ -24,7 +24,10 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
   whose centres start every 50 pixels from -25 (none on the tile grid of any section here), each with
   its margin, their centres blended with ``segment.py``'s weights (``sections.weight_window``).
 
-``--margin 0`` is the control: the same loop and scores with windows of one tile. ``--rescore DIR``
+``--margin 0`` is the control: the same loop and scores with windows of one tile. ``--targets teacher``:
+the windows anywhere learn not the tiles' labels but the starting model's own reading of every known
+cell tile by tile (thresholded as the run tuned it; test tiles too), so that a window across the grid
+is taught what the grid reads there (the tiles keep their labels). ``--rescore DIR``
 scores an earlier run's saved model (``DIR/model.keras``, with its margin, threshold and minimum area)
 inside the sections again, with no fine-tune. Figures go to ``DIR/figures.json`` as they come, the
 105 tiles' probabilities to ``DIR/probs_*.npy``.
@@ -125,13 +128,13 @@ class Windows:
     """Training windows: fold 0's training tiles with their context, and windows anywhere on the sections."""
 
     def __init__(self, sections: list[mosaics.Mosaic], tiles: dict, train_ids: list[str], margin: int, seed: int,
-                 tile_share: float = 0.5):
+                 tile_share: float = 0.5, window_labels: list[np.ndarray] | None = None):
         self.margin, self.side, self.size = margin, TILE + 2 * margin, input_size(margin)
         self.tile_share = tile_share
         self.tiles, self.train_ids = tiles, train_ids
         self.rng = np.random.default_rng(seed)
-        self.padded, self.where = [], {}
-        for m in sections:
+        self.padded, self.where, self.anywhere_labels = [], {}, []
+        for k, m in enumerate(sections):
             if not m.known.any() or max(m.ids.shape) < 2:
                 continue
             flat = rs.nearest_known(m, mosaics.continuous(m))
@@ -139,6 +142,10 @@ class Windows:
                 if tile_id in tiles and m.known[r, c]:
                     self.where[tile_id] = (len(self.padded), r, c)
             self.padded.append((np.pad(flat, margin, mode="reflect"), np.pad(m.label, margin, constant_values=UNLABELLED)))
+            if window_labels is not None:  # the windows anywhere learn these instead of the tiles' labels
+                self.anywhere_labels.append(np.pad(window_labels[k], margin, constant_values=UNLABELLED))
+        if window_labels is None:
+            self.anywhere_labels = [label for _, label in self.padded]
         self.weights = np.array([(f.shape[0] - self.side + 1) * (f.shape[1] - self.side + 1) for f, _ in self.padded], float)
 
     def tile(self) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +160,8 @@ class Windows:
     def anywhere(self) -> tuple[np.ndarray, np.ndarray]:
         m, s = self.margin, self.side
         while True:
-            flat, label = self.padded[int(self.rng.choice(len(self.padded), p=self.weights / self.weights.sum()))]
+            k = int(self.rng.choice(len(self.padded), p=self.weights / self.weights.sum()))
+            flat, label = self.padded[k][0], self.anywhere_labels[k]
             y, x = (int(self.rng.integers(0, n - s + 1)) for n in flat.shape)
             if np.mean(label[y + m : y + m + TILE, x + m : x + m + TILE] != UNLABELLED) >= 0.25:
                 return flat[y : y + s, x : x + s], label[y : y + s, x : x + s]
@@ -227,6 +235,18 @@ def training_sections(realdata: Path, pool: Path, unlabelled: list[Path], val_id
         m.label[np.kron(blocked, np.ones((TILE, TILE), bool))] = UNLABELLED
         sections.append(m)
     return sections
+
+
+def teacher_labels(sections: list[mosaics.Mosaic], predict, threshold: float, min_area: int) -> list[np.ndarray]:
+    """Per section, every known cell labelled by the starting model's own reading of it tile by tile, as the
+    grid reads it (thresholded, patches under ``min_area`` removed); unknown cells UNLABELLED. Test tiles
+    get a label too: no human label is used."""
+    cells = [(k, r, c) for k, m in enumerate(sections) for (r, c), known in np.ndenumerate(m.known) if known]
+    masks = remove_small(predict([sections[k].tile(r, c)[0].astype(np.float32) for k, r, c in cells]) > threshold, min_area)
+    labels = [np.full_like(m.label, UNLABELLED) for m in sections]
+    for (k, r, c), mask in zip(cells, masks):
+        labels[k][r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] = mask
+    return labels
 
 
 def context_reader(realdata: Path, labelled: Path, unlabelled: list[Path], margin: int):
@@ -330,7 +350,15 @@ def train_and_tune(args, record):
     unlabelled = [args.tgs / "test" / "images", args.realdata / "test_tiles"]
 
     sections = training_sections(args.realdata, pool, unlabelled, val_ids)
-    windows = Windows(sections, {i: tiles[i] for i in train_ids}, train_ids, args.margin, args.seed, args.tile_share)
+    taught = None
+    if args.targets == "teacher":
+        start = time.perf_counter()
+        holdout = json.loads((args.real / "holdout.json").read_text())
+        taught = teacher_labels(sections, predictor(model, 0), holdout["threshold"], holdout["min_area"])
+        record(teacher={"threshold": holdout["threshold"], "min_area": holdout["min_area"],
+                        "cells": int(sum(m.known.sum() for m in sections)), "seconds": round(time.perf_counter() - start),
+                        "salt_share": float(np.mean([(t == 1).sum() / max((t != UNLABELLED).sum(), 1) for t in taught]))})
+    windows = Windows(sections, {i: tiles[i] for i in train_ids}, train_ids, args.margin, args.seed, args.tile_share, taught)
     record(window=TILE + 2 * args.margin, input_size=windows.size, training_tiles=len(train_ids),
            training_tiles_in_sections=len(windows.where))
     start = time.perf_counter()
@@ -387,6 +415,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10**9, help="at most this many steps of 8 windows")
     parser.add_argument("--seed", type=int, default=0, help="the windows' draw and the fine-tune's seed")
     parser.add_argument("--tile-share", type=float, default=0.5, help="the share of each batch that is tiles")
+    parser.add_argument("--targets", choices=("labels", "teacher"), default="labels",
+                        help="what the windows anywhere learn: the tiles' labels, or the starting model's own "
+                             "tile-by-tile reading of every known cell (test tiles too)")
     parser.add_argument("--rescore", type=Path, help="no fine-tune: score DIR's model (an earlier --out, its margin) again")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

@@ -141,6 +141,39 @@ def test_section_context_scores_each_group_of_tiles_apart():
     assert found["neighbours agree"]["tiles"] == 1 and found["neighbours agree"]["with_salt"] == 0
 
 
+def test_a_teacher_labels_every_known_cell_as_the_grid_reads_it_and_windows_anywhere_learn_that():
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    section = _section()
+    image = section.image.astype(np.float32)
+
+    def predict(tiles):  # a "model": salt where the tile is brighter than 150
+        return np.stack([np.where(t > 150, 0.9, 0.1) for t in tiles])
+
+    # (0, 1) has 51 salt columns (5,151 px, under the minimum area), (0, 2) 54 (uint8 202..255).
+    taught, = section_context.teacher_labels([section], predict, threshold=0.5, min_area=5152)
+    np.testing.assert_array_equal(taught[:, 2 * TILE:3 * TILE][:TILE], (image[:TILE, 2 * TILE:] > 150).astype(np.uint8))
+    assert not taught[:TILE, :2 * TILE].any() and not taught[TILE:, :TILE].any()  # the test tile (1, 0) too
+    assert (taught[TILE:, TILE:2 * TILE] == 0).all()  # the teacher's reading, not the label (salt everywhere)
+    assert (taught[TILE:, 2 * TILE:] == UNLABELLED).all()  # the unknown cell
+
+    class Fixed:  # the windows' draw: section 0, at row 101, column 150
+        def __init__(self):
+            self.at = iter([TILE, 150])
+
+        def choice(self, n, p):
+            return 0
+
+        def integers(self, low, high):
+            return next(self.at)
+
+    for labels, expected in ((None, section.label), ([taught], taught)):
+        windows = section_context.Windows([section], {}, [], margin=0, seed=0, window_labels=labels)
+        windows.rng = Fixed()
+        window, label = windows.anywhere()
+        np.testing.assert_array_equal(label, expected[TILE:2 * TILE, 150:150 + TILE])
+        np.testing.assert_array_equal(window, windows.padded[0][0][TILE:2 * TILE, 150:150 + TILE])
+
+
 def test_a_sections_small_patches_are_dropped_before_its_tiles_are_cut():
     real_sections = load_script("benchmarks/real_sections.py", "real_sections")
     p = np.full((TILE, 2 * TILE), 0.1, np.float32)
