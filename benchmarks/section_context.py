@@ -8,7 +8,8 @@ with that context on its held-out tiles, on the tile grid and 50 pixels off it.
 resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
 
 - **training** (the run's phase 2: AdamW at its learning rate and weight decay, the Lovasz hinge with
-  unlabelled pixels out, horizontal flips, batches of 8 for ``--minutes`` or ``--steps``): half of
+  unlabelled pixels out, horizontal flips, batches of 8 for ``--minutes`` or ``--steps``, in the run's
+  precision as ``train.py`` picks it on this machine; ``--bfloat16`` as before): half of
   each batch is fold 0's training tiles, each with its section around it (``mosaics.continuous``, the
   unknown cells filled from the nearest known pixel) or, for a tile in no section, reflected around
   it (``--tile-share``: another share); the rest windows anywhere on the sections, at least a quarter
@@ -329,6 +330,24 @@ def by_group(scored, per_tile: dict, salt: np.ndarray) -> dict:
     return found
 
 
+def precision(args, mixed: bool) -> str:
+    """The fine-tune's policy, set: the run's mixed precision as ``train.py`` chooses it on this machine
+    (float32 on a CPU that would emulate bfloat16, about ten times slower), or ``--bfloat16`` as every
+    run of this script before the twenty-ninth session, whatever the CPU."""
+    import keras
+
+    from salt_tf.common import machine
+
+    if not mixed:
+        policy = "float32"
+    elif args.bfloat16:
+        policy = "mixed_bfloat16"
+    else:
+        policy = machine.mixed_policy() or "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
 def train_and_tune(args, record):
     """REAL's fold-0 model fine-tuned on windows with ``--margin``, saved; its threshold and minimum area
     tuned on fold 0's validation tiles with their context; the 640 held-out tiles scored tile by tile."""
@@ -339,8 +358,8 @@ def train_and_tune(args, record):
     run = args.real / "run"
     saved = json.loads((run / "config.json").read_text())
     config = Config(**{k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(Config)}})
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    policy = precision(args, config.mixed_precision)
+    record(policy=policy)
     model = build_from_config(config, None)  # any input size
     model.set_weights(keras.saving.load_model(run / "fold0" / "model.keras", compile=False).get_weights())
     folds = pd.read_csv(run / "folds.csv", dtype={"id": str})
@@ -399,8 +418,11 @@ def rescored(args, earlier: dict, record):
     import salt_tf.model.layers  # noqa: F401  (the model's custom layers, for loading)
 
     args.margin = int(earlier["command"]["margin"])
-    if json.loads((args.real / "run" / "config.json").read_text()).get("mixed_precision"):
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")  # as the fine-tune ran
+    mixed = json.loads((args.real / "run" / "config.json").read_text()).get("mixed_precision")
+    # as the fine-tune ran: folders from before the policy was recorded ran in bfloat16 on every CPU
+    policy = earlier.get("policy", "mixed_bfloat16" if mixed else "float32")
+    if policy != "float32":
+        keras.mixed_precision.set_global_policy(policy)
     model = keras.saving.load_model(args.rescore / "model.keras", compile=False)
     record(rescored=str(args.rescore), margin=args.margin, validation_tuned=earlier["validation_tuned"])
     return model, earlier["validation_tuned"]
@@ -418,6 +440,8 @@ def main() -> None:
     parser.add_argument("--targets", choices=("labels", "teacher"), default="labels",
                         help="what the windows anywhere learn: the tiles' labels, or the starting model's own "
                              "tile-by-tile reading of every known cell (test tiles too)")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="mixed bfloat16 whatever the CPU (as before; emulated and slow where it is not native)")
     parser.add_argument("--rescore", type=Path, help="no fine-tune: score DIR's model (an earlier --out, its margin) again")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

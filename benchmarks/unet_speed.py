@@ -63,6 +63,13 @@ VARIANTS = {
         ("resnet18", True, 32, _POLICY, True, "unet", None, False),  # the suite's tiny trainings
         ("resnet18", True, 32, _POLICY, True, "unet", None, True),
     ],
+    "emulated": [  # section_context.py's fine-tunes ran in mixed bfloat16 on every CPU until the twenty-ninth
+        # session: against float32, the cpu-60min preset's model at a tile's 128 and a context window's 256
+        ("resnet18", True, 128, "float32", True, "unet", (128, 64, 32, 16, 16)),
+        ("resnet18", True, 128, "mixed_bfloat16", True, "unet", (128, 64, 32, 16, 16)),
+        ("resnet18", True, 256, "float32", True, "unet", (128, 64, 32, 16, 16)),
+        ("resnet18", True, 256, "mixed_bfloat16", True, "unet", (128, 64, 32, 16, 16)),
+    ],
 }
 
 

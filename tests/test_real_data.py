@@ -174,6 +174,26 @@ def test_a_teacher_labels_every_known_cell_as_the_grid_reads_it_and_windows_anyw
         np.testing.assert_array_equal(window, windows.padded[0][0][TILE:2 * TILE, 150:150 + TILE])
 
 
+def test_section_context_fine_tunes_in_the_precision_train_py_picks_on_this_machine(monkeypatch):
+    import argparse
+
+    import keras
+
+    from salt_tf.common import machine
+
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    try:
+        # (the machine's policy, --bfloat16, the run in mixed precision): the policy set
+        cases = {(None, False, True): "float32", ("mixed_bfloat16", False, True): "mixed_bfloat16",
+                 (None, True, True): "mixed_bfloat16", ("mixed_bfloat16", True, False): "float32"}
+        for (native, bfloat16, mixed), expected in cases.items():
+            monkeypatch.setattr(machine, "mixed_policy", lambda: native)
+            assert section_context.precision(argparse.Namespace(bfloat16=bfloat16), mixed) == expected
+            assert keras.mixed_precision.global_policy().name == expected
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_a_sections_small_patches_are_dropped_before_its_tiles_are_cut():
     real_sections = load_script("benchmarks/real_sections.py", "real_sections")
     p = np.full((TILE, 2 * TILE), 0.1, np.float32)
