@@ -332,8 +332,9 @@ def by_group(scored, per_tile: dict, salt: np.ndarray) -> dict:
 
 def precision(args, mixed: bool) -> str:
     """The fine-tune's policy, set: the run's mixed precision as ``train.py`` chooses it on this machine
-    (float32 on a CPU that would emulate bfloat16, about ten times slower), or ``--bfloat16`` as every
-    run of this script before the twenty-ninth session, whatever the CPU."""
+    (float32 on a CPU that would emulate bfloat16: its steps 1.9-2.3x slower on an AVX-512 CPU without
+    BF16, ``unet_speed.py --variants emulated``), or ``--bfloat16`` as every run of this script before
+    the twenty-ninth session, whatever the CPU."""
     import keras
 
     from salt_tf.common import machine
