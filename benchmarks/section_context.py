@@ -421,9 +421,7 @@ def rescored(args, earlier: dict, record):
     args.margin = int(earlier["command"]["margin"])
     mixed = json.loads((args.real / "run" / "config.json").read_text()).get("mixed_precision")
     # as the fine-tune ran: folders from before the policy was recorded ran in bfloat16 on every CPU
-    policy = earlier.get("policy", "mixed_bfloat16" if mixed else "float32")
-    if policy != "float32":
-        keras.mixed_precision.set_global_policy(policy)
+    keras.mixed_precision.set_global_policy(earlier.get("policy", "mixed_bfloat16" if mixed else "float32"))
     model = keras.saving.load_model(args.rescore / "model.keras", compile=False)
     record(rescored=str(args.rescore), margin=args.margin, validation_tuned=earlier["validation_tuned"])
     return model, earlier["validation_tuned"]
