@@ -9,7 +9,8 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
 
 - **training** (the run's phase 2: AdamW at its learning rate and weight decay, the Lovasz hinge with
   unlabelled pixels out, horizontal flips, batches of 8 for ``--minutes`` or ``--steps``, in the run's
-  precision as ``train.py`` picks it on this machine; ``--bfloat16`` as before): half of
+  precision as ``train.py`` picks it on this machine; ``--bfloat16`` as before; ``--lr`` another
+  learning rate, ``--frozen-norm`` batch normalisation kept as the run left it): half of
   each batch is fold 0's training tiles, each with its section around it (``mosaics.continuous``, the
   unknown cells filled from the nearest known pixel) or, for a tile in no section, reflected around
   it (``--tile-share``: another share); the rest windows anywhere on the sections, at least a quarter
@@ -179,14 +180,26 @@ class Windows:
         return np.stack(xs).astype(np.float32)[..., None] / 255.0, np.stack(ys)[..., None].astype(np.float32)
 
 
-def fine_tune(model, config, windows: Windows, minutes: float, steps: int, say) -> int:
-    """The run's phase 2 on ``windows`` (batches of 8) for ``minutes`` or ``steps``; the steps taken."""
+def fine_tune(model, config, windows: Windows, minutes: float, steps: int, say, lr: float | None = None,
+              frozen_norm: bool = False) -> int:
+    """The run's phase 2 on ``windows`` (batches of 8) for ``minutes`` or ``steps``; the steps taken.
+    ``lr``: AdamW's learning rate (the run's phase-2 initial one if None); ``frozen_norm``: every batch
+    normalisation keeps the run's statistics and scale (Keras runs a frozen one in inference mode)."""
     import keras
     import tensorflow as tf
 
     from salt_tf.model.losses import lovasz_hinge_per_image
 
-    optimizer = keras.optimizers.AdamW(config.phase2_lr, weight_decay=config.phase2_weight_decay)
+    def layers(block):
+        for layer in getattr(block, "layers", []):
+            yield layer
+            yield from layers(layer)
+
+    if frozen_norm:
+        for layer in layers(model):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+    optimizer = keras.optimizers.AdamW(config.phase2_lr if lr is None else lr, weight_decay=config.phase2_weight_decay)
 
     @tf.function
     def step(x, y):
@@ -382,7 +395,7 @@ def train_and_tune(args, record):
     record(window=TILE + 2 * args.margin, input_size=windows.size, training_tiles=len(train_ids),
            training_tiles_in_sections=len(windows.where))
     start = time.perf_counter()
-    steps = fine_tune(model, config, windows, args.minutes, args.steps, print)
+    steps = fine_tune(model, config, windows, args.minutes, args.steps, print, args.lr, args.frozen_norm)
     record(steps=steps, train_seconds=round(time.perf_counter() - start))
     model.save(args.out / "model.keras")
     predict = predictor(model, args.margin)
@@ -439,6 +452,9 @@ def main() -> None:
     parser.add_argument("--targets", choices=("labels", "teacher"), default="labels",
                         help="what the windows anywhere learn: the tiles' labels, or the starting model's own "
                              "tile-by-tile reading of every known cell (test tiles too)")
+    parser.add_argument("--lr", type=float, help="the fine-tune's learning rate (default: the run's phase-2 initial one)")
+    parser.add_argument("--frozen-norm", action="store_true",
+                        help="batch normalisation frozen: the run's statistics and scale, inference mode")
     parser.add_argument("--bfloat16", action="store_true",
                         help="mixed bfloat16 whatever the CPU (as before; emulated and slow where it is not native)")
     parser.add_argument("--rescore", type=Path, help="no fine-tune: score DIR's model (an earlier --out, its margin) again")

@@ -194,6 +194,39 @@ def test_section_context_fine_tunes_in_the_precision_train_py_picks_on_this_mach
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_a_fine_tune_with_batch_norm_frozen_keeps_its_statistics_and_learns_at_the_rate_given():
+    import types
+
+    import keras
+
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    rng = np.random.default_rng(0)
+
+    class Windows:  # batches of random windows with salt on their left half
+        def batch(self, n):
+            y = np.zeros((n, 8, 8, 1), np.float32)
+            y[:, :, :4] = 1
+            return rng.random((n, 8, 8, 1), dtype=np.float32), y
+
+    def model():  # a batch normalisation nested in a block, as the encoder's are
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 1))
+        inner = keras.Sequential([keras.layers.Conv2D(4, 3, padding="same"), keras.layers.BatchNormalization()])
+        return keras.Model(inputs, keras.layers.Conv2D(1, 1)(inner(inputs)))
+
+    config = types.SimpleNamespace(phase2_lr=1e-2, phase2_weight_decay=1e-4)
+    for frozen, lr in ((True, None), (False, None), (False, 0.0)):
+        net = model()
+        norm = net.layers[1].layers[1]
+        before = [w.copy() for w in net.get_weights()]
+        assert section_context.fine_tune(net, config, Windows(), minutes=5, steps=3, say=print,
+                                         lr=lr, frozen_norm=frozen) == 3
+        kept = np.array_equal(norm.moving_mean.numpy(), np.zeros(4)) and np.array_equal(norm.moving_variance.numpy(), np.ones(4))
+        assert kept == frozen and (not norm.trainable) == frozen
+        kernel = net.layers[1].layers[0].kernel.numpy()
+        assert np.array_equal(kernel, before[0]) == (lr == 0.0)  # a rate of 0 moves nothing, weight decay included
+
+
 def test_a_sections_small_patches_are_dropped_before_its_tiles_are_cut():
     real_sections = load_script("benchmarks/real_sections.py", "real_sections")
     p = np.full((TILE, 2 * TILE), 0.1, np.float32)
