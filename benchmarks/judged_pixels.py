@@ -11,7 +11,9 @@ sides"). Band 0 is the ordinary score. Each ``DIR`` is either a ``section_contex
 50 pixels off it, blended as ``segment.py`` reads) or a ``real_sections.py`` folder (``probabilities.npz``,
 ``real_sections.json``: ``predict.py`` tile by tile against the default ``segment.py``). The minimum area
 empties a tile's mask on the whole tile first, as everywhere else; then only the judged pixels count
-(``metrics.image_scores`` with ``labelled``).
+(``metrics.image_scores`` with ``labelled``). Folders saved before the thirty-second session hold float16
+probabilities: pixels within a rounding step of the threshold may flip, and band 0 may differ from the
+folder's own figures by 0.001 (``t50s1``: 0.6381 against 0.6390).
 """
 from __future__ import annotations
 

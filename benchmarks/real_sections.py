@@ -45,7 +45,7 @@ many pixels dropped before the tiles are cut (``patches under N px out``), as ``
 them from its mask (``--min-area``, the run's minimum salt area by default). Each difference
 from ``predict.py`` is paired over the same tiles, with its standard error: one tile is 1/n of a
 score, and a few tiles decide most differences here. ``--out`` also keeps every variant's
-probabilities of the scored tiles (``probabilities.npz``, float16) so that later analyses need no
+probabilities of the scored tiles (``probabilities.npz``, float32) so that later analyses need no
 model.
 """
 from __future__ import annotations
@@ -202,7 +202,7 @@ def main() -> None:
         split = "  ".join(f"{group} {value:.4f}" for group, value in groups[name].items())
         print(f"{name:32s} competition score {results[name][0]:.4f}  pixel IoU {results[name][1]:.4f}  ({split})",
               flush=True)
-        kept[name] = np.stack(probs).astype(np.float16)
+        kept[name] = np.stack(probs).astype(np.float32)
         per_tile[name] = {"plain": tile_scores(probs, truths, threshold),
                           "min_area": tile_scores(probs, truths, threshold, min_area)}
         plain = per_tile[name]["plain"]

@@ -32,7 +32,8 @@ cell tile by tile (thresholded as the run tuned it; test tiles too), so that a w
 is taught what the grid reads there (the tiles keep their labels). ``--rescore DIR``
 scores an earlier run's saved model (``DIR/model.keras``, with its margin, threshold and minimum area)
 inside the sections again, with no fine-tune. Figures go to ``DIR/figures.json`` as they come, the
-105 tiles' probabilities to ``DIR/probs_*.npy``.
+105 tiles' probabilities to ``DIR/probs_*.npy`` (float32; float16 before the thirty-second session,
+which moved pixels within a rounding step of the threshold: 0.001 of a score at most).
 """
 from __future__ import annotations
 
@@ -315,7 +316,7 @@ def score_inside_sections(args, predict, threshold: float, min_area: int, record
     flats = [rs.nearest_known(m, mosaics.continuous(m)) for m, _ in scored]  # once, for every variant
     for variant in VARIANTS:
         probs = [p for (_, cells), flat in zip(scored, flats) for p in read_cells(predict, flat, cells, args.margin, variant)]
-        np.save(args.out / f"probs_{variant.split(',')[0].replace(' ', '')}.npy", np.stack(probs).astype(np.float16))
+        np.save(args.out / f"probs_{variant.split(',')[0].replace(' ', '')}.npy", np.stack(probs).astype(np.float32))
         per_tile[variant] = rs.tile_scores(probs, truths, threshold, min_area)
         given = remove_small(np.stack(probs) > threshold, min_area).any(axis=(1, 2))
         record(**{variant: {"score": float(per_tile[variant].mean()), "pixel_iou": rs.score(probs, truths, threshold)[1],
