@@ -190,14 +190,10 @@ def fine_tune(model, config, windows: Windows, minutes: float, steps: int, say, 
     import tensorflow as tf
 
     from salt_tf.model.losses import lovasz_hinge_per_image
-
-    def layers(block):
-        for layer in getattr(block, "layers", []):
-            yield layer
-            yield from layers(layer)
+    from salt_tf.model.unet import all_layers
 
     if frozen_norm:
-        for layer in layers(model):
+        for layer in all_layers(model):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
     optimizer = keras.optimizers.AdamW(config.phase2_lr if lr is None else lr, weight_decay=config.phase2_weight_decay)

@@ -222,17 +222,18 @@ def build_unet(
     logits = conv(1, 3, padding="same", dtype="float32", name="logits")(x)
     auxiliary = _auxiliary(features[0], outputs[:-1], logits, supervision, empty_head, conv)
     model = keras.Model(tiles, _output(logits, auxiliary, pad), name=_name(encoder, scse, hypercolumn, decoder, tile))
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = bn_momentum
     return model
 
 
-def _all_layers(model):
+def all_layers(model):
+    """Every layer of ``model``, those of the models nested in it too (the encoder's)."""
     for layer in model.layers:
         yield layer
         if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+            yield from all_layers(layer)
 
 
 def export_saved_model(model: keras.Model, path) -> None:

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from salt_tf.model.encoders import build_encoder
-from salt_tf.model.unet import _all_layers, build_unet, export_saved_model, inference_model
+from salt_tf.model.unet import all_layers, build_unet, export_saved_model, inference_model
 
 
 def tiles(n=2, size=64, seed=0):
@@ -156,7 +156,7 @@ def test_the_fast_layers_are_everywhere_and_keras_layers_compute_the_same(unets,
     from salt_tf.model.layers import FastConv2D, FusedBatchNormalization
 
     def of_kind(model, kind):
-        return [layer for layer in _all_layers(model) if isinstance(layer, kind)]
+        return [layer for layer in all_layers(model) if isinstance(layer, kind)]
 
     keras.utils.set_random_seed(0)
     fused = build_unet("resnet18", 64)
