@@ -217,14 +217,13 @@ def test_a_fine_tune_with_batch_norm_frozen_keeps_its_statistics_and_learns_at_t
     config = types.SimpleNamespace(phase2_lr=1e-2, phase2_weight_decay=1e-4)
     for frozen, lr in ((True, None), (False, None), (False, 0.0)):
         net = model()
-        norm = net.layers[1].layers[1]
-        before = [w.copy() for w in net.get_weights()]
+        conv, norm = net.layers[1].layers
+        before = conv.kernel.numpy().copy()
         assert section_context.fine_tune(net, config, Windows(), minutes=5, steps=3, say=print,
                                          lr=lr, frozen_norm=frozen) == 3
         kept = np.array_equal(norm.moving_mean.numpy(), np.zeros(4)) and np.array_equal(norm.moving_variance.numpy(), np.ones(4))
         assert kept == frozen and (not norm.trainable) == frozen
-        kernel = net.layers[1].layers[0].kernel.numpy()
-        assert np.array_equal(kernel, before[0]) == (lr == 0.0)  # a rate of 0 moves nothing, weight decay included
+        assert np.array_equal(conv.kernel.numpy(), before) == (lr == 0.0)  # a rate of 0 moves nothing, weight decay included
 
 
 def test_a_sections_small_patches_are_dropped_before_its_tiles_are_cut():
