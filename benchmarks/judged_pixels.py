@@ -11,7 +11,10 @@ sides"). Band 0 is the ordinary score. Each ``DIR`` is either a ``section_contex
 50 pixels off it, blended as ``segment.py`` reads) or a ``real_sections.py`` folder (``probabilities.npz``,
 ``real_sections.json``: ``predict.py`` tile by tile against the default ``segment.py``). The minimum area
 empties a tile's mask on the whole tile first, as everywhere else; then only the judged pixels count
-(``metrics.image_scores`` with ``labelled``). Folders saved before the thirty-second session hold float16
+(``metrics.image_scores`` with ``labelled``). Last, for each reading whose windows' centres lie at
+known lines (the grid, 50 px off, ``predict.py``), the held-out empty tiles given salt as whole window
+centres (``whole_centres``: each window decided its centre is salt, the false salt the twenty-sixth and
+thirty-third sessions found off the grid). Folders saved before the thirty-second session hold float16
 probabilities: pixels within a rounding step of the threshold may flip, and band 0 may differ from the
 folder's own figures by 0.001 (``t50s1``: 0.6381 against 0.6390).
 """
@@ -52,6 +55,19 @@ def judged_pixels(labelled: np.ndarray, r: int, c: int, band: int) -> np.ndarray
             xs = slice(0, band) if dc < 0 else slice(TILE - band, TILE) if dc > 0 else slice(0, TILE)
             keep[ys, xs] = False
     return keep
+
+
+CENTRE_LINES = {"on the grid": 0, "predict.py": 0, "50 px off": 50}  # where windows' centres meet inside a tile
+
+
+def whole_centres(mask: np.ndarray, cut: int, full: float = 0.95) -> bool:
+    """Whether a tile's salt (``mask``, (101, 101)) comes as whole window centres: it has salt, and every
+    piece of it that one window's centre covers is ``full`` salt or none. The piece is the tile itself
+    for windows on the grid (``cut`` 0) and its four quarters, split at row and column ``cut``, for the
+    grid shifted by ``cut``: a window that called its whole centre salt, not a patch it traced."""
+    edges = [slice(0, TILE)] if cut == 0 else [slice(0, cut), slice(cut, TILE)]
+    pieces = [mask[a, b] for a in edges for b in edges]
+    return bool(mask.any()) and all(p.mean() >= full or not p.any() for p in pieces)
 
 
 def refuse(message: str):
@@ -123,7 +139,12 @@ def main(argv=None) -> int:
             rows[band] = {"judged_share": float(judged.mean()),
                           **{name: {"score": float(np.nanmean(s)), "salt_tiles": float(np.nanmean(s[salt])),
                                     "empty_tiles_given_salt": given[name]} for name, s in scores.items()}}
-        figures["folders"][str(folder)] = {"kind": kind, "threshold": threshold, "min_area": min_area, "bands": rows}
+        whole = {name: [int(i) for i in np.flatnonzero(mask.any(axis=(1, 2)) & ~salt)
+                        if whole_centres(mask[i], CENTRE_LINES[name])] for name, mask in masks.items() if name in CENTRE_LINES}
+        print("empty tiles given salt as whole window centres (every window centre in the tile 95% salt or none): "
+              + ", ".join(f"{name} {len(found)}" for name, found in whole.items()))
+        figures["folders"][str(folder)] = {"kind": kind, "threshold": threshold, "min_area": min_area, "bands": rows,
+                                           "empty_tiles_given_whole_centres": whole}
     if args.out:
         write_text(args.out, json.dumps(figures, indent=1))  # whole or not at all
     return 0

@@ -114,6 +114,21 @@ def test_judged_pixels_leave_out_a_band_only_beside_cells_without_labels():
     assert image_scores(truth, pred, judged_pixels(section, 1, 1, 9)[None])[0] == 0.0
 
 
+def test_whole_window_centres_are_told_from_traced_patches():
+    whole_centres = load_script("benchmarks/judged_pixels.py", "judged_pixels").whole_centres
+    mask = np.zeros((TILE, TILE), bool)
+    assert not whole_centres(mask, 0) and not whole_centres(mask, 50)  # no salt: nothing to tell
+    mask[:50, :50] = True  # one quarter of the shifted grid, whole: one window's centre
+    assert whole_centres(mask, 50) and not whole_centres(mask, 0)  # on the grid it is a quarter of the centre
+    mask[50:, :50] = True  # two quarters: two windows called their centres salt
+    assert whole_centres(mask, 50)
+    mask[60:, 60:70] = True  # a patch traced into a third quarter
+    assert not whole_centres(mask, 50)
+    mask[:] = True
+    mask[:3, :] = False  # 97% of the tile: the whole centre, within the 95% allowed
+    assert whole_centres(mask, 0) and not whole_centres(mask, 50)  # quarters at 94% (47 of 50 rows) are not
+
+
 def test_judged_pixels_refuses_a_folder_of_neither_benchmark(tmp_path, capsys):
     judged = load_script("benchmarks/judged_pixels.py", "judged_pixels")
     with pytest.raises(SystemExit) as stop:
