@@ -10,7 +10,9 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
 - **training** (the run's phase 2: AdamW at its learning rate and weight decay, the Lovasz hinge with
   unlabelled pixels out, horizontal flips, batches of 8 for ``--minutes`` or ``--steps``, in the run's
   precision as ``train.py`` picks it on this machine; ``--bfloat16`` as before; ``--lr`` another
-  learning rate, ``--frozen-norm`` batch normalisation kept as the run left it): half of
+  learning rate, ``--frozen-norm`` batch normalisation kept as the run left it, ``--loss symmetric``
+  the mean of the Lovasz hinge on salt and on its complement, ``--bce-weight`` binary cross-entropy
+  added): half of
   each batch is fold 0's training tiles, each with its section around it (``mosaics.continuous``, the
   unknown cells filled from the nearest known pixel) or, for a tile in no section, reflected around
   it (``--tile-share``: another share); the rest windows anywhere on the sections, at least a quarter
@@ -181,16 +183,32 @@ class Windows:
         return np.stack(xs).astype(np.float32)[..., None] / 255.0, np.stack(ys)[..., None].astype(np.float32)
 
 
+def window_loss(loss: str = "lovasz", bce_weight: float = 0.0):
+    """(labels, logits) -> each window's loss: the Lovasz hinge (``lovasz``: the run's phase 2; on a window
+    whose labels are all empty only its worst pixel has a gradient) or its mean with the complement's
+    (``symmetric``: every false-salt pixel of an empty window has one), + ``bce_weight`` x binary
+    cross-entropy; unlabelled pixels out of all three."""
+    from salt_tf.model.losses import bce_per_image, lovasz_per_image
+
+    def per_window(y, logits):
+        found = lovasz_per_image(y, logits, symmetric=loss == "symmetric")
+        return found + bce_weight * bce_per_image(y, logits) if bce_weight else found
+
+    return per_window
+
+
 def fine_tune(model, config, windows: Windows, minutes: float, steps: int, say, lr: float | None = None,
-              frozen_norm: bool = False) -> int:
+              frozen_norm: bool = False, loss=None) -> int:
     """The run's phase 2 on ``windows`` (batches of 8) for ``minutes`` or ``steps``; the steps taken.
     ``lr``: AdamW's learning rate (the run's phase-2 initial one if None); ``frozen_norm``: every batch
-    normalisation keeps the run's statistics and scale (Keras runs a frozen one in inference mode)."""
+    normalisation keeps the run's statistics and scale (Keras runs a frozen one in inference mode);
+    ``loss``: a ``window_loss`` (the Lovasz hinge if None)."""
     import keras
     import tensorflow as tf
 
-    from salt_tf.model.losses import lovasz_hinge_per_image
     from salt_tf.model.unet import all_layers
+
+    loss = loss or window_loss()
 
     if frozen_norm:
         for layer in all_layers(model):
@@ -201,16 +219,16 @@ def fine_tune(model, config, windows: Windows, minutes: float, steps: int, say, 
     @tf.function
     def step(x, y):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(lovasz_hinge_per_image(y, tf.cast(model(x, training=True), tf.float32)))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-        return loss
+            found = tf.reduce_mean(loss(y, tf.cast(model(x, training=True), tf.float32)))
+        optimizer.apply_gradients(zip(tape.gradient(found, model.trainable_variables), model.trainable_variables))
+        return found
 
     start, done, losses = time.perf_counter(), 0, []
     while time.perf_counter() - start < minutes * 60 and done < steps:
         losses.append(float(step(*windows.batch(8))))
         done += 1
         if done % 100 == 0:
-            say(f"step {done}: Lovasz {np.mean(losses[-100:]):.4f}, {time.perf_counter() - start:.0f} s")
+            say(f"step {done}: loss {np.mean(losses[-100:]):.4f}, {time.perf_counter() - start:.0f} s")
     return done
 
 
@@ -392,7 +410,8 @@ def train_and_tune(args, record):
     record(window=TILE + 2 * args.margin, input_size=windows.size, training_tiles=len(train_ids),
            training_tiles_in_sections=len(windows.where))
     start = time.perf_counter()
-    steps = fine_tune(model, config, windows, args.minutes, args.steps, print, args.lr, args.frozen_norm)
+    steps = fine_tune(model, config, windows, args.minutes, args.steps, print, args.lr, args.frozen_norm,
+                      window_loss(args.loss, args.bce_weight))
     record(steps=steps, train_seconds=round(time.perf_counter() - start))
     model.save(args.out / "model.keras")
     predict = predictor(model, args.margin)
@@ -452,6 +471,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, help="the fine-tune's learning rate (default: the run's phase-2 initial one)")
     parser.add_argument("--frozen-norm", action="store_true",
                         help="batch normalisation frozen: the run's statistics and scale, inference mode")
+    parser.add_argument("--loss", choices=("lovasz", "symmetric"), default="lovasz",
+                        help="the fine-tune's loss: the run's Lovasz hinge, or its mean with the complement's")
+    parser.add_argument("--bce-weight", type=float, default=0.0, help="add this x binary cross-entropy to the loss")
     parser.add_argument("--bfloat16", action="store_true",
                         help="mixed bfloat16 whatever the CPU (as before; emulated and slow where it is not native)")
     parser.add_argument("--rescore", type=Path, help="no fine-tune: score DIR's model (an earlier --out, its margin) again")

@@ -241,6 +241,31 @@ def test_a_fine_tune_with_batch_norm_frozen_keeps_its_statistics_and_learns_at_t
         assert np.array_equal(conv.kernel.numpy(), before) == (lr == 0.0)  # a rate of 0 moves nothing, weight decay included
 
 
+def test_the_symmetric_loss_reaches_every_false_salt_pixel_of_an_empty_window():
+    import tensorflow as tf
+
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    y = np.zeros((1, 4, 4, 1), np.float32)
+    y[0, 3] = UNLABELLED  # a row of unlabelled pixels: out of every loss
+    logits = tf.constant(np.linspace(-2.05, 2.95, 16, dtype=np.float32).reshape(1, 4, 4, 1))  # none at a kink (-1, 0)
+
+    def gradient(loss):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            found = tf.reduce_sum(loss(y, logits))
+        return tape.gradient(found, logits).numpy()[0, ..., 0]
+
+    plain, symmetric = gradient(section_context.window_loss()), gradient(section_context.window_loss("symmetric"))
+    with_bce = gradient(section_context.window_loss("lovasz", bce_weight=1.0))
+    # The run's Lovasz hinge on a window labelled all empty: only its worst pixel learns.
+    assert np.count_nonzero(plain) == 1 and plain[2, 3] > 0
+    # The complement's hinge reaches every labelled pixel whose logit is above -1 (its margin), and only those.
+    labelled_above = (logits.numpy()[0, ..., 0] > -1) & (y[0, ..., 0] != UNLABELLED)
+    assert np.array_equal(symmetric > 0, labelled_above) and np.count_nonzero(symmetric) == labelled_above.sum()
+    # Cross-entropy reaches every labelled pixel; none reaches the unlabelled row.
+    assert np.all(with_bce[:3] > 0) and not np.any(with_bce[3]) and not np.any(symmetric[3])
+
+
 def test_a_sections_small_patches_are_dropped_before_its_tiles_are_cut():
     real_sections = load_script("benchmarks/real_sections.py", "real_sections")
     p = np.full((TILE, 2 * TILE), 0.1, np.float32)
