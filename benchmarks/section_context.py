@@ -188,13 +188,10 @@ def window_loss(loss: str = "lovasz", bce_weight: float = 0.0):
     whose labels are all empty only its worst pixel has a gradient) or its mean with the complement's
     (``symmetric``: every false-salt pixel of an empty window has one), + ``bce_weight`` x binary
     cross-entropy; unlabelled pixels out of all three."""
-    from salt_tf.model.losses import bce_per_image, lovasz_per_image
+    from salt_tf.model.losses import BCELovasz, LovaszHinge
 
-    def per_window(y, logits):
-        found = lovasz_per_image(y, logits, symmetric=loss == "symmetric")
-        return found + bce_weight * bce_per_image(y, logits) if bce_weight else found
-
-    return per_window
+    symmetric = loss == "symmetric"  # as train.py's phase 2 builds it (losses._main_loss)
+    return (BCELovasz(bce_weight, 1.0, symmetric=symmetric) if bce_weight else LovaszHinge(symmetric=symmetric)).call
 
 
 def fine_tune(model, config, windows: Windows, minutes: float, steps: int, say, lr: float | None = None,
