@@ -12,7 +12,8 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
   precision as ``train.py`` picks it on this machine; ``--bfloat16`` as before; ``--lr`` another
   learning rate, ``--frozen-norm`` batch normalisation kept as the run left it, ``--loss symmetric``
   the mean of the Lovasz hinge on salt and on its complement, ``--bce-weight`` binary cross-entropy
-  added): half of
+  added; ``--rehearse W`` adds W x the loss on 8 of fold 0's training tiles alone, as ``predict.py``
+  reads them, at the run's input size, to each step): half of
   each batch is fold 0's training tiles, each with its section around it (``mosaics.continuous``, the
   unknown cells filled from the nearest known pixel) or, for a tile in no section, reflected around
   it (``--tile-share``: another share); the rest windows anywhere on the sections, at least a quarter
@@ -20,7 +21,8 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
   Every label in a window counts. The held-out tiles and fold 0's validation tiles are unknown cells
   to training: no pixel of them, image or label, is trained on;
 - **scoring**: every image known. The threshold and minimum area are tuned on fold 0's validation
-  tiles with their context, then the 640 held-out tiles are scored tile by tile with theirs, and the
+  tiles with their context, then the 640 held-out tiles are scored tile by tile with theirs (and alone,
+  as ``predict.py`` reads a tile: ``holdout_alone``, tuned on the validation tiles read alike), and the
   held-out tiles inside sections (``real_sections.py``'s at ``--shifts 0 50``) on the tile grid and
   on the grid shifted by 50 pixels, each tile's prediction the centres of the windows that cover it.
 
@@ -52,7 +54,7 @@ import pandas as pd
 
 import real_sections as rs
 from salt_tf.seismic.sections import weight_window
-from salt_tf.tiles import mosaics
+from salt_tf.tiles import mosaics, pipeline
 from salt_tf.tiles.data import read_image, read_mask, real_seismic_dir
 from salt_tf.tiles.framing import stretch
 from salt_tf.tiles.metrics import UNLABELLED, competition_score, image_scores, remove_small, tune_postprocessing
@@ -171,6 +173,18 @@ class Windows:
             if np.mean(label[y + m : y + m + TILE, x + m : x + m + TILE] != UNLABELLED) >= 0.25:
                 return flat[y : y + s, x : x + s], label[y : y + s, x : x + s]
 
+    def alone(self, n: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` training tiles alone as ``predict.py`` reads a tile (its own framing, resized to ``size``,
+        ``pipeline.to_input``), half of them mirrored, with their labels resized as the windows' are."""
+        xs, ys = [], []
+        for _ in range(n):
+            image, mask = self.tiles[self.train_ids[int(self.rng.integers(len(self.train_ids)))]]
+            if self.rng.random() < 0.5:
+                image, mask = image[:, ::-1], mask[:, ::-1]
+            xs.append(pipeline.to_input(np.ascontiguousarray(image)[None], size)[0])
+            ys.append(cv2.resize(np.ascontiguousarray(mask), (size, size), interpolation=cv2.INTER_NEAREST))
+        return np.stack(xs), np.stack(ys)[..., None].astype(np.float32)
+
     def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for j in range(n):
@@ -195,11 +209,12 @@ def window_loss(loss: str = "lovasz", bce_weight: float = 0.0):
 
 
 def fine_tune(model, config, windows: Windows, minutes: float, steps: int, say, lr: float | None = None,
-              frozen_norm: bool = False, loss=None) -> int:
+              frozen_norm: bool = False, loss=None, rehearse: float = 0.0) -> int:
     """The run's phase 2 on ``windows`` (batches of 8) for ``minutes`` or ``steps``; the steps taken.
     ``lr``: AdamW's learning rate (the run's phase-2 initial one if None); ``frozen_norm``: every batch
     normalisation keeps the run's statistics and scale (Keras runs a frozen one in inference mode);
-    ``loss``: a ``window_loss`` (the Lovasz hinge if None)."""
+    ``loss``: a ``window_loss`` (the Lovasz hinge if None); ``rehearse``: each step adds this x the loss
+    on 8 training tiles alone, as ``predict.py`` reads them (``windows.alone``)."""
     import keras
     import tensorflow as tf
 
@@ -213,16 +228,19 @@ def fine_tune(model, config, windows: Windows, minutes: float, steps: int, say, 
                 layer.trainable = False
     optimizer = keras.optimizers.AdamW(config.phase2_lr if lr is None else lr, weight_decay=config.phase2_weight_decay)
 
+    def mean_loss(x, y):
+        return tf.reduce_mean(loss(y, tf.cast(model(x, training=True), tf.float32)))
+
     @tf.function
-    def step(x, y):
+    def step(x, y, *alone):
         with tf.GradientTape() as tape:
-            found = tf.reduce_mean(loss(y, tf.cast(model(x, training=True), tf.float32)))
+            found = mean_loss(x, y) + (rehearse * mean_loss(*alone) if alone else 0.0)
         optimizer.apply_gradients(zip(tape.gradient(found, model.trainable_variables), model.trainable_variables))
         return found
 
     start, done, losses = time.perf_counter(), 0, []
     while time.perf_counter() - start < minutes * 60 and done < steps:
-        losses.append(float(step(*windows.batch(8))))
+        losses.append(float(step(*windows.batch(8), *(windows.alone(8, pipeline.data_size(config)) if rehearse else ()))))
         done += 1
         if done % 100 == 0:
             say(f"step {done}: loss {np.mean(losses[-100:]):.4f}, {time.perf_counter() - start:.0f} s")
@@ -408,7 +426,7 @@ def train_and_tune(args, record):
            training_tiles_in_sections=len(windows.where))
     start = time.perf_counter()
     steps = fine_tune(model, config, windows, args.minutes, args.steps, print, args.lr, args.frozen_norm,
-                      window_loss(args.loss, args.bce_weight))
+                      window_loss(args.loss, args.bce_weight), args.rehearse)
     record(steps=steps, train_seconds=round(time.perf_counter() - start))
     model.save(args.out / "model.keras")
     predict = predictor(model, args.margin)
@@ -422,7 +440,22 @@ def train_and_tune(args, record):
     held_truth = np.stack([read_mask(args.tgs / "train" / "masks" / f"{i}.png") for i in held])
     record(holdout_tiles=len(held), holdout_in_sections=len(in_sections.intersection(held)),
            holdout_score=competition_score(held_truth, remove_small(held_probs > tuned["threshold"], tuned["min_area"])))
+    held_images = np.stack([read_image(args.real / "data" / "holdout" / "images" / f"{i}.png") for i in held])
+    record(holdout_alone=read_alone(model, pipeline.data_size(config), [tiles[i] for i in val_ids], held_images, held_truth))
     return model, tuned
+
+
+def read_alone(model, size: int, validation: list, held_images: np.ndarray, held_truth: np.ndarray) -> dict:
+    """The held-out tiles read alone as ``predict.py`` reads them (its ``predict_probs``: each tile at the
+    run's input size, flip TTA), threshold and minimum area tuned on the validation tiles read alike."""
+    from salt_tf.inference.predict import Ensemble, predict_probs
+
+    ensemble = Ensemble([0], [model], size, kind="keras")
+    images, masks = (np.stack(a) for a in zip(*validation))
+    tuned = tune_postprocessing(masks, predict_probs(ensemble, images, progress=False))
+    probs = predict_probs(ensemble, held_images, progress=False)
+    return {"threshold": tuned["threshold"], "min_area": tuned["min_area"],
+            "score": competition_score(held_truth, remove_small(probs > tuned["threshold"], tuned["min_area"]))}
 
 
 def earlier_fine_tune(args) -> dict:
@@ -471,6 +504,8 @@ def main() -> None:
     parser.add_argument("--loss", choices=("lovasz", "symmetric"), default="lovasz",
                         help="the fine-tune's loss: the run's Lovasz hinge, or its mean with the complement's")
     parser.add_argument("--bce-weight", type=float, default=0.0, help="add this x binary cross-entropy to the loss")
+    parser.add_argument("--rehearse", type=float, default=0.0,
+                        help="each step adds this x the loss on 8 training tiles alone, as predict.py reads them")
     parser.add_argument("--bfloat16", action="store_true",
                         help="mixed bfloat16 whatever the CPU (as before; emulated and slow where it is not native)")
     parser.add_argument("--rescore", type=Path, help="no fine-tune: score DIR's model (an earlier --out, its margin) again")

@@ -1,5 +1,6 @@
 """benchmarks/real_data.py's held-out split: disjoint from training, complete, loadable; the label seams
 of label_seams.py and real_sections.py; section_context.py's windows with context."""
+import cv2
 import numpy as np
 import pytest
 from scripts import load_script
@@ -264,6 +265,56 @@ def test_the_symmetric_loss_reaches_every_false_salt_pixel_of_an_empty_window():
     assert np.array_equal(symmetric > 0, labelled_above) and np.count_nonzero(symmetric) == labelled_above.sum()
     # Cross-entropy reaches every labelled pixel; none reaches the unlabelled row.
     assert np.all(with_bce[:3] > 0) and not np.any(with_bce[3]) and not np.any(symmetric[3])
+
+
+def test_rehearsal_tiles_are_read_as_predict_py_reads_them_and_teach_when_asked():
+    import types
+
+    import keras
+
+    from salt_tf.tiles import pipeline
+
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    rng = np.random.default_rng(0)
+    tiles = {f"t{k}": (rng.integers(0, 256, (TILE, TILE), dtype=np.uint8), (rng.random((TILE, TILE)) < 0.3).astype(np.uint8))
+             for k in range(3)}
+    x, y = section_context.Windows([], tiles, sorted(tiles), margin=100, seed=0).alone(12, 128)
+    assert x.shape == (12, 128, 128, 1) and y.shape == (12, 128, 128, 1)
+    mirrored = 0
+    for image, label in zip(x, y):  # each one of the tiles, plain or mirrored, exactly as predict.py's input
+        matches = [(mirror, tile_id) for tile_id, (t, _) in tiles.items() for mirror in (False, True)
+                   if np.array_equal(image, pipeline.to_input((t[:, ::-1] if mirror else t)[None], 128)[0])]
+        assert len(matches) == 1
+        (mirror, tile_id), = matches
+        mask = tiles[tile_id][1][:, ::-1] if mirror else tiles[tile_id][1]
+        assert np.array_equal(label[..., 0], cv2.resize(np.ascontiguousarray(mask), (128, 128), interpolation=cv2.INTER_NEAREST))
+        mirrored += mirror
+    assert 0 < mirrored < 12
+
+    class Windows:  # context windows with no label at all (no gradient); tiles alone with salt on the left
+        drawn = 0
+
+        def batch(self, n):
+            return rng.random((n, 12, 12, 1), dtype=np.float32), np.full((n, 12, 12, 1), UNLABELLED, np.float32)
+
+        def alone(self, n, size):
+            Windows.drawn += 1
+            y = np.zeros((n, size, size, 1), np.float32)
+            y[:, :, : size // 2] = 1
+            return rng.random((n, size, size, 1), dtype=np.float32), y
+
+    config = types.SimpleNamespace(phase2_lr=1e-2, phase2_weight_decay=0.0, fit="resize", size=8)
+    kernels = {}
+    for rehearse in (0.0, 1.0):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((None, None, 1))
+        net = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs))
+        before, Windows.drawn = net.layers[1].kernel.numpy().copy(), 0
+        assert section_context.fine_tune(net, config, Windows(), minutes=5, steps=3, say=print, rehearse=rehearse) == 3
+        kernels[rehearse] = net.layers[1].kernel.numpy()
+        assert Windows.drawn == (3 if rehearse else 0)
+    assert np.array_equal(kernels[0.0], before)  # no label, no weight decay: nothing learnt without the tiles
+    assert not np.array_equal(kernels[1.0], before)
 
 
 def test_a_sections_small_patches_are_dropped_before_its_tiles_are_cut():
