@@ -330,10 +330,12 @@ def read_cells(predict, flat: np.ndarray, cells, margin: int, variant: str) -> l
 VARIANTS = ("shift 0", "shift 50", "stride 50, blended")
 
 
-def score_inside_sections(args, predict, threshold: float, min_area: int, record) -> None:
+def score_inside_sections(args, predict, threshold: float, min_area: int, record, alone=None) -> None:
     """The held-out tiles inside sections (``real_sections.py``'s at ``--shifts 0 50``) on the tile grid,
     50 pixels off it and as ``segment.py`` reads a section: scores, pixel IoU, the salt tiles and the
-    empty ones apart, and each variant's gap from the grid."""
+    empty ones apart, and each variant's gap from the grid. ``alone``: (an ``alone_reader``, its
+    ``holdout_alone``): the same tiles read alone as ``predict.py`` reads them too, at its threshold
+    and minimum area, and each variant's gap from that (the issue's "segment.py within 0.02 of predict.py")."""
     found = rs.held_out_sections(args.real, args.tgs, args.realdata)
     scored = rs.scored_cells(found, 50)
     truths = [m.tile(r, c)[1] for m, cells in scored for r, c in cells]
@@ -357,6 +359,14 @@ def score_inside_sections(args, predict, threshold: float, min_area: int, record
            gap_50_known_cells=rs.paired_difference(grid[known], per_tile["shift 50"][known]),
            gap_blended=rs.paired_difference(grid, per_tile["stride 50, blended"]))
     record(by_group=by_group(scored, per_tile, salt))
+    if alone is not None:
+        read, tuned = alone
+        probs = read([m.tile(r, c)[0] for m, cells in scored for r, c in cells])
+        np.save(args.out / "probs_alone.npy", probs.astype(np.float32))
+        base = rs.tile_scores(list(probs), truths, tuned["threshold"], tuned["min_area"])
+        record(**{"predict.py, alone": {"score": float(base.mean()), "salt_tiles": float(base[salt].mean()),
+                                        "empty_tiles": float(base[~salt].mean())}},
+               gaps_from_alone={v: rs.paired_difference(base, per_tile[v]) for v in VARIANTS})
 
 
 def by_group(scored, per_tile: dict, salt: np.ndarray) -> dict:
@@ -440,22 +450,34 @@ def train_and_tune(args, record):
     held_truth = np.stack([read_mask(args.tgs / "train" / "masks" / f"{i}.png") for i in held])
     record(holdout_tiles=len(held), holdout_in_sections=len(in_sections.intersection(held)),
            holdout_score=competition_score(held_truth, remove_small(held_probs > tuned["threshold"], tuned["min_area"])))
-    held_images = np.stack([read_image(args.real / "data" / "holdout" / "images" / f"{i}.png") for i in held])
-    record(holdout_alone=read_alone(model, pipeline.data_size(config), [tiles[i] for i in val_ids], held_images, held_truth))
+    record(holdout_alone=holdout_alone(args, alone_reader(model, args.real)))
     return model, tuned
 
 
-def read_alone(model, size: int, validation: list, held_images: np.ndarray, held_truth: np.ndarray) -> dict:
-    """The held-out tiles read alone as ``predict.py`` reads them (its ``predict_probs``: each tile at the
-    run's input size, flip TTA), threshold and minimum area tuned on the validation tiles read alike."""
+def alone_reader(model, real: Path):
+    """uint8 tiles (N, 101, 101) -> their probabilities read alone as ``predict.py`` reads a tile (its
+    ``predict_probs``: at the run's input size, flip TTA), with no context."""
     from salt_tf.inference.predict import Ensemble, predict_probs
+    from salt_tf.run.config import Config
 
+    saved = json.loads((real / "run" / "config.json").read_text())
+    size = pipeline.data_size(Config(**{k: v for k, v in saved.items() if k in {"fit", "size"}}))
     ensemble = Ensemble([0], [model], size, kind="keras")
-    images, masks = (np.stack(a) for a in zip(*validation))
-    tuned = tune_postprocessing(masks, predict_probs(ensemble, images, progress=False))
-    probs = predict_probs(ensemble, held_images, progress=False)
+    return lambda images: predict_probs(ensemble, np.asarray(images, np.uint8), progress=False)
+
+
+def holdout_alone(args, read) -> dict:
+    """The 640 held-out tiles read alone (``read``: an ``alone_reader``), threshold and minimum area tuned
+    on fold 0's validation tiles read alike: what ``predict.py`` scores with this model."""
+    folds = pd.read_csv(args.real / "run" / "folds.csv", dtype={"id": str})
+    pool, holdout = args.real / "data" / "pool" / "train", args.real / "data" / "holdout" / "images"
+    val_ids, held = sorted(folds.id[folds.fold == 0]), sorted(p.stem for p in holdout.glob("*.png"))
+    masks = np.stack([read_mask(pool / "masks" / f"{i}.png") for i in val_ids])
+    tuned = tune_postprocessing(masks, read([read_image(pool / "images" / f"{i}.png") for i in val_ids]))
+    probs = read([read_image(holdout / f"{i}.png") for i in held])
+    truth = np.stack([read_mask(args.tgs / "train" / "masks" / f"{i}.png") for i in held])
     return {"threshold": tuned["threshold"], "min_area": tuned["min_area"],
-            "score": competition_score(held_truth, remove_small(probs > tuned["threshold"], tuned["min_area"]))}
+            "score": competition_score(truth, remove_small(probs > tuned["threshold"], tuned["min_area"]))}
 
 
 def earlier_fine_tune(args) -> dict:
@@ -483,6 +505,7 @@ def rescored(args, earlier: dict, record):
     keras.mixed_precision.set_global_policy(earlier.get("policy", "mixed_bfloat16" if mixed else "float32"))
     model = keras.saving.load_model(args.rescore / "model.keras", compile=False)
     record(rescored=str(args.rescore), margin=args.margin, validation_tuned=earlier["validation_tuned"])
+    record(holdout_alone=earlier.get("holdout_alone") or holdout_alone(args, alone_reader(model, args.real)))
     return model, earlier["validation_tuned"]
 
 
@@ -526,7 +549,8 @@ def main() -> None:
 
     keras.utils.set_random_seed(args.seed)
     model, tuned = rescored(args, earlier, record) if args.rescore else train_and_tune(args, record)
-    score_inside_sections(args, predictor(model, args.margin), tuned["threshold"], tuned["min_area"], record)
+    score_inside_sections(args, predictor(model, args.margin), tuned["threshold"], tuned["min_area"], record,
+                          (alone_reader(model, args.real), figures["holdout_alone"]))
 
 
 if __name__ == "__main__":
