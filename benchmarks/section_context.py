@@ -17,7 +17,9 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
   each batch is fold 0's training tiles, each with its section around it (``mosaics.continuous``, the
   unknown cells filled from the nearest known pixel) or, for a tile in no section, reflected around
   it (``--tile-share``: another share); the rest windows anywhere on the sections, at least a quarter
-  of their centre labelled.
+  of their centre labelled (``--empty-share S``: a share S of them with an empty centre beside salt,
+  none labelled in the centre and some in the margin, the cases where a context reading puts salt on
+  an empty tile).
   Every label in a window counts. The held-out tiles and fold 0's validation tiles are unknown cells
   to training: no pixel of them, image or label, is trained on;
 - **scoring**: every image known. The threshold and minimum area are tuned on fold 0's validation
@@ -135,9 +137,9 @@ class Windows:
     """Training windows: fold 0's training tiles with their context, and windows anywhere on the sections."""
 
     def __init__(self, sections: list[mosaics.Mosaic], tiles: dict, train_ids: list[str], margin: int, seed: int,
-                 tile_share: float = 0.5, window_labels: list[np.ndarray] | None = None):
+                 tile_share: float = 0.5, window_labels: list[np.ndarray] | None = None, empty_share: float = 0.0):
         self.margin, self.side, self.size = margin, TILE + 2 * margin, input_size(margin)
-        self.tile_share = tile_share
+        self.tile_share, self.empty_share = tile_share, empty_share
         self.tiles, self.train_ids = tiles, train_ids
         self.rng = np.random.default_rng(seed)
         self.padded, self.where, self.anywhere_labels = [], {}, []
@@ -165,13 +167,17 @@ class Windows:
         return np.pad(image.astype(np.float32), m, mode="reflect"), np.pad(mask, m, constant_values=UNLABELLED)
 
     def anywhere(self) -> tuple[np.ndarray, np.ndarray]:
+        """A window anywhere, at least a quarter of its centre labelled; ``empty_share`` of them (drawn
+        again until one is) an empty centre beside salt: no salt labelled in the centre, some in the margin."""
         m, s = self.margin, self.side
+        beside_salt = self.empty_share > 0 and self.rng.random() < self.empty_share
         while True:
             k = int(self.rng.choice(len(self.padded), p=self.weights / self.weights.sum()))
             flat, label = self.padded[k][0], self.anywhere_labels[k]
             y, x = (int(self.rng.integers(0, n - s + 1)) for n in flat.shape)
-            if np.mean(label[y + m : y + m + TILE, x + m : x + m + TILE] != UNLABELLED) >= 0.25:
-                return flat[y : y + s, x : x + s], label[y : y + s, x : x + s]
+            window, centre = label[y : y + s, x : x + s], label[y + m : y + m + TILE, x + m : x + m + TILE]
+            if np.mean(centre != UNLABELLED) >= 0.25 and (not beside_salt or ((window == 1).any() and not (centre == 1).any())):
+                return flat[y : y + s, x : x + s], window
 
     def alone(self, n: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """``n`` training tiles alone as ``predict.py`` reads a tile (its own framing, resized to ``size``,
@@ -431,7 +437,8 @@ def train_and_tune(args, record):
         record(teacher={"threshold": holdout["threshold"], "min_area": holdout["min_area"],
                         "cells": int(sum(m.known.sum() for m in sections)), "seconds": round(time.perf_counter() - start),
                         "salt_share": float(np.mean([(t == 1).sum() / max((t != UNLABELLED).sum(), 1) for t in taught]))})
-    windows = Windows(sections, {i: tiles[i] for i in train_ids}, train_ids, args.margin, args.seed, args.tile_share, taught)
+    windows = Windows(sections, {i: tiles[i] for i in train_ids}, train_ids, args.margin, args.seed, args.tile_share, taught,
+                      args.empty_share)
     record(window=TILE + 2 * args.margin, input_size=windows.size, training_tiles=len(train_ids),
            training_tiles_in_sections=len(windows.where))
     start = time.perf_counter()
@@ -518,6 +525,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10**9, help="at most this many steps of 8 windows")
     parser.add_argument("--seed", type=int, default=0, help="the windows' draw and the fine-tune's seed")
     parser.add_argument("--tile-share", type=float, default=0.5, help="the share of each batch that is tiles")
+    parser.add_argument("--empty-share", type=float, default=0.0,
+                        help="the share of the windows anywhere with an empty centre beside salt (none labelled in the "
+                             "centre, some in the margin; needs --margin > 0)")
     parser.add_argument("--targets", choices=("labels", "teacher"), default="labels",
                         help="what the windows anywhere learn: the tiles' labels, or the starting model's own "
                              "tile-by-tile reading of every known cell (test tiles too)")
@@ -534,6 +544,10 @@ def main() -> None:
     parser.add_argument("--rescore", type=Path, help="no fine-tune: score DIR's model (an earlier --out, its margin) again")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.empty_share and not args.rescore and (args.margin <= 0 or not 0 < args.empty_share <= 1):
+        print("error: --empty-share takes a share in (0, 1] and a --margin above 0 (the salt beside a centre is in "
+              "the window's margin)", file=sys.stderr)
+        raise SystemExit(2)
     earlier = earlier_fine_tune(args) if args.rescore else None
     _bench.header(f"run {args.real / 'run'}")
     import keras

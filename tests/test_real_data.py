@@ -190,6 +190,31 @@ def test_a_teacher_labels_every_known_cell_as_the_grid_reads_it_and_windows_anyw
         np.testing.assert_array_equal(window, windows.padded[0][0][TILE:2 * TILE, 150:150 + TILE])
 
 
+def test_windows_anywhere_can_be_drawn_with_an_empty_centre_beside_salt(tmp_path, capsys, monkeypatch):
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    section, margin = _section(), 20
+
+    def drawn(empty_share):
+        windows = section_context.Windows([section], {}, [], margin=margin, seed=0, empty_share=empty_share)
+        return [windows.anywhere()[1] for _ in range(60)]
+
+    centre = np.s_[margin:margin + TILE, margin:margin + TILE]
+    for label in drawn(1.0):  # every one: no salt labelled in its centre, some in its margin
+        assert not (label[centre] == 1).any() and (label == 1).any()
+        assert np.mean(label[centre] != UNLABELLED) >= 0.25
+    plain = drawn(0.0)
+    assert any((label[centre] == 1).any() for label in plain)  # without it, centres with salt are drawn too
+    mixed = drawn(0.5)
+    assert 0 < sum((label[centre] == 1).any() for label in mixed) < 60
+    for bad in (["--margin", "0", "--empty-share", "0.5"], ["--empty-share", "1.5"]):
+        monkeypatch.setattr("sys.argv", ["section_context.py", "--real", str(tmp_path), "--out", str(tmp_path / "out"), *bad])
+        with pytest.raises(SystemExit) as stop:
+            section_context.main()
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.startswith("error: --empty-share") and err.count("\n") == 1
+        assert not (tmp_path / "out").exists()  # nothing written
+
+
 def test_section_context_fine_tunes_in_the_precision_train_py_picks_on_this_machine(monkeypatch):
     import argparse
 
