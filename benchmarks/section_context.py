@@ -170,6 +170,7 @@ class Windows:
         """A window anywhere, at least a quarter of its centre labelled; ``empty_share`` of them (drawn
         again until one is) an empty centre beside salt: no salt labelled in the centre, some in the margin."""
         m, s = self.margin, self.side
+        # no draw when off: the windows of every run without --empty-share stay as they were drawn before it
         beside_salt = self.empty_share > 0 and self.rng.random() < self.empty_share
         while True:
             k = int(self.rng.choice(len(self.padded), p=self.weights / self.weights.sum()))
