@@ -12,7 +12,8 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
   precision as ``train.py`` picks it on this machine; ``--bfloat16`` as before; ``--lr`` another
   learning rate, ``--frozen-norm`` batch normalisation kept as the run left it, ``--loss symmetric``
   the mean of the Lovasz hinge on salt and on its complement, ``--bce-weight`` binary cross-entropy
-  added; ``--rehearse W`` adds W x the loss on 8 of fold 0's training tiles alone, as ``predict.py``
+  added, ``--empty-weight W`` counted W times on a window whose centre is labelled with no salt (a
+  tile alone: no salt in it); ``--rehearse W`` adds W x the loss on 8 of fold 0's training tiles alone, as ``predict.py``
   reads them, at the run's input size, to each step): half of
   each batch is fold 0's training tiles, each with its section around it (``mosaics.continuous``, the
   unknown cells filled from the nearest known pixel) or, for a tile in no section, reflected around
@@ -24,7 +25,9 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
   to training: no pixel of them, image or label, is trained on;
 - **scoring**: every image known. The threshold and minimum area are tuned on fold 0's validation
   tiles with their context, then the 640 held-out tiles are scored tile by tile with theirs (and alone,
-  as ``predict.py`` reads a tile: ``holdout_alone``, tuned on the validation tiles read alike), and the
+  as ``predict.py`` reads a tile: ``holdout_alone``, tuned on the validation tiles read alike, each
+  tile's score in ``holdout_alone_scores.npy`` and paired with the start's own ``predict.py`` reading,
+  ``REAL/holdout_submission.csv``: ``paired_gain``), and the
   held-out tiles inside sections (``real_sections.py``'s at ``--shifts 0 50``) on the tile grid and
   on the grid shifted by 50 pixels, each tile's prediction the centres of the windows that cover it.
 
@@ -204,30 +207,47 @@ class Windows:
         return np.stack(xs).astype(np.float32)[..., None] / 255.0, np.stack(ys)[..., None].astype(np.float32)
 
 
-def window_loss(loss: str = "lovasz", bce_weight: float = 0.0):
+def window_loss(loss: str = "lovasz", bce_weight: float = 0.0, empty_weight: float = 1.0, margin_share: float = 0.0):
     """(labels, logits) -> each window's loss: the Lovasz hinge (``lovasz``: the run's phase 2; on a window
     whose labels are all empty only its worst pixel has a gradient) or its mean with the complement's
     (``symmetric``: every false-salt pixel of an empty window has one), + ``bce_weight`` x binary
-    cross-entropy; unlabelled pixels out of all three."""
-    from salt_tf.model.losses import BCELovasz, LovaszHinge
+    cross-entropy, counted ``empty_weight`` times on a window whose centre (the window less
+    ``margin_share`` of its side on each side) is labelled with no salt; unlabelled pixels out of all."""
+    import keras
+
+    from salt_tf.model.losses import BCELovasz, LovaszHinge, bce_per_image
 
     symmetric = loss == "symmetric"  # as train.py's phase 2 builds it (losses._main_loss)
-    return (BCELovasz(bce_weight, 1.0, symmetric=symmetric) if bce_weight else LovaszHinge(symmetric=symmetric)).call
+    if empty_weight == 1.0:
+        return (BCELovasz(bce_weight, 1.0, symmetric=symmetric) if bce_weight else LovaszHinge(symmetric=symmetric)).call
+    hinge, ops = LovaszHinge(symmetric=symmetric).call, keras.ops
+
+    def weighted(y_true, y_pred):
+        side = y_true.shape[1]
+        k = int(round(side * margin_share))
+        centre = y_true[:, k : side - k, k : side - k]
+        empty = ops.logical_and(ops.logical_not(ops.any(ops.equal(centre, 1.0), axis=(1, 2, 3))),
+                                ops.any(ops.not_equal(centre, float(UNLABELLED)), axis=(1, 2, 3)))
+        return hinge(y_true, y_pred) + bce_weight * ops.where(empty, empty_weight, 1.0) * bce_per_image(y_true, y_pred)
+
+    return weighted
 
 
 def fine_tune(model, config, windows: Windows, minutes: float, steps: int, say, lr: float | None = None,
-              frozen_norm: bool = False, loss=None, rehearse: float = 0.0) -> int:
+              frozen_norm: bool = False, loss=None, rehearse: float = 0.0, alone_loss=None) -> int:
     """The run's phase 2 on ``windows`` (batches of 8) for ``minutes`` or ``steps``; the steps taken.
     ``lr``: AdamW's learning rate (the run's phase-2 initial one if None); ``frozen_norm``: every batch
     normalisation keeps the run's statistics and scale (Keras runs a frozen one in inference mode);
     ``loss``: a ``window_loss`` (the Lovasz hinge if None); ``rehearse``: each step adds this x the loss
-    on 8 training tiles alone, as ``predict.py`` reads them (``windows.alone``)."""
+    on 8 training tiles alone, as ``predict.py`` reads them (``windows.alone``), with ``alone_loss`` (``loss``
+    if None)."""
     import keras
     import tensorflow as tf
 
     from salt_tf.model.unet import all_layers
 
     loss = loss or window_loss()
+    alone_loss = alone_loss or loss
 
     if frozen_norm:
         for layer in all_layers(model):
@@ -235,13 +255,13 @@ def fine_tune(model, config, windows: Windows, minutes: float, steps: int, say, 
                 layer.trainable = False
     optimizer = keras.optimizers.AdamW(config.phase2_lr if lr is None else lr, weight_decay=config.phase2_weight_decay)
 
-    def mean_loss(x, y):
+    def mean_loss(x, y, loss):
         return tf.reduce_mean(loss(y, tf.cast(model(x, training=True), tf.float32)))
 
     @tf.function
     def step(x, y, *alone):
         with tf.GradientTape() as tape:
-            found = mean_loss(x, y) + (rehearse * mean_loss(*alone) if alone else 0.0)
+            found = mean_loss(x, y, loss) + (rehearse * mean_loss(*alone, alone_loss) if alone else 0.0)
         optimizer.apply_gradients(zip(tape.gradient(found, model.trainable_variables), model.trainable_variables))
         return found
 
@@ -444,7 +464,8 @@ def train_and_tune(args, record):
            training_tiles_in_sections=len(windows.where))
     start = time.perf_counter()
     steps = fine_tune(model, config, windows, args.minutes, args.steps, print, args.lr, args.frozen_norm,
-                      window_loss(args.loss, args.bce_weight), args.rehearse)
+                      window_loss(args.loss, args.bce_weight, args.empty_weight, args.margin / windows.side), args.rehearse,
+                      window_loss(args.loss, args.bce_weight, args.empty_weight))
     record(steps=steps, train_seconds=round(time.perf_counter() - start))
     model.save(args.out / "model.keras")
     predict = predictor(model, args.margin)
@@ -476,7 +497,9 @@ def alone_reader(model, real: Path):
 
 def holdout_alone(args, read) -> dict:
     """The 640 held-out tiles read alone (``read``: an ``alone_reader``), threshold and minimum area tuned
-    on fold 0's validation tiles read alike: what ``predict.py`` scores with this model."""
+    on fold 0's validation tiles read alike: what ``predict.py`` scores with this model. Each tile's
+    score goes to ``holdout_alone_scores.npy``, and its paired difference from the start's own
+    ``predict.py`` reading (``REAL/holdout_submission.csv``) to the figures: the issue's tiles' condition."""
     folds = pd.read_csv(args.real / "run" / "folds.csv", dtype={"id": str})
     pool, holdout = args.real / "data" / "pool" / "train", args.real / "data" / "holdout" / "images"
     val_ids, held = sorted(folds.id[folds.fold == 0]), sorted(p.stem for p in holdout.glob("*.png"))
@@ -484,8 +507,24 @@ def holdout_alone(args, read) -> dict:
     tuned = tune_postprocessing(masks, read([read_image(pool / "images" / f"{i}.png") for i in val_ids]))
     probs = read([read_image(holdout / f"{i}.png") for i in held])
     truth = np.stack([read_mask(args.tgs / "train" / "masks" / f"{i}.png") for i in held])
-    return {"threshold": tuned["threshold"], "min_area": tuned["min_area"],
-            "score": competition_score(truth, remove_small(probs > tuned["threshold"], tuned["min_area"]))}
+    scores = image_scores(truth, remove_small(probs > tuned["threshold"], tuned["min_area"]))
+    np.save(args.out / "holdout_alone_scores.npy", scores.astype(np.float32))
+    found = {"threshold": tuned["threshold"], "min_area": tuned["min_area"], "score": float(scores.mean())}
+    start = start_scores(args.real / "holdout_submission.csv", held, truth)
+    if start is not None:
+        found.update(start_score=float(start.mean()), paired_gain=rs.paired_difference(start, scores))
+    return found
+
+
+def start_scores(submission: Path, held: list[str], truth: np.ndarray) -> np.ndarray | None:
+    """Each held-out tile's score as the start's ``predict.py`` read it (its submission, in ``held``'s
+    order), or None if it wrote none."""
+    from salt_tf.tiles import rle
+
+    if not submission.is_file():
+        return None
+    masks = pd.read_csv(submission, dtype={"id": str}, keep_default_na=False).set_index("id").rle_mask
+    return image_scores(truth, np.stack([rle.decode(masks[i]) for i in held]))
 
 
 def earlier_fine_tune(args) -> dict:
@@ -538,6 +577,9 @@ def main() -> None:
     parser.add_argument("--loss", choices=("lovasz", "symmetric"), default="lovasz",
                         help="the fine-tune's loss: the run's Lovasz hinge, or its mean with the complement's")
     parser.add_argument("--bce-weight", type=float, default=0.0, help="add this x binary cross-entropy to the loss")
+    parser.add_argument("--empty-weight", type=float, default=1.0,
+                        help="the cross-entropy of a window whose centre is labelled with no salt counts this many times "
+                             "(needs --bce-weight)")
     parser.add_argument("--rehearse", type=float, default=0.0,
                         help="each step adds this x the loss on 8 training tiles alone, as predict.py reads them")
     parser.add_argument("--bfloat16", action="store_true",
@@ -548,6 +590,10 @@ def main() -> None:
     if args.empty_share and not args.rescore and (args.margin <= 0 or not 0 < args.empty_share <= 1):
         print("error: --empty-share takes a share in (0, 1] and a --margin above 0 (the salt beside a centre is in "
               "the window's margin)", file=sys.stderr)
+        raise SystemExit(2)
+    if args.empty_weight != 1.0 and not args.rescore and (args.empty_weight <= 0 or not args.bce_weight > 0):
+        print("error: --empty-weight takes a weight above 0 and a --bce-weight above 0 (it weighs the cross-entropy)",
+              file=sys.stderr)
         raise SystemExit(2)
     earlier = earlier_fine_tune(args) if args.rescore else None
     _bench.header(f"run {args.real / 'run'}")

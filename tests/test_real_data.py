@@ -206,12 +206,13 @@ def test_windows_anywhere_can_be_drawn_with_an_empty_centre_beside_salt(tmp_path
     assert any((label[centre] == 1).any() for label in plain)  # without it, centres with salt are drawn too
     mixed = drawn(0.5)
     assert 0 < sum((label[centre] == 1).any() for label in mixed) < 60
-    for bad in (["--margin", "0", "--empty-share", "0.5"], ["--empty-share", "1.5"]):
+    for bad in (["--margin", "0", "--empty-share", "0.5"], ["--empty-share", "1.5"], ["--empty-weight", "3"],
+                ["--bce-weight", "1", "--empty-weight", "0"]):
         monkeypatch.setattr("sys.argv", ["section_context.py", "--real", str(tmp_path), "--out", str(tmp_path / "out"), *bad])
         with pytest.raises(SystemExit) as stop:
             section_context.main()
         err = capsys.readouterr().err
-        assert stop.value.code == 2 and err.startswith("error: --empty-share") and err.count("\n") == 1
+        assert stop.value.code == 2 and err.startswith(f"error: {bad[-2]}") and err.count("\n") == 1
         assert not (tmp_path / "out").exists()  # nothing written
 
 
@@ -290,6 +291,26 @@ def test_the_symmetric_loss_reaches_every_false_salt_pixel_of_an_empty_window():
     assert np.array_equal(symmetric > 0, labelled_above) and np.count_nonzero(symmetric) == labelled_above.sum()
     # Cross-entropy reaches every labelled pixel; none reaches the unlabelled row.
     assert np.all(with_bce[:3] > 0) and not np.any(with_bce[3]) and not np.any(symmetric[3])
+
+
+def test_cross_entropy_counts_more_on_a_window_whose_centre_is_labelled_empty():
+    import tensorflow as tf
+
+    from salt_tf.model.losses import bce_per_image
+
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    y = np.zeros((3, 8, 8, 1), np.float32)
+    y[0, 0, :] = 1  # salt in the margin only: an empty centre (rows and columns 2-5)
+    y[1, 3, 3] = 1  # salt in the centre
+    y[2, 2:6, 2:6] = UNLABELLED  # a centre with no label: nothing known to be empty
+    logits = tf.constant(np.random.default_rng(0).normal(size=(3, 8, 8, 1)).astype(np.float32))
+    plain = section_context.window_loss("lovasz", bce_weight=0.5)(y, logits).numpy()
+    weighted = section_context.window_loss("lovasz", bce_weight=0.5, empty_weight=4.0, margin_share=0.25)(y, logits).numpy()
+    bce = bce_per_image(y, logits).numpy()
+    np.testing.assert_allclose(weighted - plain, [0.5 * 3 * bce[0], 0.0, 0.0], atol=1e-5)
+    # with no margin (a tile alone) the centre is the whole window: window 0 has salt in it, window 2 none
+    whole = section_context.window_loss("lovasz", bce_weight=0.5, empty_weight=4.0)(y, logits).numpy()
+    np.testing.assert_allclose(whole - plain, [0.0, 0.0, 0.5 * 3 * bce[2]], atol=1e-5)
 
 
 def test_rehearsal_tiles_are_read_as_predict_py_reads_them_and_teach_when_asked():
