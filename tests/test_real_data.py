@@ -552,3 +552,19 @@ def test_rescore_refuses_a_folder_without_a_fine_tune_or_from_another_run(tmp_pa
     (args.rescore / "figures.json").write_text(json.dumps({"command": {"real": str(tmp_path / "REAL"), "margin": 50}}))
     assert section_context.earlier_fine_tune(args)["command"]["margin"] == 50
     assert sorted(p.name for p in args.rescore.iterdir()) == ["figures.json", "model.keras"]  # nothing written
+
+
+def test_the_gap_splits_into_the_agreed_tiles_and_the_rest(tmp_path, capsys):
+    agreed_false_salt = load_script("benchmarks/agreed_false_salt.py", "agreed_false_salt")
+    base, other = np.array([1.0, 1.0, 0.5, 0.8]), np.array([0.0, 1.0, 0.3, 0.8])
+    split = agreed_false_salt.split_gap(base, other, np.array([True, False, False, False]))
+    assert split["gap"] == pytest.approx(-0.3) and split["on_agreed"] == pytest.approx(-0.25)
+    assert split["on_agreed"] + split["on_rest"] == pytest.approx(split["gap"])
+    assert split["rest_alone"][0] == pytest.approx(-0.2 / 3)  # the rest's own mean over its three tiles
+    for bad, says in ((["--from", str(tmp_path)], "no figures.json"), (["--from", str(tmp_path), "--image", "x.jpg"], "PNG"),
+                      (["--from", str(tmp_path), "--shifts", "5"], "--shifts and --model")):
+        with pytest.raises(SystemExit) as stop:
+            agreed_false_salt.main(["--real", str(tmp_path), *bad, "--out", str(tmp_path / "out.json")])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.startswith("error:") and says in err and err.count("\n") == 1
+        assert not (tmp_path / "out.json").exists()
