@@ -541,7 +541,9 @@ def earlier_fine_tune(args) -> dict:
 
 
 def rescored(args, earlier: dict, record):
-    """An earlier run's fine-tuned model (``--rescore DIR``) with its margin, threshold and minimum area."""
+    """An earlier run's fine-tuned model (``--rescore DIR``) with its margin, threshold and minimum area;
+    the held-out tiles read alone again unless DIR kept each tile's score (before the thirty-seventh
+    session it kept only their mean)."""
     import keras
 
     import salt_tf.model.layers  # noqa: F401  (the model's custom layers, for loading)
@@ -552,7 +554,8 @@ def rescored(args, earlier: dict, record):
     keras.mixed_precision.set_global_policy(earlier.get("policy", "mixed_bfloat16" if mixed else "float32"))
     model = keras.saving.load_model(args.rescore / "model.keras", compile=False)
     record(rescored=str(args.rescore), margin=args.margin, validation_tuned=earlier["validation_tuned"])
-    record(holdout_alone=earlier.get("holdout_alone") or holdout_alone(args, alone_reader(model, args.real)))
+    kept = (args.rescore / "holdout_alone_scores.npy").is_file() and earlier.get("holdout_alone")
+    record(holdout_alone=kept or holdout_alone(args, alone_reader(model, args.real)))
     return model, earlier["validation_tuned"]
 
 

@@ -2,6 +2,7 @@
 of label_seams.py and real_sections.py; section_context.py's windows with context."""
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 from scripts import load_script
 
@@ -568,3 +569,20 @@ def test_the_gap_splits_into_the_agreed_tiles_and_the_rest(tmp_path, capsys):
         err = capsys.readouterr().err
         assert stop.value.code == 2 and err.startswith("error:") and says in err and err.count("\n") == 1
         assert not (tmp_path / "out.json").exists()
+
+
+def test_the_starts_own_submission_gives_each_held_out_tile_its_score(tmp_path):
+    from salt_tf.tiles import rle
+    from salt_tf.tiles.metrics import image_scores
+
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    truth = np.zeros((3, TILE, TILE), np.uint8)
+    truth[0, :50] = 1  # a salt tile, read exactly; an empty tile read empty; an empty tile given salt
+    given = truth.copy()
+    given[2, :5, :5] = 1
+    pd.DataFrame({"id": ["b", "a", "c"], "rle_mask": [rle.encode(given[1]), rle.encode(given[0]), rle.encode(given[2])]}).to_csv(
+        tmp_path / "holdout_submission.csv", index=False)
+    found = section_context.start_scores(tmp_path / "holdout_submission.csv", ["a", "b", "c"], truth)
+    np.testing.assert_array_equal(found, [1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(found, image_scores(truth, given))
+    assert section_context.start_scores(tmp_path / "none.csv", ["a"], truth[:1]) is None  # no submission, no pairing
