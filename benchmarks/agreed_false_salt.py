@@ -22,7 +22,8 @@ with windows of one tile, each stretched on its own, on the tile grid shifted by
 right (``section_context.covering_windows``: four windows per tile off the grid, the section made
 continuous and its unknown cells filled from the nearest known pixel), at the folder's threshold and
 minimum area: how many of the agreed tiles, of the other empty tiles, and of the salt tiles get salt
-at each shift, and the salt tiles' score. It asks whether an agreed tile's empty label holds only for
+at each shift (with the median salt pixels of those that do: a sliver from the window over the next
+cell, or the tile read as salt), and the salt tiles' score. It asks whether an agreed tile's empty label holds only for
 the exact framing the competition cut.
 """
 from __future__ import annotations
@@ -121,16 +122,22 @@ def by_shift(args, scored, truths: np.ndarray, agreed: np.ndarray, salt: np.ndar
     tuned = figures["validation_tuned"]
     flats = [rs.nearest_known(m, mosaics.continuous(m)) for m, _ in scored]
     found = {}
-    print(f"| shift | agreed given salt (of {int(agreed.sum())}) | other empty given salt (of {int((~salt & ~agreed).sum())}) "
-          f"| salt tiles given salt (of {int(salt.sum())}) | salt tiles' score |\n| --- | --- | --- | --- | --- |")
+    print(f"{args.model}'s windows of one tile on the shifted grid (median salt pixels of the tiles given salt in "
+          f"brackets; a tile is 10,201):\n| shift | agreed given salt (of {int(agreed.sum())}) | other empty given salt "
+          f"(of {int((~salt & ~agreed).sum())}) | salt tiles given salt (of {int(salt.sum())}) | salt tiles' score |\n"
+          "| --- | --- | --- | --- | --- |")
     for shift in args.shifts:
         probs = [p for (_, cells), flat in zip(scored, flats) for p in sc.read_cells(predict, flat, cells, 0, f"shift {shift}")]
         masks = remove_small(np.stack(probs) > tuned["threshold"], tuned["min_area"])
-        given = masks.any(axis=(1, 2))
+        area = masks.sum(axis=(1, 2))
         on_salt = rs.tile_scores(list(masks.astype(np.float32)), list(truths), 0.5, 0)[salt].mean()
-        found[shift] = {"agreed": int((given & agreed).sum()), "other_empty": int((given & ~salt & ~agreed).sum()),
-                        "salt": int((given & salt).sum()), "salt_score": float(on_salt)}
-        print(f"| {shift} | " + " | ".join(str(v) for v in list(found[shift].values())[:3]) + f" | {on_salt:.3f} |")
+        found[shift] = {}
+        for name, group in (("agreed", agreed), ("other_empty", ~salt & ~agreed), ("salt", salt)):
+            given = area[group][area[group] > 0]
+            found[shift][name] = {"given": len(given), "median_pixels": float(np.median(given)) if len(given) else 0.0}
+        found[shift]["salt_score"] = float(on_salt)
+        print(f"| {shift} | " + " | ".join(f"{g['given']} ({g['median_pixels']:.0f} px)" for g in list(found[shift].values())[:3])
+              + f" | {on_salt:.3f} |")
     return found
 
 
