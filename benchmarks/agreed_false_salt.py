@@ -84,6 +84,15 @@ def split_gap(base: np.ndarray, other: np.ndarray, agreed: np.ndarray) -> dict:
             "rest_alone": rs.paired_difference(base[~agreed], other[~agreed])}
 
 
+def neighbours(m: mosaics.Mosaic, r: int, c: int) -> dict:
+    """Of the eight cells around (r, c) in its section: how many are labelled tiles, and how many of
+    those hold salt."""
+    labelled = mosaics.labelled_cells(m)
+    around = [(r + dr, c + dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)
+              and 0 <= r + dr < labelled.shape[0] and 0 <= c + dc < labelled.shape[1] and labelled[r + dr, c + dc]]
+    return {"labelled": len(around), "with_salt": sum(bool((m.tile(rr, cc)[1] == 1).any()) for rr, cc in around)}
+
+
 def panel(m: mosaics.Mosaic, r: int, c: int, salt: np.ndarray) -> np.ndarray:
     """The 3 x 3 cells around (r, c): section, labels with ``salt`` (the tile's mask) outlined, tile alone."""
     image = np.pad(rs.nearest_known(m, mosaics.continuous(m)), TILE)[r * TILE : (r + 3) * TILE, c * TILE : (c + 3) * TILE]
@@ -174,10 +183,12 @@ def main(argv=None) -> int:
     figures = {"tiles": len(truths), "empty": int((~salt).sum()), "agreed": [], "folders": {}}
     for i in np.flatnonzero(agreed):
         m, r, c = where[i]
-        figures["agreed"].append({"section": m.name, "cell": [int(r), int(c)], "id": str(m.ids[r, c]),
+        around = neighbours(m, r, c)
+        figures["agreed"].append({"section": m.name, "cell": [int(r), int(c)], "id": str(m.ids[r, c]), **around,
                                   **{name: int(given[name][:, i].sum()) for name in READINGS}})
         print(f"agreed: {m.name} ({r}, {c}) {m.ids[r, c]}: given salt by " + ", ".join(
-            f"{name} {int(given[name][:, i].sum())}" for name in READINGS))
+            f"{name} {int(given[name][:, i].sum())}" for name in READINGS)
+              + f"; of the 8 cells around, {around['labelled']} labelled, {around['with_salt']} with salt")
     print(f"| folder | gap blended: all / on the {int(agreed.sum())} agreed / on the rest / the rest alone "
           "| gap 50 px: all / on agreed / on the rest / the rest alone |\n| --- | --- | --- |")
     for folder, found in masks.items():

@@ -586,3 +586,11 @@ def test_the_starts_own_submission_gives_each_held_out_tile_its_score(tmp_path):
     np.testing.assert_array_equal(found, [1.0, 1.0, 0.0])
     np.testing.assert_array_equal(found, image_scores(truth, given))
     assert section_context.start_scores(tmp_path / "none.csv", ["a"], truth[:1]) is None  # no submission, no pairing
+
+
+def test_an_agreed_tiles_neighbours_count_labelled_tiles_and_their_salt():
+    agreed_false_salt = load_script("benchmarks/agreed_false_salt.py", "agreed_false_salt")
+    section = _section()  # a: salt, b: empty, c: empty / d: unlabelled, e: salt, (1, 2): unknown
+    assert agreed_false_salt.neighbours(section, 0, 1) == {"labelled": 3, "with_salt": 2}  # a, c, e; not d or the unknown
+    assert agreed_false_salt.neighbours(section, 1, 2) == {"labelled": 3, "with_salt": 1}  # b, c, e
+    assert agreed_false_salt.neighbours(section, 1, 0) == {"labelled": 3, "with_salt": 2}  # a, b, e
