@@ -13,11 +13,11 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
   learning rate, ``--frozen-norm`` batch normalisation kept as the run left it, ``--loss symmetric``
   the mean of the Lovasz hinge on salt and on its complement, ``--bce-weight`` binary cross-entropy
   added, ``--empty-weight W`` counted W times on a window whose centre is labelled with no salt (a
-  tile alone: no salt in it); ``--rehearse W`` adds W x the loss on 8 of fold 0's training tiles alone, as ``predict.py``
-  reads them, at the run's input size, to each step): half of
-  each batch is fold 0's training tiles, each with its section around it (``mosaics.continuous``, the
-  unknown cells filled from the nearest known pixel) or, for a tile in no section, reflected around
-  it (``--tile-share``: another share); the rest windows anywhere on the sections, at least a quarter
+  tile alone: no salt in it); ``--rehearse W`` adds W x the loss on 8 of fold 0's training tiles
+  alone, as ``predict.py`` reads them, at the run's input size, to each step): half of each batch
+  is fold 0's training tiles, each with its section around it (``mosaics.continuous``, the unknown
+  cells filled from the nearest known pixel) or, for a tile in no section, reflected around it
+  (``--tile-share``: another share); the rest windows anywhere on the sections, at least a quarter
   of their centre labelled (``--empty-share S``: a share S of them with an empty centre beside salt,
   none labelled in the centre and some in the margin, the cases where a context reading puts salt on
   an empty tile).
@@ -524,6 +524,10 @@ def start_scores(submission: Path, held: list[str], truth: np.ndarray) -> np.nda
     if not submission.is_file():
         return None
     masks = pd.read_csv(submission, dtype={"id": str}, keep_default_na=False).set_index("id").rle_mask
+    missing = sorted(set(held) - set(masks.index))
+    if missing:
+        raise ValueError(f"{submission}: no row for {len(missing)} held-out tiles (first {missing[0]}); "
+                         "not the start's own held-out submission")
     return image_scores(truth, np.stack([rle.decode(masks[i]) for i in held]))
 
 

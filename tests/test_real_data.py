@@ -586,6 +586,8 @@ def test_the_starts_own_submission_gives_each_held_out_tile_its_score(tmp_path):
     np.testing.assert_array_equal(found, [1.0, 1.0, 0.0])
     np.testing.assert_array_equal(found, image_scores(truth, given))
     assert section_context.start_scores(tmp_path / "none.csv", ["a"], truth[:1]) is None  # no submission, no pairing
+    with pytest.raises(ValueError, match="holdout_submission.csv: no row for 1 held-out tiles"):
+        section_context.start_scores(tmp_path / "holdout_submission.csv", ["a", "z"], truth[:2])
 
 
 def test_an_agreed_tiles_neighbours_count_labelled_tiles_and_their_salt():
