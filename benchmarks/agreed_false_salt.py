@@ -1,7 +1,8 @@
 """The empty tiles that every model reads as salt: how much of ``segment.py``'s gap from ``predict.py``
-they hold, from saved probabilities; no model is run.
+they hold, from saved probabilities (no model is run but ``--model``, for ``--shifts``).
 
-    python benchmarks/agreed_false_salt.py --real OUT --from DIR [DIR ...] [--image FILE] [--out FILE]
+    python benchmarks/agreed_false_salt.py --real OUT --from DIR [DIR ...] [--image FILE.png] [--out FILE.json]
+        [--shifts 0 2 5 10 25 50 --model DIR]
 
 Each ``DIR`` is a ``section_context.py`` folder (``probs_alone/shift0/shift50/stride50.npy`` of the 105
 held-out tiles inside sections, its thresholds in ``figures.json``: as ``predict.py`` reads a tile alone,
@@ -23,8 +24,8 @@ right (``section_context.covering_windows``: four windows per tile off the grid,
 continuous and its unknown cells filled from the nearest known pixel), at the folder's threshold and
 minimum area: how many of the agreed tiles, of the other empty tiles, and of the salt tiles get salt
 at each shift (with the median salt pixels of those that do: a sliver from the window over the next
-cell, or the tile read as salt), and the salt tiles' score. It asks whether an agreed tile's empty label holds only for
-the exact framing the competition cut.
+cell, or the tile read as salt), and the salt tiles' score. It asks whether an agreed tile's empty
+label holds only for the exact framing the competition cut.
 """
 from __future__ import annotations
 
@@ -200,7 +201,9 @@ def main(argv=None) -> int:
         print(f"| {folder} | " + " | ".join(cells) + " |")
     if args.shifts:
         figures["by_shift"] = by_shift(args, scored, truths, agreed, salt)
-    if args.image and agreed.any():
+    if args.image and not agreed.any():
+        print(f"no tile is agreed: {args.image} not written")
+    elif args.image:
         first = masks[args.folders[0]]["blended"]
         rows = [panel(*where[i], first[i].astype(np.uint8)) for i in np.flatnonzero(agreed)]
         with atomic_path(args.image) as tmp:
