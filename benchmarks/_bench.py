@@ -62,6 +62,12 @@ def random_tiles(n: int, size: int, seed: int = 0):
     return x, y
 
 
+def refuse(message: str):
+    """One ``error:`` line on stderr, exit 2 (before anything is written)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def say(out: Path, line: str) -> None:
     """Print ``line`` and append it to ``out/results.txt``: a long run's figures kept as it goes."""
     print(line, flush=True)

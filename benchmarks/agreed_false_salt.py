@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 import _bench  # noqa: F401  (the project on sys.path)
+from _bench import refuse
 import cv2
 import numpy as np
 
@@ -46,11 +47,6 @@ from salt_tf.tiles.metrics import UNLABELLED, remove_small
 
 TILE = mosaics.TILE
 READINGS = {"alone": "alone", "on the grid": "shift0", "50 px off": "shift50", "blended": "stride50"}
-
-
-def refuse(message: str):
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def check(folder: Path) -> None:

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import _bench  # noqa: F401  (the project on sys.path)
+from _bench import refuse
 import numpy as np
 
 import real_sections as rs
@@ -68,12 +69,6 @@ def whole_centres(mask: np.ndarray, cut: int, full: float = 0.95) -> bool:
     edges = [slice(0, TILE)] if cut == 0 else [slice(0, cut), slice(cut, TILE)]
     pieces = [mask[a, b] for a in edges for b in edges]
     return bool(mask.any()) and all(p.mean() >= full or not p.any() for p in pieces)
-
-
-def refuse(message: str):
-    """One ``error:`` line on stderr, exit 2 (before anything is written)."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def readings(folder: Path) -> tuple[dict[str, np.ndarray], float, int, str]:
