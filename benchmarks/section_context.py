@@ -563,6 +563,12 @@ def rescored(args, earlier: dict, record):
     return model, earlier["validation_tuned"]
 
 
+def command_of(args) -> dict:
+    """The flags as ``figures.json`` records them, every folder absolute (a later ``--rescore`` from
+    another working folder then finds its ``--real`` the same run)."""
+    return {k: str(v.resolve()) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
+
 def main() -> None:
     parser = _bench.parser(__doc__, tgs=True)
     parser.add_argument("--real", type=Path, required=True, help="a benchmarks/real_data.py output folder")
@@ -607,7 +613,7 @@ def main() -> None:
     import keras
 
     args.out.mkdir(parents=True, exist_ok=True)
-    figures = {"command": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+    figures = {"command": command_of(args)}
 
     def record(**found) -> None:
         figures.update(found)

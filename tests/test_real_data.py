@@ -596,3 +596,20 @@ def test_an_agreed_tiles_neighbours_count_labelled_tiles_and_their_salt():
     assert agreed_false_salt.neighbours(section, 0, 1) == {"labelled": 3, "with_salt": 2}  # a, c, e; not d or the unknown
     assert agreed_false_salt.neighbours(section, 1, 2) == {"labelled": 3, "with_salt": 1}  # b, c, e
     assert agreed_false_salt.neighbours(section, 1, 0) == {"labelled": 3, "with_salt": 2}  # a, b, e
+
+
+def test_a_fine_tune_records_its_folders_absolute(tmp_path, monkeypatch):
+    import argparse
+    import json
+    from pathlib import Path
+
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    monkeypatch.chdir(tmp_path)
+    recorded = section_context.command_of(argparse.Namespace(real=Path("STRONG"), margin=50, rescore=None))
+    assert recorded == {"real": str(tmp_path.resolve() / "STRONG"), "margin": 50, "rescore": None}
+    args = argparse.Namespace(rescore=tmp_path / "DIR", real=tmp_path / "STRONG")
+    (tmp_path / "DIR").mkdir()
+    (tmp_path / "DIR" / "model.keras").write_bytes(b"")
+    (tmp_path / "DIR" / "figures.json").write_text(json.dumps({"command": recorded}))
+    monkeypatch.chdir(tmp_path / "DIR")  # rescored from another folder: still the same run
+    assert section_context.earlier_fine_tune(args)["command"]["real"] == recorded["real"]
