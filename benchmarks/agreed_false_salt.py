@@ -43,7 +43,7 @@ import real_sections as rs
 from salt_tf.common.atomic import atomic_path, write_text
 from salt_tf.tiles import mosaics
 from salt_tf.tiles.data import real_data_dir, real_seismic_dir
-from salt_tf.tiles.metrics import UNLABELLED, remove_small
+from salt_tf.tiles.metrics import UNLABELLED, image_scores, remove_small
 
 TILE = mosaics.TILE
 READINGS = {"alone": "alone", "on the grid": "shift0", "50 px off": "shift50", "blended": "stride50"}
@@ -120,9 +120,6 @@ def by_shift(args, scored, truths: np.ndarray, agreed: np.ndarray, salt: np.ndar
     import section_context as sc
 
     figures = json.loads((args.model / "figures.json").read_text())
-    if int(figures["command"]["margin"]) != 0:
-        refuse(f"{args.model}: a model fine-tuned with --margin {figures['command']['margin']}; --model takes a "
-               "--margin 0 folder (windows of one tile)")
     keras.mixed_precision.set_global_policy(figures.get("policy", "float32"))
     predict = sc.predictor(keras.saving.load_model(args.model / "model.keras", compile=False), 0)
     tuned = figures["validation_tuned"]
@@ -136,7 +133,7 @@ def by_shift(args, scored, truths: np.ndarray, agreed: np.ndarray, salt: np.ndar
         probs = [p for (_, cells), flat in zip(scored, flats) for p in sc.read_cells(predict, flat, cells, 0, f"shift {shift}")]
         masks = remove_small(np.stack(probs) > tuned["threshold"], tuned["min_area"])
         area = masks.sum(axis=(1, 2))
-        on_salt = rs.tile_scores(list(masks.astype(np.float32)), list(truths), 0.5, 0)[salt].mean()
+        on_salt = image_scores(truths, masks)[salt].mean()
         found[shift] = {}
         for name, group in (("agreed", agreed), ("other_empty", ~salt & ~agreed), ("salt", salt)):
             given = area[group][area[group] > 0]
@@ -164,6 +161,13 @@ def main(argv=None) -> int:
         refuse("--shifts and --model go together; --model takes a section_context.py --out folder with its model.keras")
     if any(not 0 <= s < TILE for s in args.shifts):
         refuse(f"--shifts takes pixels from 0 to {TILE - 1}")
+    if args.model and not (args.model / "figures.json").is_file():
+        refuse(f"{args.model}: no figures.json; --model takes a section_context.py --out folder")
+    if args.model:
+        margin = json.loads((args.model / "figures.json").read_text())["command"]["margin"]
+        if int(margin) != 0:
+            refuse(f"{args.model}: a model fine-tuned with --margin {margin}; --model takes a --margin 0 folder "
+                   "(windows of one tile)")
     for folder in args.folders:
         check(folder)
 
@@ -189,7 +193,7 @@ def main(argv=None) -> int:
     print(f"| folder | gap blended: all / on the {int(agreed.sum())} agreed / on the rest / the rest alone "
           "| gap 50 px: all / on agreed / on the rest / the rest alone |\n| --- | --- | --- |")
     for folder, found in masks.items():
-        scores = {name: rs.tile_scores(list(mask.astype(np.float32)), list(truths), 0.5, 0) for name, mask in found.items()}
+        scores = {name: image_scores(truths, mask) for name, mask in found.items()}
         split = {name: split_gap(scores["alone"], scores[name], agreed) for name in ("blended", "50 px off")}
         figures["folders"][str(folder)] = split
         cells = [f"{s['gap']:+.3f} / {s['on_agreed']:+.3f} / {s['on_rest']:+.3f} / "

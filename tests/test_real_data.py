@@ -562,8 +562,13 @@ def test_the_gap_splits_into_the_agreed_tiles_and_the_rest(tmp_path, capsys):
     assert split["gap"] == pytest.approx(-0.3) and split["on_agreed"] == pytest.approx(-0.25)
     assert split["on_agreed"] + split["on_rest"] == pytest.approx(split["gap"])
     assert split["rest_alone"][0] == pytest.approx(-0.2 / 3)  # the rest's own mean over its three tiles
+    model = tmp_path / "m50"  # a context fine-tune: its windows are not one tile
+    model.mkdir()
+    (model / "model.keras").write_bytes(b"")
+    (model / "figures.json").write_text('{"command": {"margin": 50}}')
     for bad, says in ((["--from", str(tmp_path)], "no figures.json"), (["--from", str(tmp_path), "--image", "x.jpg"], "PNG"),
-                      (["--from", str(tmp_path), "--shifts", "5"], "--shifts and --model")):
+                      (["--from", str(tmp_path), "--shifts", "5"], "--shifts and --model"),
+                      (["--from", str(model), "--shifts", "5", "--model", str(model)], "--margin 50")):
         with pytest.raises(SystemExit) as stop:
             agreed_false_salt.main(["--real", str(tmp_path), *bad, "--out", str(tmp_path / "out.json")])
         err = capsys.readouterr().err
