@@ -2,7 +2,7 @@
 tile by tile against segment.py on whole sections, at its default stride, on the tile grid and with
 the grid shifted.
 
-    python benchmarks/real_sections.py --real OUT [--shifts 0 5 50] [--scales 1,0.5] [--out DIR]
+    python benchmarks/real_sections.py --real OUT [--run RUN] [--shifts 0 5 50] [--scales 1,0.5] [--out DIR]
 
 ``OUT`` is a folder of ``benchmarks/real_data.py`` (its ``run`` and the held-out split in
 ``data/holdout``). The sections are the jigsaw mosaics (``salt_tf.tiles.mosaics``, from
@@ -23,7 +23,15 @@ the competition metric (``tiles.metrics``, at the run's threshold) and the poole
   held-out tiles wholly inside the cut section count; the same tiles are scored at every shift;
 - ``..., unknown filled``: ``segment, minmax`` and the shifted grids again with each unknown cell's
   pixels set to the nearest known pixel's (``nearest_known``), as segment.py fills an absent trace
-  with the nearest live one: a real section goes on where the jigsaw has no tile.
+  with the nearest live one: a real section goes on where the jigsaw has no tile;
+- ``segment, stride 50, minmax, continuous, unknown filled``: ``segment.run`` at stride 50 on the section
+  made continuous with unknown cells filled, as ``section_context.py`` reads a section ("stride 50,
+  blended"): a real section has no tile-by-tile stretch.
+
+``--run RUN`` reads with another run than ``OUT/run`` on ``OUT``'s held-out tiles, e.g. a
+``section_context.py`` fine-tune's ``DIR/run``: ``predict.py`` reads the tiles alone at that run's
+threshold, and every ``segment`` variant reads each window with the run's context (its margin, at the
+threshold and minimum area tuned on windows read so).
 
 Each variant is also scored on three groups of those tiles: "at a label seam", the tiles whose label
 differs from a labelled neighbour's on 20% or more of their shared edge (``benchmarks/label_seams.py``:
@@ -160,13 +168,15 @@ def main() -> None:
     parser.add_argument("--realdata", type=Path, default=real_seismic_dir(), help="../shared/realdata")
     parser.add_argument("--shifts", type=int, nargs="*", default=[0, 5, 50], help="grid shifts in pixels")
     parser.add_argument("--scales", nargs="*", default=[], help="segment.py --scale settings to score too, e.g. 1,0.5")
+    parser.add_argument("--run", type=Path, help="the run to read with (default: OUT/run; e.g. a section_context.py "
+                                                  "fine-tune's OUT/run, which reads with context)")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here too")
     args = parser.parse_args()
-    _bench.header(f"run {args.real / 'run'}")
+    run = args.run or args.real / "run"
+    _bench.header(f"run {run}")
     from salt_tf.inference.predict import load_ensemble, postprocessing, predict_probs
     from salt_tf.seismic.segment import ensemble_model
 
-    run = args.real / "run"
     threshold, min_area = postprocessing(run, None)
     found = held_out_sections(args.real, args.tgs, args.realdata)
     keep = max(args.shifts)
@@ -191,28 +201,28 @@ def main() -> None:
           f"({empty[on_known].mean():.4f} on known cells): a variant's score is worth what it adds to that", flush=True)
     results, groups, kept, per_tile = {}, {}, {}, {}
 
-    def report(name: str, probs: list[np.ndarray]) -> None:
-        results[name] = score(probs, truths, threshold)
+    def report(name: str, probs: list[np.ndarray], cut: float = threshold, area: int = min_area) -> None:
+        """``cut``, ``area``: the threshold and minimum area the variant is scored at (the run's, or its context's)."""
+        results[name] = score(probs, truths, cut)
         groups[name] = {group: score([p for p, g in zip(probs, group_of) if g == group],
-                                     [t for t, g in zip(truths, group_of) if g == group], threshold)[0]
+                                     [t for t, g in zip(truths, group_of) if g == group], cut)[0]
                         for group in GROUPS if (group_of == group).any()}
         if on_known.any():
             groups[name][KNOWN] = score([p for p, k in zip(probs, on_known) if k], [t for t, k in zip(truths, on_known) if k],
-                                        threshold)[0]
+                                        cut)[0]
         split = "  ".join(f"{group} {value:.4f}" for group, value in groups[name].items())
         print(f"{name:32s} competition score {results[name][0]:.4f}  pixel IoU {results[name][1]:.4f}  ({split})",
               flush=True)
         kept[name] = np.stack(probs).astype(np.float32)
-        per_tile[name] = {"plain": tile_scores(probs, truths, threshold),
-                          "min_area": tile_scores(probs, truths, threshold, min_area)}
+        per_tile[name] = {"plain": tile_scores(probs, truths, cut), "min_area": tile_scores(probs, truths, cut, area)}
         plain = per_tile[name]["plain"]
         groups[name]["salt tiles"], groups[name]["empty tiles"] = float(plain[has_salt].mean()), float(plain[~has_salt].mean())
-        given = sum(bool((p > threshold).any()) for p, salt in zip(probs, has_salt) if not salt)
+        given = sum(bool((p > cut).any()) for p, salt in zip(probs, has_salt) if not salt)
         print(f"{'':32s} on the tiles with salt {plain[has_salt].mean():.4f}, on the empty ones {plain[~has_salt].mean():.4f} "
               f"({given} of them given salt)", flush=True)
         base = per_tile[BASE]  # reported first
         parts = []
-        for rule, subset, label in [("plain", slice(None), "all"), ("min_area", slice(None), f"min area {min_area}"),
+        for rule, subset, label in [("plain", slice(None), "all"), ("min_area", slice(None), f"min area {area}"),
                                     ("plain", on_known, KNOWN), ("min_area", on_known, f"{KNOWN}, min area")]:
             d, se = paired_difference(base[rule][subset], per_tile[name][rule][subset])
             parts.append(f"{label} {per_tile[name][rule][subset].mean():.4f} ({d:+.3f} +- {se:.3f})")
@@ -222,12 +232,18 @@ def main() -> None:
     model, _ = ensemble_model(run, 32, True, False)
     tiles = np.stack([m.tile(r, c)[0] for m, cells in scored for r, c in cells])
     report(BASE, list(predict_probs(ensemble, tiles, progress=False)))
+    # a run that reads with context (section_context.py's): segment.py's windows with their margin, at the
+    # threshold and minimum area tuned on windows read so; predict.py's tiles alone at the run's own
+    cut, area = (ensemble.context["threshold"], ensemble.context["min_area"]) if ensemble.context else (threshold, min_area)
+    if ensemble.context:
+        print(f"segment.py reads with {ensemble.context['margin']} px of context: threshold {cut:.3f}, "
+              f"minimum area {area}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         variants = [("global", "1", False), ("minmax", "1", False), ("minmax", "1", True)]
         for windows, scales, fill in variants + [("minmax", s, False) for s in args.scales]:
             probs, patched = [], []
-            with_patches = (windows, scales, fill) == ("minmax", "1", False) and min_area > 1  # the default only
+            with_patches = (windows, scales, fill) == ("minmax", "1", False) and area > 1  # the default only
             for k, (m, cells) in enumerate(scored):
                 if cells:
                     image = m.image.astype(np.float32)
@@ -235,35 +251,41 @@ def main() -> None:
                                         windows, scales)
                     probs += [p[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
                     if with_patches:
-                        q = without_small_patches(p, threshold, min_area)
+                        q = without_small_patches(p, cut, area)
                         patched += [q[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
             name = (f"segment, stride 50, {windows}" + ("" if scales == "1" else f", scale {scales}")
                     + (", unknown filled" if fill else ""))
-            report(name, probs)
+            report(name, probs, cut, area)
             if with_patches:
-                report(f"{name}, patches under {min_area} px out", patched)
+                report(f"{name}, patches under {area} px out", patched, cut, area)
         flats = {False: [mosaics.continuous(m) for m, _ in scored]}
         flats[True] = [nearest_known(m, flat) for (m, _), flat in zip(scored, flats[False])]
         for shift, fill in [(shift, fill) for fill in (False, True) for shift in args.shifts]:
             probs, patched = [], []
-            with_patches = not fill and min_area > 1
+            with_patches = not fill and area > 1
             for k, (m, cells) in enumerate(scored):
                 if cells:
                     flat = flats[fill][k][shift:, shift:]
                     p = segment_section(run, model, flat, tmp, f"c{k}-{shift}-{fill}", 101, "minmax")
-                    kinds = [(probs, p)] + ([(patched, without_small_patches(p, threshold, min_area))] if with_patches else [])
+                    kinds = [(probs, p)] + ([(patched, without_small_patches(p, cut, area))] if with_patches else [])
                     for out, values in kinds:
                         out += [values[r * TILE - shift : (r + 1) * TILE - shift, c * TILE - shift : (c + 1) * TILE - shift]
                                 for r, c in cells]
-            report(f"minmax on the grid, shift {shift}" + (", unknown filled" if fill else ""), probs)
+            report(f"minmax on the grid, shift {shift}" + (", unknown filled" if fill else ""), probs, cut, area)
             if with_patches:
-                report(f"minmax on the grid, shift {shift}, patches under {min_area} px out", patched)
+                report(f"minmax on the grid, shift {shift}, patches under {area} px out", patched, cut, area)
+        probs = []  # as section_context.py reads a section: made continuous, unknown filled, stride 50
+        for k, (m, cells) in enumerate(scored):
+            if cells:
+                p = segment_section(run, model, flats[True][k], tmp, f"f{k}", 50, "minmax")
+                probs += [p[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
+        report("segment, stride 50, minmax, continuous, unknown filled", probs, cut, area)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         figures = {"tiles": n, "groups": {g: int((group_of == g).sum()) for g in GROUPS}, KNOWN: int(on_known.sum()),
                    "salt tiles": int(has_salt.sum()),
                    "empty answer": {"all": float(empty.mean()), KNOWN: float(empty[on_known].mean())},
-                   "threshold": threshold, "min_area": min_area,
+                   "threshold": threshold, "min_area": min_area, "run": str(run), "context": ensemble.context,
                    "scores": {k: {"competition": v[0], "pixel_iou": v[1], "by_group": groups[k],
                                   "tiles": {rule: per_tile[k][rule].tolist() for rule in ("plain", "min_area")}}
                               for k, v in results.items()},

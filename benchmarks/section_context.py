@@ -40,8 +40,10 @@ the windows anywhere learn not the tiles' labels but the starting model's own re
 cell tile by tile (thresholded as the run tuned it; test tiles too), so that a window across the grid
 is taught what the grid reads there (the tiles keep their labels). ``--rescore DIR``
 scores an earlier run's saved model (``DIR/model.keras``, with its margin, threshold and minimum area)
-inside the sections again, with no fine-tune. Figures go to ``DIR/figures.json`` as they come, the
-105 tiles' probabilities to ``DIR/probs_*.npy`` (float32; float16 before the thirty-second session,
+inside the sections again, with no fine-tune. With a margin, ``OUT/run`` is the fine-tuned model as a
+run folder (``export_run``): ``segment.py --run OUT/run`` reads each window with its context, and
+``predict.py --run OUT/run`` reads tiles alone, each at its own tuned threshold. Figures go to
+``DIR/figures.json`` as they come, the 105 tiles' probabilities to ``DIR/probs_*.npy`` (float32; float16 before the thirty-second session,
 which moved pixels within a rounding step of the threshold: 0.001 of a score at most).
 """
 from __future__ import annotations
@@ -563,6 +565,35 @@ def rescored(args, earlier: dict, record):
     return model, earlier["validation_tuned"]
 
 
+def export_run(args, model_file: Path, tuned: dict, alone: dict, command: dict) -> Path:
+    """``OUT/run``: the fine-tuned model as a run folder that ``predict.py`` and ``segment.py`` load (fold
+    0's ``model.keras``, a hard link to ``model_file`` where the file system allows; REAL's config,
+    folds and tile statistics). Its report.json gives ``predict.py`` the threshold and minimum area
+    tuned on fold 0's validation tiles read alone (``holdout_alone``), and ``segment.py`` the
+    ``context``: the margin, the input size such a window is read at, and the threshold and minimum
+    area tuned on the validation tiles read with their context; ``command``, the fine-tune's flags."""
+    import shutil
+
+    from salt_tf.common.atomic import atomic_path
+
+    start = args.real / "run"
+    with atomic_path(args.out / "run") as tmp:
+        (tmp / "fold0").mkdir(parents=True)
+        try:
+            (tmp / "fold0" / "model.keras").hardlink_to(model_file)
+        except OSError:
+            shutil.copy2(model_file, tmp / "fold0" / "model.keras")
+        for name in ("config.json", "folds.csv", "tile_stats.json"):
+            if (start / name).is_file():
+                shutil.copy2(start / name, tmp / name)
+        report = {"folds_done": [0], "threshold": alone["threshold"], "min_area": alone["min_area"],
+                  "context": {"margin": args.margin, "size": input_size(args.margin), "threshold": tuned["threshold"],
+                              "min_area": tuned["min_area"]},
+                  "fine_tuned_from": str(start.resolve()), "made_by": "benchmarks/section_context.py", "command": command}
+        (tmp / "report.json").write_text(json.dumps(report, indent=1))
+    return args.out / "run"
+
+
 def command_of(args) -> dict:
     """The flags as ``figures.json`` records them, every folder absolute (a later ``--rescore`` from
     another working folder then finds its ``--real`` the same run)."""
@@ -623,6 +654,10 @@ def main() -> None:
 
     keras.utils.set_random_seed(args.seed)
     model, tuned = rescored(args, earlier, record) if args.rescore else train_and_tune(args, record)
+    if args.margin > 0:
+        made = export_run(args, (args.rescore or args.out) / "model.keras", tuned, figures["holdout_alone"],
+                          earlier["command"] if earlier else figures["command"])
+        record(run=str(made.resolve()))
     score_inside_sections(args, predictor(model, args.margin), tuned["threshold"], tuned["min_area"], record,
                           (alone_reader(model, args.real), figures["holdout_alone"]))
 

@@ -618,3 +618,58 @@ def test_a_fine_tune_records_its_folders_absolute(tmp_path, monkeypatch):
     (tmp_path / "DIR" / "figures.json").write_text(json.dumps({"command": recorded}))
     monkeypatch.chdir(tmp_path / "DIR")  # rescored from another folder: still the same run
     assert section_context.earlier_fine_tune(args)["command"]["real"] == recorded["real"]
+
+
+def test_the_benchmarks_section_reading_with_context_is_segment_pys(tmp_path):
+    """section_context.py's "stride 50, blended" figures are what segment.py gives a run that reads with
+    context: the same windows around the same centres, the same weights, for a model that reads its margin."""
+    from salt_tf.seismic import sections
+
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    values = np.random.default_rng(3).normal(size=(3 * TILE, 4 * TILE)).astype(np.float32)
+    cells = [(r, c) for r in range(3) for c in range(4)]
+    margin = 30
+
+    def reads_its_margin(windows):  # each pixel: its value plus its window's mean, margin included
+        w = np.asarray(windows, np.float32)
+        return w + w.mean(axis=(1, 2), keepdims=True)
+
+    windows, origins = section_context.stride_windows(values, cells, margin)
+    centres = reads_its_margin(np.stack(windows))[:, margin:margin + TILE, margin:margin + TILE]
+    benchmark = section_context.blended_tiles(cells, origins, centres, values.shape)
+    product = sections.segment_section(values, reads_its_margin, 50, margin=margin)
+    alone = sections.segment_section(values, reads_its_margin, 50)
+    for (r, c), tile in zip(cells, benchmark):
+        cut = np.s_[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE]
+        np.testing.assert_allclose(product[cut], tile, rtol=1e-5, atol=1e-5)
+    assert np.abs(alone - product).max() > 0.01  # the margin is read
+
+
+def test_a_fine_tune_is_exported_as_a_run_that_predict_and_segment_load_with_its_context(tmp_path):
+    import argparse
+    import json
+
+    import keras
+
+    from salt_tf.inference.predict import load_ensemble, postprocessing
+    from salt_tf.run.config import Config
+
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    start = tmp_path / "REAL" / "run"
+    start.mkdir(parents=True)
+    Config(size=128, folds=5, encoder_weights=None).save(start / "config.json")
+    (start / "folds.csv").write_text("id,fold\na,0\n")
+    inputs = keras.Input((None, None, 1))
+    keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs)).save(tmp_path / "model.keras")
+    args = argparse.Namespace(real=tmp_path / "REAL", out=tmp_path / "out", margin=50)
+    made = section_context.export_run(args, tmp_path / "model.keras", {"threshold": 0.5, "min_area": 120},
+                                      {"threshold": 0.45, "min_area": 100, "score": 0.79}, {"seed": 3})
+    assert made == tmp_path / "out" / "run"
+    assert (made / "fold0" / "model.keras").read_bytes() == (tmp_path / "model.keras").read_bytes()
+    assert (made / "folds.csv").read_text() == "id,fold\na,0\n"
+    ensemble = load_ensemble(made)
+    assert (ensemble.size, ensemble.input_size(201)) == (128, section_context.input_size(50)) == (128, 256)
+    assert ensemble.context == {"margin": 50, "size": 256, "threshold": 0.5, "min_area": 120}
+    assert postprocessing(made, None) == (0.45, 100)  # predict.py: the tiles alone
+    assert json.loads((made / "report.json").read_text())["command"] == {"seed": 3}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["run"]  # no temporary left

@@ -39,6 +39,20 @@ class Ensemble:
     size: int
     steps: dict = field(default_factory=dict, repr=False)  # traced predict steps by TTA setting
     kind: str = "saved_model"  # or "keras": models are keras.Model (any backend)
+    context: dict | None = None  # report.json's "context": windows read with a margin (``context_of``)
+
+    def input_size(self, side: int) -> int:
+        """The model's input side for windows of ``side`` pixels: ``size`` for a tile; for a window
+        with context (101 + 2 x its margin), the size the run's context was learned at."""
+        if side == pipeline.TILE:
+            return self.size
+        wide = None if self.context is None else pipeline.TILE + 2 * self.context["margin"]
+        if side != wide:
+            learned = "" if wide is None else f" or {wide}x{wide} (a tile with {self.context['margin']} px of context)"
+            raise RunError(f"windows of {side}x{side} pixels: this run reads {pipeline.TILE}x{pipeline.TILE}{learned}")
+        if self.kind != "keras":
+            raise RunError("windows with context need the folds' model.keras (a SavedModel takes one input size)")
+        return int(self.context["size"])
 
     def __call__(self, batch):
         """Mean sigmoid probability over the folds for a batch (B, S, S, 1) (SavedModels, a tf.Tensor)."""
@@ -119,9 +133,29 @@ def load_ensemble(run_dir: str | Path, folds: list[int] | None = None) -> Ensemb
         configured = settings.get("size")
         if settings.get("fit") == "pad":  # the models pad the 101x101 tiles themselves
             configured = pipeline.TILE
+        if size is None:  # models of any input size (a fine-tune's, section_context.py): the run's tiles'
+            size = configured
         if configured is not None and configured != size:
             raise RunError(f"{run_dir}: models expect {size}x{size} tiles but config.json says size {configured}")
-    return Ensemble(folds, models, size, kind=kind)
+    if size is None:
+        raise RunError(f"{run_dir}: the models take any input size and no config.json says which")
+    return Ensemble(folds, models, size, kind=kind, context=context_of(run_dir))
+
+
+def context_of(run_dir: Path) -> dict | None:
+    """report.json's ``context`` (a run fine-tuned to read each window with ``margin`` pixels of its
+    section around it, ``benchmarks/section_context.py``), checked: its margin, the input ``size`` such
+    a window is read at, and the ``threshold`` and ``min_area`` tuned on windows read so; None for a
+    run that reads tiles alone."""
+    context = read_report(run_dir).get("context")
+    if context is None:
+        return None
+    wanted = {"margin": int, "size": int, "threshold": float, "min_area": int}
+    bad = [k for k, kind in wanted.items() if not isinstance(context.get(k), (int, float)) or kind(context[k]) != context[k]]
+    if bad or context["margin"] < 1 or context["size"] < 32 or not 0 <= context["threshold"] < 1:
+        raise RunError(f"{run_dir / 'report.json'}: context must give a margin >= 1, a size >= 32, a threshold "
+                       f"in [0, 1) and a min_area; got {context}")
+    return context
 
 
 def postprocessing(run_dir: Path, threshold: float | None) -> tuple[float, int]:
@@ -174,7 +208,10 @@ def _step(ensemble: Ensemble, tta: bool):
 
 def predict_probs(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32, tta: bool = True,
                   progress: bool = True) -> np.ndarray:
-    """Ensemble probabilities at 101x101 for uint8 tiles (N, 101, 101), with flip TTA."""
+    """Ensemble probabilities at 101x101 for uint8 tiles (N, 101, 101), with flip TTA; for a run that
+    reads with context, also for its windows (N, S, S) (``Ensemble.input_size``), at their side."""
+    side = images.shape[1] if len(images) else pipeline.TILE
+    size = ensemble.input_size(side)
     step = _step(ensemble, tta)
     bar = keras.utils.Progbar(len(images), unit_name="tile") if progress else None
     out = []
@@ -183,10 +220,10 @@ def predict_probs(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32, 
     # after the last batch sat idle for 0 to 40 s (TF 2.21, 2-core CPU; benchmarks/predict_speed.py).
     for first in range(0, len(images), batch_size):
         batch = images[first : first + batch_size]
-        out.append(pipeline.to_tile(step(pipeline.to_input(batch, ensemble.size))))
+        out.append(pipeline.to_tile(step(pipeline.to_input(batch, size)), side))
         if bar:
             bar.add(len(batch))
-    return np.concatenate(out) if out else np.zeros((0, pipeline.TILE, pipeline.TILE), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, side, side), np.float32)
 
 
 def _member_step(ensemble: Ensemble, tta: bool):
@@ -218,16 +255,19 @@ def _member_step(ensemble: Ensemble, tta: bool):
 
 def predict_members(ensemble: Ensemble, images: np.ndarray, batch_size: int = 32, tta: bool = True) -> np.ndarray:
     """Each member's probabilities at 101x101, (folds x flips, N, 101, 101), for uint8 tiles
-    (N, 101, 101): their mean is ``predict_probs``, their spread the ensemble's uncertainty."""
+    (N, 101, 101) (or a context run's windows, as ``predict_probs``): their mean is ``predict_probs``,
+    their spread the ensemble's uncertainty."""
+    side = images.shape[1] if len(images) else pipeline.TILE
+    size = ensemble.input_size(side)
     step = _member_step(ensemble, tta)
     out = []
     for first in range(0, len(images), batch_size):
         batch = images[first : first + batch_size]
-        members = step(pipeline.to_input(batch, ensemble.size))
+        members = step(pipeline.to_input(batch, size))
         m, b = members.shape[:2]
-        out.append(pipeline.to_tile(members.reshape((m * b,) + members.shape[2:])).reshape(m, b, pipeline.TILE, pipeline.TILE))
+        out.append(pipeline.to_tile(members.reshape((m * b,) + members.shape[2:]), side).reshape(m, b, side, side))
     if not out:
-        return np.zeros((len(ensemble.models) * (2 if tta else 1), 0, pipeline.TILE, pipeline.TILE), np.float32)
+        return np.zeros((len(ensemble.models) * (2 if tta else 1), 0, side, side), np.float32)
     return np.concatenate(out, axis=1)
 
 

@@ -2,7 +2,9 @@
 any tile model -> probabilities blended back into the section.
 
 Pure NumPy, no TensorFlow: the model is any callable mapping uint8 windows (N, 101, 101) to
-probabilities (N, 101, 101) (``salt_tf.seismic.segment`` passes the fold ensemble through
+probabilities (N, 101, 101), or, for a model that reads each window with pixels of its section around
+it (``context``), windows of 101 + 2 x that margin to probabilities of the same side, whose centres
+are blended (``salt_tf.seismic.segment`` passes the fold ensemble through
 ``salt_tf.inference.predict.predict_probs``; tests pass a stand-in). The shape follows MONAI's
 ``sliding_window_inference``: windows on a regular grid over the reflection-padded section,
 predicted in batches, each weighted by a smooth window and divided by the summed weights.
@@ -48,7 +50,8 @@ class AmplitudeMap:
     itself still serves the domain check and the snapping of the top of salt. ``scales``: the factors
     by which each section is resampled before its windows are cut (``segment_sections``). ``mutes``:
     whether each trace's leading and trailing zeros are a mute, no data (``no_data``): True for
-    amplitudes, False for a grey image, whose 0 is black.
+    amplitudes, False for a grey image, whose 0 is black. ``context``: the pixels of its section around
+    each window that a run fine-tuned with context reads (report.json's ``context``; 0: the window alone).
     """
     centre: float
     gain: float
@@ -56,6 +59,7 @@ class AmplitudeMap:
     windows: str = "global"
     scales: tuple[float, ...] = (1.0,)
     mutes: bool = True
+    context: int = 0
 
     def __call__(self, amplitudes: np.ndarray) -> np.ndarray:
         grey = self.median + self.gain * (np.asarray(amplitudes, dtype=np.float32) - self.centre)
@@ -222,15 +226,19 @@ def scaled_length(length: int, scale: float) -> int:
     return length if scale == 1.0 else max(MIN_SIDE, round(length * scale))
 
 
-def windows(grey: np.ndarray, stride: int = DEFAULT_STRIDE) -> tuple[np.ndarray, tuple]:
-    """All windows (N, 101, 101) of a section (H, W) and the layout to blend them back."""
+def windows(grey: np.ndarray, stride: int = DEFAULT_STRIDE, margin: int = 0) -> tuple[np.ndarray, tuple]:
+    """All windows (N, 101, 101) of a section (H, W) and the layout to blend them back; with
+    ``margin``, each window (N, 101 + 2 x margin, ...) holds that many pixels of the section around
+    the same 101x101 centre (reflected beyond its edges), for a model that reads with context."""
     check_stride(stride)
     ys, top, bottom = starts(grey.shape[0], stride)
     xs, left, right = starts(grey.shape[1], stride)
-    padded = np.pad(grey, ((top, bottom), (left, right)), mode="reflect")
-    view = np.lib.stride_tricks.sliding_window_view(padded, (TILE, TILE))[::stride, ::stride]
-    out = np.ascontiguousarray(view[: len(ys), : len(xs)]).reshape(-1, TILE, TILE)
-    return out, (grey.shape, padded.shape, ys, xs, top, left)
+    side = TILE + 2 * margin
+    padded = np.pad(grey, ((top + margin, bottom + margin), (left + margin, right + margin)), mode="reflect")
+    view = np.lib.stride_tricks.sliding_window_view(padded, (side, side))[::stride, ::stride]
+    out = np.ascontiguousarray(view[: len(ys), : len(xs)]).reshape(-1, side, side)
+    centres = (padded.shape[0] - 2 * margin, padded.shape[1] - 2 * margin)
+    return out, (grey.shape, centres, ys, xs, top, left)
 
 
 def blend(probs: np.ndarray, layout: tuple, weight: np.ndarray | None = None) -> np.ndarray:
@@ -287,7 +295,7 @@ def check_scales(scales) -> tuple[float, ...]:
 
 
 def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAULT_STRIDE, prepare=None,
-                     scales: tuple[float, ...] = (1.0,)) -> list[tuple[np.ndarray, np.ndarray]]:
+                     scales: tuple[float, ...] = (1.0,), margin: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Salt probability and its uncertainty (each (H, W)) of each uint8 section (H, W), or of each
     section of amplitudes with ``prepare`` making its windows uint8 (``tiles.framing.stretch``).
 
@@ -297,9 +305,11 @@ def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAUL
     (0 for a single member). With ``scales``, each section is also resampled by each factor
     (``rescale``) before its windows are cut, and each scale's blended members, resampled back, are
     more members: their mean is the probability, their spread includes the scales' disagreement.
-    The windows of all the sections go to the model in one call, so that short lines still fill its
-    batches."""
-    cut = [(grey.shape, windows(rescale(grey, scale), stride)) for grey in greys for scale in scales]
+    With ``margin``, the windows hold that many pixels of context around their 101x101 centres
+    (``windows``) and the model maps them to probabilities of the same side, of which the centres are
+    blended. The windows of all the sections go to the model in one call, so that short lines still
+    fill its batches."""
+    cut = [(grey.shape, windows(rescale(grey, scale), stride, margin)) for grey in greys for scale in scales]
     tiles = np.concatenate([c[1][0] for c in cut])
     if prepare is not None:
         tiles = prepare(tiles)
@@ -308,6 +318,7 @@ def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAUL
         probs = probs[None]
     if probs.ndim != 4 or probs.shape[1:] != tiles.shape:
         raise ValueError(f"the model returned {probs.shape} for windows {tiles.shape}")
+    probs = probs[:, :, margin : margin + TILE, margin : margin + TILE]
     ends = np.cumsum([len(c[1][0]) for c in cut])
     blended = []
     for p, (shape, (_, layout)) in zip(np.split(probs, ends[:-1], axis=1), cut):
@@ -323,7 +334,7 @@ def segment_sections(greys: list[np.ndarray], model: Model, stride: int = DEFAUL
 
 
 def segment_section(grey: np.ndarray, model: Model, stride: int = DEFAULT_STRIDE, prepare=None,
-                    scales: tuple[float, ...] = (1.0,)) -> np.ndarray:
+                    scales: tuple[float, ...] = (1.0,), margin: int = 0) -> np.ndarray:
     """Salt probability (H, W) of a uint8 section (H, W) from a tile model, blended over windows
-    (``prepare``, ``scales``: as in ``segment_sections``)."""
-    return segment_sections([grey], model, stride, prepare, scales)[0][0]
+    (``prepare``, ``scales``, ``margin``: as in ``segment_sections``)."""
+    return segment_sections([grey], model, stride, prepare, scales, margin)[0][0]

@@ -121,7 +121,21 @@ def ensemble_model(run_dir, batch_size: int, tta: bool, uncertainty: bool):
             return predict_members(ensemble, tiles, batch_size=batch_size, tta=tta)
         return predict_probs(ensemble, tiles, batch_size=batch_size, tta=tta, progress=False)
 
-    return model, f"folds {ensemble.folds} at {ensemble.size}x{ensemble.size}{' with flip TTA' if tta else ''}"
+    read = f"{ensemble.size}x{ensemble.size}"
+    if ensemble.context:
+        side = TILE + 2 * ensemble.context["margin"]
+        read = f"{ensemble.context['size']}x{ensemble.context['size']} (windows of {side}x{side})"
+    return model, f"folds {ensemble.folds} at {read}{' with flip TTA' if tta else ''}"
+
+
+def context(run_dir) -> dict | None:
+    """The run's ``context`` (``inference.predict.context_of``): it reads each window with that many
+    pixels of the section around it; None for a run that reads windows alone, or without a run."""
+    if not run_dir:
+        return None
+    from salt_tf.inference.predict import context_of
+
+    return context_of(Path(run_dir))
 
 
 # --- step 2: amplitudes -> grey levels ----------------------------------------------------------
@@ -182,7 +196,7 @@ def window_probabilities(group, amap, model, stride: int, bar: Progress) -> list
             greys.append(sections.filled_for_windows(amplitudes, empty).T)
         empties.append(empty)
     results = sections.segment_sections(greys, model, stride, None if amap.windows == "global" else stretch,
-                                        amap.scales)
+                                        amap.scales, amap.context)
     bar.add(sum(sections.count_windows(*g.shape, stride, amap.scales) for g in greys))
     out = []
     for (prob, spread), empty in zip(results, empties):
@@ -273,15 +287,18 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             model, what = ensemble_model(run_dir, batch_size, tta, uncertainty)
         else:
             what = "a given model"
+        read_with = context(run_dir)
         (cut, cut_source), (min_area, area_source) = _threshold(run_dir, threshold), _min_area(run_dir, min_area)
         stats = tile_stats.read_tile_stats(run_dir, log) if run_dir else tile_stats.DEFAULT_TILE_STATS
         norm, norm_source = window_norm(stats, windows)
-        amap = replace(map_amplitudes(inp, stats, percentile, clip, centre, norm), scales=scales)
+        amap = replace(map_amplitudes(inp, stats, percentile, clip, centre, norm), scales=scales,
+                       context=read_with["margin"] if read_with else 0)
         total = count_windows(inp, direction, stride, scales)
         spread = sections.training_spread(stats, percentile)
         geometry = _geometry(src)
         log(f"segmenting {inp.name} ({geometry['description']}, {direction}) with {what}: {total} windows of "
-            f"{TILE}x{TILE}, stride {stride}; amplitudes {amap.centre:g} +- {spread / amap.gain:g} "
+            f"{TILE}x{TILE}" + (f" with {amap.context} px of context around each" if amap.context else "")
+            + f", stride {stride}; amplitudes {amap.centre:g} +- {spread / amap.gain:g} "
             f"({percentile:g}th percentile) -> grey levels {amap.median:.0f} +- {spread:.0f}; windows: "
             + ("that map" if norm == "global" else "each stretched to 0..255 on its own")
             + f" ({norm_source}); threshold {cut:.3f} ({cut_source}), salt patches under {min_area} px out ({area_source})"
@@ -339,6 +356,7 @@ def _summary(inp, src, geometry, direction, stride, cut, amap, percentile, stats
             "threshold": cut, "amplitude_map": {"centre": amap.centre, "gain": amap.gain,
                                                 "grey_median": amap.median, "percentile": percentile,
                                                 "windows": amap.windows, "scales": list(amap.scales),
+                                                "context": amap.context,
                                                 "mutes": amap.mutes},
             "tile_stats": stats.get("source"), "windows": total, "seconds": seconds,
             "windows_per_second": total / max(seconds, 1e-9),
@@ -374,12 +392,16 @@ def _tell(summary: dict, made: dict, truth, out, min_body: int, log, warn) -> No
 
 
 def _threshold(run_dir, threshold: float | None) -> tuple[float, str]:
-    """The threshold and where it comes from: the given one; else the run's boundary threshold
+    """The threshold and where it comes from: the given one; else, for a run that reads with context,
+    the one tuned on windows read so (report.json's ``context``); else the run's boundary threshold
     (report.json's ``boundary_threshold``: best pixel IoU over its out-of-fold tiles, which places
     boundaries, and so tops of salt, where they are); else, for a run trained before it was
     recorded, the run's competition threshold; 0.5 without a run."""
     if threshold is not None:
         return float(threshold), "given"
+    read_with = context(run_dir)
+    if read_with:
+        return float(read_with["threshold"]), "report.json context threshold"
     tuned = read_report(run_dir) if run_dir else {}
     for key in ("boundary_threshold", "threshold"):
         if key in tuned:
@@ -393,6 +415,9 @@ def _min_area(run_dir, min_area: int | None) -> tuple[int, str]:
     with its threshold, which predict.py applies tile by tile); 0 without one."""
     if min_area is not None:
         return int(min_area), "given"
+    read_with = context(run_dir)
+    if read_with:
+        return int(read_with["min_area"]), "report.json context min_area"
     tuned = read_report(run_dir) if run_dir else {}
     return (int(tuned["min_area"]), "report.json min_area") if "min_area" in tuned else (0, "default")
 

@@ -427,3 +427,54 @@ def test_predict_uses_exactly_the_folds_of_the_report(tmp_path):
     (run_dir / "report.json").write_text(json.dumps({"threshold": 0.5, "min_area": 0, "folds_done": [0, 2]}))
     with pytest.raises(RunError, match=re.escape(f"lists fold models that are missing: {run_dir / 'fold2' / 'saved_model'}")):
         load_ensemble(run_dir)
+
+
+def context_run(folder: Path, context: dict, size: int = SIZE) -> tuple[Path, keras.Model]:
+    """A run as ``section_context.py`` exports a fine-tune: fold0/model.keras of any input size, the
+    start's config (its tiles' size) and report.json with a ``context``."""
+    rng = np.random.default_rng(4)
+    inputs = keras.Input((None, None, 1))
+    conv = keras.layers.Conv2D(1, 5, padding="same")
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([rng.normal(0, 1, (5, 5, 1, 1)).astype(np.float32), np.zeros(1, np.float32)])
+    (folder / "fold0").mkdir(parents=True)
+    model.save(folder / "fold0" / "model.keras")
+    Config(size=size, folds=1, encoder_weights=None).save(folder / "config.json")
+    (folder / "report.json").write_text(json.dumps({"threshold": 0.45, "min_area": 10, "folds_done": [0], "context": context}))
+    return folder, model
+
+
+def test_a_run_that_reads_with_context_takes_tiles_alone_and_its_windows_each_at_their_size(tmp_path):
+    """predict.py reads a tile alone at the run's size; segment.py's windows of 101 + 2 x margin at
+    the size the context was learned at, their probabilities back at the window's side."""
+    run_dir, model = context_run(tmp_path / "run", {"margin": 50, "size": 64, "threshold": 0.5, "min_area": 20})
+    ensemble = load_ensemble(run_dir)
+    assert (ensemble.kind, ensemble.size, ensemble.input_size(101), ensemble.input_size(201)) == ("keras", SIZE, SIZE, 64)
+    images = tiles(3, seed=5)
+    np.testing.assert_allclose(predict_probs(ensemble, images, tta=False, progress=False),
+                               keras_probs([model], images, SIZE), atol=1e-5)
+    windows = np.stack([cv2.resize(t, (201, 201)) for t in images])
+    wide = predict_probs(ensemble, windows, tta=False, progress=False)
+    x = pipeline.to_input(windows, 64)
+    expected = pipeline.to_tile(1 / (1 + np.exp(-np.asarray(model(x, training=False)))), 201)
+    assert wide.shape == (3, 201, 201)
+    np.testing.assert_allclose(wide, expected, atol=1e-5)
+    assert predict_members(ensemble, windows, tta=True).shape == (2, 3, 201, 201)
+    with pytest.raises(RunError, match=re.escape("windows of 151x151 pixels: this run reads 101x101 or 201x201")):
+        predict_probs(ensemble, windows[:, :151, :151], progress=False)
+    alone = load_ensemble(export_run(tmp_path / "alone", [symmetric_model()]))
+    with pytest.raises(RunError, match=re.escape("windows of 201x201 pixels: this run reads 101x101")):
+        predict_probs(alone, windows, progress=False)
+    alone.context = ensemble.context  # a SavedModel is traced at one input size
+    with pytest.raises(RunError, match=re.escape("windows with context need the folds' model.keras")):
+        predict_probs(alone, windows, progress=False)
+
+
+@pytest.mark.parametrize("context", [{"margin": 0, "size": 64, "threshold": 0.5, "min_area": 0},
+                                     {"margin": 50, "threshold": 0.5, "min_area": 0},
+                                     {"margin": 50, "size": 64, "threshold": 1.5, "min_area": 0},
+                                     {"margin": 50.5, "size": 64, "threshold": 0.5, "min_area": 0}])
+def test_a_context_that_cannot_be_read_is_refused_naming_the_report(context, tmp_path):
+    run_dir, _ = context_run(tmp_path / "run", context)
+    with pytest.raises(RunError, match=re.escape(f"{run_dir / 'report.json'}: context must give")):
+        load_ensemble(run_dir)

@@ -46,6 +46,54 @@ def test_identity_model_blends_back_to_the_section_exactly_edges_included(height
     np.testing.assert_allclose(out, grey / 255.0, rtol=0, atol=1e-6)
 
 
+@settings(max_examples=25, deadline=None)
+@given(height=st.integers(sections.MIN_SIDE, 230), width=st.integers(sections.MIN_SIDE, 230),
+       stride=st.sampled_from([33, 50, 101]), margin=st.sampled_from([1, 25, 50, 100]), seed=st.integers(0, 2**31))
+def test_windows_with_context_are_the_section_around_the_same_centres_and_blend_back_exactly(height, width, stride,
+                                                                                             margin, seed):
+    """A run that reads with context (report.json's ``context``) gets each window with ``margin`` pixels
+    of its section around the centre the window alone would have (reflected beyond the edges, as the
+    section is padded), and only the centres are blended."""
+    grey = np.random.default_rng(seed).integers(0, 256, (height, width), dtype=np.uint8)
+    alone, layout = sections.windows(grey, stride)
+    wide, wide_layout = sections.windows(grey, stride, margin)
+    side = TILE + 2 * margin
+    assert wide.shape == (len(alone), side, side)
+    assert wide_layout[:2] == layout[:2] and wide_layout[4:] == layout[4:]
+    assert all(np.array_equal(a, b) for a, b in zip(wide_layout[2:4], layout[2:4]))
+    np.testing.assert_array_equal(wide[:, margin : margin + TILE, margin : margin + TILE], alone)
+    _, _, ys, xs, top, left = layout
+    pad = margin + 3 * TILE
+    ref = np.pad(grey, pad, mode="reflect")
+    for k, (y, x) in enumerate([(y, x) for y in ys for x in xs]):
+        y0, x0 = y - top - margin + pad, x - left - margin + pad
+        np.testing.assert_array_equal(wide[k], ref[y0 : y0 + side, x0 : x0 + side])
+    seen = []
+
+    def centre_identity(windows):
+        seen.append(windows.shape[1:])
+        return identity(windows)
+
+    out = sections.segment_section(grey, centre_identity, stride, margin=margin)
+    assert seen == [(side, side)]
+    np.testing.assert_allclose(out, grey / 255.0, rtol=0, atol=1e-6)
+
+
+def test_a_model_given_context_reads_what_lies_beyond_its_window():
+    """Salt beside a window's centre, outside the window alone: a stand-in that calls a centre salt when
+    its window holds any bright pixel finds it only with context."""
+    grey = np.zeros((101, 303), np.uint8)
+    grey[:, 240:] = 255  # bright beyond 40 px right of the middle tile
+
+    def any_bright(windows):
+        return np.broadcast_to((windows.max(axis=(1, 2)) > 0)[:, None, None], windows.shape).astype(np.float32)
+
+    alone = sections.segment_section(grey, any_bright, 101)
+    wide = sections.segment_section(grey, any_bright, 101, margin=50)
+    assert alone[:, 101:202].max() == 0 and wide[:, 101:202].min() == 1  # the centre tile: blind alone, not with context
+    assert alone[:, :101].max() == 0 and wide[:, :101].max() == 0  # 101+ px away: outside both
+
+
 def test_blending_leaves_no_seams_where_windows_disagree():
     """A model that answers each window with its own constant: tiling jumps at every tile border,
     the weighted blend changes smoothly."""

@@ -206,6 +206,44 @@ BAD = ["not a SEG-Y", "NaN", "infinite", "NaN in a line the amplitude sample ski
        "truth of another shape", "negative minimum area"]
 
 
+def test_a_run_that_reads_with_context_gets_each_window_with_its_margin_and_its_context_threshold(synth, tmp_path, capsys):
+    """A run fine-tuned with context (section_context.py's export: a model.keras of any input size and
+    report.json's ``context``): segment.py cuts windows of 101 + 2 x margin around the usual centres,
+    reads them at the context's input size, blends the centres, and cuts at the context's threshold."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 5, padding="same")(keras.layers.Conv2D(4, 1, activation="tanh")(inputs)))
+    folder = tmp_path / "run"
+    (folder / "fold0").mkdir(parents=True)
+    model.save(folder / "fold0" / "model.keras")
+    (folder / "config.json").write_text(json.dumps({"size": 32}))
+    context = {"margin": 20, "size": 48, "threshold": 0.55, "min_area": 7}
+    (folder / "report.json").write_text(json.dumps({"threshold": 0.45, "min_area": 0, "boundary_threshold": 0.4,
+                                                    "context": context}))
+    tile_stats.write_tile_stats(folder, np.random.default_rng(1).integers(40, 220, (30, 101, 101), dtype=np.uint8))
+    out = tmp_path / "out"
+    code = CLI.main(["--run", str(folder), "--input", str(synth / "section.npy"), "--out", str(out), "--figures", "0"])
+    assert code == 0, capsys.readouterr().err
+    assert "with 20 px of context around each" in capsys.readouterr().out
+    summary = json.loads((out / "segment.json").read_text())
+    assert summary["amplitude_map"]["context"] == 20
+    assert (summary["threshold"], summary["threshold_source"]) == (0.55, "report.json context threshold")
+    assert (summary["min_area"], summary["min_area_source"]) == (7, "report.json context min_area")
+    ensemble = load_ensemble(folder)
+    seen = []
+
+    def model_of(windows):
+        seen.append(windows.shape[1:])
+        return predict_probs(ensemble, windows, progress=False)
+
+    grey = grey_of(np.load(synth / "section.npy"), summary).T
+    expected = sections.segment_section(grey, model_of, margin=20)
+    assert seen == [(141, 141)]
+    np.testing.assert_allclose(np.load(out / "probability.npy").astype(np.float32), expected.T, atol=1e-3)
+    alone = sections.segment_section(grey, lambda w: predict_probs(ensemble, w, progress=False))
+    assert np.abs(alone - expected).max() > 0.01  # the margin changes what the model reads
+
+
 @pytest.mark.parametrize("case", BAD)
 def test_bad_input_is_refused_and_nothing_is_written(case, synth, tmp_path):
     path, options, message = bad_input(case, tmp_path / "in", synth)
