@@ -43,8 +43,9 @@ scores an earlier run's saved model (``DIR/model.keras``, with its margin, thres
 inside the sections again, with no fine-tune. With a margin, ``OUT/run`` is the fine-tuned model as a
 run folder (``export_run``): ``segment.py --run OUT/run`` reads each window with its context, and
 ``predict.py --run OUT/run`` reads tiles alone, each at its own tuned threshold. Figures go to
-``DIR/figures.json`` as they come, the 105 tiles' probabilities to ``DIR/probs_*.npy`` (float32; float16 before the thirty-second session,
-which moved pixels within a rounding step of the threshold: 0.001 of a score at most).
+``DIR/figures.json`` as they come, the 105 tiles' probabilities to ``DIR/probs_*.npy`` (float32; float16
+before the thirty-second session, which moved pixels within a rounding step of the threshold: 0.001 of a
+score at most).
 """
 from __future__ import annotations
 
