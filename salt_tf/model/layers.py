@@ -28,9 +28,12 @@ class SCSE(layers.Layer):
         if channels is None:
             raise ValueError("SCSE needs a known number of channels")
         hidden = max(1, channels // self.reduction)
-        self.squeeze = layers.Dense(hidden, activation="relu", name="cse_squeeze")
-        self.excite = layers.Dense(channels, activation="sigmoid", name="cse_excite")
-        self.spatial = layers.Conv2D(1, 1, activation="sigmoid", name="sse_conv")
+        # The gates in the layer's own precision, not the global one: a model saved under a mixed
+        # policy and loaded under another (predict.py, segment.py) would else multiply bfloat16 by float32.
+        policy = self.dtype_policy
+        self.squeeze = layers.Dense(hidden, activation="relu", name="cse_squeeze", dtype=policy)
+        self.excite = layers.Dense(channels, activation="sigmoid", name="cse_excite", dtype=policy)
+        self.spatial = layers.Conv2D(1, 1, activation="sigmoid", name="sse_conv", dtype=policy)
         # A 1x1 conv on a pooled 1x1 map is a Dense layer on the pooled vector.
         self.squeeze.build((input_shape[0], channels))
         self.excite.build((input_shape[0], hidden))

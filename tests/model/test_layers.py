@@ -54,6 +54,23 @@ def test_serialises(tmp_path):
     np.testing.assert_allclose(restored(x), model(x), rtol=1e-6)
 
 
+def test_a_model_saved_in_mixed_precision_loads_and_runs_under_another_policy(tmp_path):
+    """A fine-tune saved under mixed_bfloat16 (section_context.py's) loaded by predict.py or segment.py,
+    whose global policy is float32: the gates keep the layer's precision (they had the global one)."""
+    x = np.random.default_rng(4).normal(size=(2, 8, 8, 16)).astype("float32")
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        inputs = keras.Input((None, None, 16))
+        model = keras.Model(inputs, SCSE(reduction=8, name="scse")(keras.layers.Conv2D(16, 1)(inputs)))
+        expected = np.asarray(keras.ops.cast(model(x), "float32"))
+        model.save(tmp_path / "m.keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    restored = keras.models.load_model(tmp_path / "m.keras")
+    assert restored.get_layer("scse").excite.dtype_policy.name == "mixed_bfloat16"
+    np.testing.assert_allclose(np.asarray(keras.ops.cast(restored(x), "float32")), expected, rtol=0, atol=1e-6)
+
+
 # --- FusedBatchNormalization ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
