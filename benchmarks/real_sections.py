@@ -74,6 +74,9 @@ from salt_tf.tiles.metrics import image_scores, remove_small
 TILE = mosaics.TILE
 
 
+READINGS = ("global", "minmax", "minmax filled", "grid", "grid filled", "continuous")
+
+
 def held_out_sections(real: Path, tgs: Path, realdata: Path) -> list[tuple[mosaics.Mosaic, list[tuple[int, int]]]]:
     """The mosaics holding held-out tiles, with the held-out cells of each."""
     held = {p.stem for p in (real / "data" / "holdout" / "images").glob("*.png")}
@@ -170,6 +173,10 @@ def main() -> None:
     parser.add_argument("--scales", nargs="*", default=[], help="segment.py --scale settings to score too, e.g. 1,0.5")
     parser.add_argument("--run", type=Path, help="the run to read with (default: OUT/run; e.g. a section_context.py "
                                                   "fine-tune's OUT/run, which reads with context)")
+    parser.add_argument("--readings", nargs="+", choices=READINGS, default=list(READINGS),
+                        help="which section readings to score (default all; predict.py's is always first): segment.py "
+                             "at stride 50 with one amplitude map, with windows stretched on their own, the same with "
+                             "unknown cells filled, the shifted grids, the same filled, the continuous section")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here too")
     args = parser.parse_args()
     run = args.run or args.real / "run"
@@ -240,8 +247,10 @@ def main() -> None:
               f"minimum area {area}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        variants = [("global", "1", False), ("minmax", "1", False), ("minmax", "1", True)]
-        for windows, scales, fill in variants + [("minmax", s, False) for s in args.scales]:
+        variants = [v for v, reading in zip([("global", "1", False), ("minmax", "1", False), ("minmax", "1", True)],
+                                            READINGS) if reading in args.readings]
+        scaled = [("minmax", s, False) for s in args.scales] if "minmax" in args.readings else []
+        for windows, scales, fill in variants + scaled:
             probs, patched = [], []
             with_patches = (windows, scales, fill) == ("minmax", "1", False) and area > 1  # the default only
             for k, (m, cells) in enumerate(scored):
@@ -260,7 +269,8 @@ def main() -> None:
                 report(f"{name}, patches under {area} px out", patched, cut, area)
         flats = {False: [mosaics.continuous(m) for m, _ in scored]}
         flats[True] = [nearest_known(m, flat) for (m, _), flat in zip(scored, flats[False])]
-        for shift, fill in [(shift, fill) for fill in (False, True) for shift in args.shifts]:
+        grids = [fill for fill, reading in ((False, "grid"), (True, "grid filled")) if reading in args.readings]
+        for shift, fill in [(shift, fill) for fill in grids for shift in args.shifts]:
             probs, patched = [], []
             with_patches = not fill and area > 1
             for k, (m, cells) in enumerate(scored):
@@ -274,12 +284,18 @@ def main() -> None:
             report(f"minmax on the grid, shift {shift}" + (", unknown filled" if fill else ""), probs, cut, area)
             if with_patches:
                 report(f"minmax on the grid, shift {shift}, patches under {area} px out", patched, cut, area)
-        probs = []  # as section_context.py reads a section: made continuous, unknown filled, stride 50
+        probs, patched = [], []  # as section_context.py reads a section: made continuous, unknown filled, stride 50
         for k, (m, cells) in enumerate(scored):
-            if cells:
+            if cells and "continuous" in args.readings:
                 p = segment_section(run, model, flats[True][k], tmp, f"f{k}", 50, "minmax")
                 probs += [p[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
-        report("segment, stride 50, minmax, continuous, unknown filled", probs, cut, area)
+                q = without_small_patches(p, cut, area)
+                patched += [q[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in cells]
+        if probs:
+            name = "segment, stride 50, minmax, continuous, unknown filled"
+            report(name, probs, cut, area)
+            if area > 1:
+                report(f"{name}, patches under {area} px out", patched, cut, area)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         figures = {"tiles": n, "groups": {g: int((group_of == g).sum()) for g in GROUPS}, KNOWN: int(on_known.sum()),
