@@ -234,8 +234,10 @@ class Cluster:
             run_dir = Path(run_dir)
             if not run_dir.is_dir():
                 raise RunError(f"{run_dir}: run folder not found")
-            if not any(run_dir.glob("fold*/saved_model/saved_model.pb")):
-                raise RunError(f"{run_dir}: no fold*/saved_model in this run folder; train first (python train.py)")
+            # the workers load what predict.load_ensemble loads: SavedModels on TensorFlow, else model.keras
+            if not any(run_dir.glob("fold*/saved_model/saved_model.pb")) and not any(run_dir.glob("fold*/model.keras")):
+                raise RunError(f"{run_dir}: no fold*/saved_model nor fold*/model.keras in this run folder; "
+                               "train first (python train.py)")
 
     def describe(self, run_dir, model, tta: bool) -> str:
         what = f"the fold ensemble of {run_dir}{' with flip TTA' if tta else ''}" if model is None else "a given model"

@@ -13,7 +13,7 @@ import numpy as np
 from salt_tf.common.atomic import atomic_path
 from salt_tf.common.errors import SectionError
 
-STORE_FORMAT = "salt_tf segment store 2"  # 2: mutes are no data; scales recorded
+STORE_FORMAT = "salt_tf segment store 3"  # 2: mutes are no data; scales recorded. 3: the context margin, model.keras folds
 TASK_WINDOWS = 256  # windows per task at most by default: ~20 s of a 5-fold ensemble with TTA on 2 cores
 MIN_TASKS = 16  # tasks per pass at least by default, where the lines allow: work for a few workers
 PASSES = {"inline": ("inline",), "crossline": ("crossline",), "both": ("inline", "crossline")}
@@ -118,13 +118,14 @@ def settings(inp, run_dir, model, amap, direction: str, stride: int, tta: bool, 
             "run_models": _run_models(Path(run_dir)) if model is None else None,
             "direction": direction, "stride": stride, "tta": tta, "uncertainty": uncertainty,
             "amplitude_map": {"centre": amap.centre, "gain": amap.gain, "median": amap.median, "windows": amap.windows,
-                              "scales": list(amap.scales), "mutes": amap.mutes},
+                              "scales": list(amap.scales), "mutes": amap.mutes, "context": amap.context},
             "task_lines": per_task}
 
 
 def _run_models(run_dir: Path) -> dict:
     """The run's exported fold models and when each was written, and the folds its report covers:
     a fold added or retrained since the store was made must not mix with its chunks."""
-    models = {p.parent.parent.name: p.stat().st_mtime_ns for p in sorted(run_dir.glob("fold*/saved_model/saved_model.pb"))}
+    models = {str(p.relative_to(run_dir)): p.stat().st_mtime_ns
+              for p in sorted([*run_dir.glob("fold*/saved_model/saved_model.pb"), *run_dir.glob("fold*/model.keras")])}
     report = run_dir / "report.json"
     return {"models": models, "folds_done": json.loads(report.read_text()).get("folds_done") if report.exists() else None}

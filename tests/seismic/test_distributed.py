@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from dask import distributed
 from scripts import load_script
-from test_segment import quiet, synth, tiny_export  # noqa: F401  (synth, tiny_export: test_segment's fixtures)
+from test_segment import context_export, quiet, synth, tiny_export  # noqa: F401  (test_segment's fixtures)
 
 from salt_tf.common.errors import SectionError
 from salt_tf.seismic.distributed import Cluster
@@ -142,6 +142,20 @@ def test_the_command_loads_the_runs_ensemble_once_per_worker(synth, scheduler, t
     with distributed.Client(scheduler) as client:
         loads = client.run(lambda: __import__("salt_tf.seismic.distributed").seismic.distributed.loads)
     assert sorted(loads.values()) in ([0, 1], [1, 1])  # 6 tasks, at most one load per worker
+
+
+def test_a_run_that_reads_with_context_gives_the_single_process_files(synth, scheduler, context_export, tmp_path,  # noqa: F811
+                                                                     capsys):
+    """The workers cut the windows with the run's margin (it travels in the amplitude map) and read them
+    at the context's size, as the single process does."""
+    common = ["--run", str(context_export), "--input", str(synth / "volume.npy"), "--lines", "1:4", "--figures", "0"]
+    assert CLI.main(common + ["--out", str(tmp_path / "single")]) == 0
+    assert CLI.main(common + ["--out", str(tmp_path / "dask"), "--scheduler", scheduler, "--task-lines", "2"]) == 0
+    for name in ("probability.npy", "uncertainty.npy"):
+        a, b = (np.load(tmp_path / d / name).astype(np.float32) for d in ("single", "dask"))
+        np.testing.assert_allclose(a, b, atol=2e-3)
+    summary = json.loads((tmp_path / "dask" / "segment.json").read_text())
+    assert summary["amplitude_map"]["context"] == 20 and summary["cluster"]["tasks"] == 2
 
 
 def test_a_2d_line_and_an_image_give_the_single_process_files(synth, scheduler, tmp_path):

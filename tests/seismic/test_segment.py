@@ -206,14 +206,14 @@ BAD = ["not a SEG-Y", "NaN", "infinite", "NaN in a line the amplitude sample ski
        "truth of another shape", "negative minimum area"]
 
 
-def test_a_run_that_reads_with_context_gets_each_window_with_its_margin_and_its_context_threshold(synth, tmp_path, capsys):
-    """A run fine-tuned with context (section_context.py's export: a model.keras of any input size and
-    report.json's ``context``): segment.py cuts windows of 101 + 2 x margin around the usual centres,
-    reads them at the context's input size, blends the centres, and cuts at the context's threshold."""
+@pytest.fixture(scope="module")
+def context_export(tmp_path_factory):
+    """A run as section_context.py exports a fine-tune: fold0/model.keras of any input size, the start's
+    config and report.json's ``context`` (20 px around each window, read at 48x48)."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((None, None, 1))
     model = keras.Model(inputs, keras.layers.Conv2D(1, 5, padding="same")(keras.layers.Conv2D(4, 1, activation="tanh")(inputs)))
-    folder = tmp_path / "run"
+    folder = tmp_path_factory.mktemp("context") / "run"
     (folder / "fold0").mkdir(parents=True)
     model.save(folder / "fold0" / "model.keras")
     (folder / "config.json").write_text(json.dumps({"size": 32}))
@@ -221,6 +221,15 @@ def test_a_run_that_reads_with_context_gets_each_window_with_its_margin_and_its_
     (folder / "report.json").write_text(json.dumps({"threshold": 0.45, "min_area": 0, "boundary_threshold": 0.4,
                                                     "context": context}))
     tile_stats.write_tile_stats(folder, np.random.default_rng(1).integers(40, 220, (30, 101, 101), dtype=np.uint8))
+    return folder
+
+
+def test_a_run_that_reads_with_context_gets_each_window_with_its_margin_and_its_context_threshold(synth, context_export,
+                                                                                                   tmp_path, capsys):
+    """A run fine-tuned with context (section_context.py's export: a model.keras of any input size and
+    report.json's ``context``): segment.py cuts windows of 101 + 2 x margin around the usual centres,
+    reads them at the context's input size, blends the centres, and cuts at the context's threshold."""
+    folder = context_export
     out = tmp_path / "out"
     code = CLI.main(["--run", str(folder), "--input", str(synth / "section.npy"), "--out", str(out), "--figures", "0"])
     assert code == 0, capsys.readouterr().err
