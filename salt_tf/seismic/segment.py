@@ -121,10 +121,8 @@ def ensemble_model(run_dir, batch_size: int, tta: bool, uncertainty: bool):
             return predict_members(ensemble, tiles, batch_size=batch_size, tta=tta)
         return predict_probs(ensemble, tiles, batch_size=batch_size, tta=tta, progress=False)
 
-    read = f"{ensemble.size}x{ensemble.size}"
-    if ensemble.context:
-        side = TILE + 2 * ensemble.context["margin"]
-        read = f"{ensemble.context['size']}x{ensemble.context['size']} (windows of {side}x{side})"
+    c = ensemble.context  # a run fine-tuned with context reads windows of 101 + 2 x its margin at its own size
+    read = f"{c['size']}x{c['size']} (windows of {TILE + 2 * c['margin']} px)" if c else f"{ensemble.size}x{ensemble.size}"
     return model, f"folds {ensemble.folds} at {read}{' with flip TTA' if tta else ''}"
 
 
@@ -171,6 +169,15 @@ def window_norm(stats: dict, chosen: str | None) -> tuple[str, str]:
     if "window_norm" in stats:
         return stats["window_norm"], f"the run's tiles: {100 * stats['stretched_share']:.0f}% span 0..255"
     return "global", "the run records no framing"
+
+
+def windows_map(inp: Input, run_dir, stats: dict, windows: str | None, percentile: float, clip, centre,
+                scales: tuple[float, ...]) -> tuple[sections.AmplitudeMap, str]:
+    """The input's amplitude map with how its windows are made (``window_norm``, and why), at ``scales``,
+    each with the run's ``context`` margin around it (0 for a run that reads windows alone)."""
+    norm, norm_source = window_norm(stats, windows)
+    margin = (context(run_dir) or {}).get("margin", 0)
+    return replace(map_amplitudes(inp, stats, percentile, clip, centre, norm), scales=scales, context=margin), norm_source
 
 
 # --- step 3: lines -> probability and uncertainty -----------------------------------------------
@@ -287,12 +294,9 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             model, what = ensemble_model(run_dir, batch_size, tta, uncertainty)
         else:
             what = "a given model"
-        read_with = context(run_dir)
         (cut, cut_source), (min_area, area_source) = _threshold(run_dir, threshold), _min_area(run_dir, min_area)
         stats = tile_stats.read_tile_stats(run_dir, log) if run_dir else tile_stats.DEFAULT_TILE_STATS
-        norm, norm_source = window_norm(stats, windows)
-        amap = replace(map_amplitudes(inp, stats, percentile, clip, centre, norm), scales=scales,
-                       context=read_with["margin"] if read_with else 0)
+        amap, norm_source = windows_map(inp, run_dir, stats, windows, percentile, clip, centre, scales)
         total = count_windows(inp, direction, stride, scales)
         spread = sections.training_spread(stats, percentile)
         geometry = _geometry(src)
@@ -300,7 +304,7 @@ def run(run_dir, input_path, out, direction: str = "inline", lines=None, stride:
             f"{TILE}x{TILE}" + (f" with {amap.context} px of context around each" if amap.context else "")
             + f", stride {stride}; amplitudes {amap.centre:g} +- {spread / amap.gain:g} "
             f"({percentile:g}th percentile) -> grey levels {amap.median:.0f} +- {spread:.0f}; windows: "
-            + ("that map" if norm == "global" else "each stretched to 0..255 on its own")
+            + ("that map" if amap.windows == "global" else "each stretched to 0..255 on its own")
             + f" ({norm_source}); threshold {cut:.3f} ({cut_source}), salt patches under {min_area} px out ({area_source})"
             + ("" if scales == (1.0,) else f"; the section resampled by {', '.join(f'{x:g}' for x in scales)}"))
         with atomic_path(out) as tmp:
@@ -399,8 +403,7 @@ def _threshold(run_dir, threshold: float | None) -> tuple[float, str]:
     recorded, the run's competition threshold; 0.5 without a run."""
     if threshold is not None:
         return float(threshold), "given"
-    read_with = context(run_dir)
-    if read_with:
+    if read_with := context(run_dir):
         return float(read_with["threshold"]), "report.json context threshold"
     tuned = read_report(run_dir) if run_dir else {}
     for key in ("boundary_threshold", "threshold"):
@@ -415,8 +418,7 @@ def _min_area(run_dir, min_area: int | None) -> tuple[int, str]:
     with its threshold, which predict.py applies tile by tile); 0 without one."""
     if min_area is not None:
         return int(min_area), "given"
-    read_with = context(run_dir)
-    if read_with:
+    if read_with := context(run_dir):
         return int(read_with["min_area"]), "report.json context min_area"
     tuned = read_report(run_dir) if run_dir else {}
     return (int(tuned["min_area"]), "report.json min_area") if "min_area" in tuned else (0, "default")
