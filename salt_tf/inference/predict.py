@@ -151,7 +151,8 @@ def context_of(run_dir: Path) -> dict | None:
     if context is None:
         return None
     wanted = {"margin": int, "size": int, "threshold": float, "min_area": int}
-    bad = [k for k, kind in wanted.items() if not isinstance(context.get(k), (int, float)) or kind(context[k]) != context[k]]
+    bad = not isinstance(context, dict) or any(not isinstance(context.get(k), (int, float)) or kind(context[k]) != context[k]
+                                               for k, kind in wanted.items())
     if bad or context["margin"] < 1 or context["size"] < 32 or not 0 <= context["threshold"] < 1:
         raise RunError(f"{run_dir / 'report.json'}: context must give a margin >= 1, a size >= 32, a threshold "
                        f"in [0, 1) and a min_area; got {context}")

@@ -473,7 +473,7 @@ def test_a_run_that_reads_with_context_takes_tiles_alone_and_its_windows_each_at
 @pytest.mark.parametrize("context", [{"margin": 0, "size": 64, "threshold": 0.5, "min_area": 0},
                                      {"margin": 50, "threshold": 0.5, "min_area": 0},
                                      {"margin": 50, "size": 64, "threshold": 1.5, "min_area": 0},
-                                     {"margin": 50.5, "size": 64, "threshold": 0.5, "min_area": 0}])
+                                     {"margin": 50.5, "size": 64, "threshold": 0.5, "min_area": 0}, 50])
 def test_a_context_that_cannot_be_read_is_refused_naming_the_report(context, tmp_path):
     run_dir, _ = context_run(tmp_path / "run", context)
     with pytest.raises(RunError, match=re.escape(f"{run_dir / 'report.json'}: context must give")):
