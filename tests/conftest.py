@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +18,13 @@ import pytest
 from scripts import TINY, start_cli
 
 from salt_tf.tiles.data import real_data_dir, real_seismic_dir
+
+# Two workers on two cores: each TensorFlow process (a worker, and the training and segmenting
+# processes it starts, which inherit this) computes on one thread, as segment.py's Dask workers do,
+# rather than two that fight the other worker's for its core. The suite took 292 s so, 304-307 s
+# without (benchmarks/RESULTS.md, "The suite, one TensorFlow thread per worker").
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 # The order in which xdist hands whole files to the two workers (pyproject.toml: --dist loadfile
 # --no-loadscope-reorder), the rest after these in their own order. test_train.py starts the
