@@ -21,8 +21,9 @@ from salt_tf.tiles.data import real_data_dir, real_seismic_dir
 
 # Two workers on two cores: each TensorFlow process (a worker, and the training and segmenting
 # processes it starts, which inherit this) computes on one thread, as segment.py's Dask workers do,
-# rather than two that fight the other worker's for its core. The suite took 292 s so, 304-307 s
-# without (benchmarks/RESULTS.md, "The suite, one TensorFlow thread per worker").
+# rather than two that fight the other worker's for its core: 292 s against 304-307 s on one host,
+# no change on the same host later, slower (benchmarks/RESULTS.md, "The suite, one TensorFlow thread
+# per worker").
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
