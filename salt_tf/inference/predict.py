@@ -65,7 +65,7 @@ class Ensemble:
         return total / len(self.models)
 
 
-def _exported(run_dir: Path) -> tuple[str, str]:
+def exported_kind(run_dir: Path) -> tuple[str, str]:
     """Which models of the folds to load: ("saved_model", "saved_model/saved_model.pb") on TensorFlow
     where the run has SavedModels, else ("keras", "model.keras")."""
     if keras.backend.backend() == "tensorflow" and any(run_dir.glob("fold*/saved_model/saved_model.pb")):
@@ -99,7 +99,7 @@ def load_ensemble(run_dir: str | Path, folds: list[int] | None = None) -> Ensemb
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: run folder not found")
-    kind, file = _exported(run_dir)
+    kind, file = exported_kind(run_dir)
     exported = sorted(run_dir.glob(f"fold*/{file}"))
     report = run_dir / "report.json"
     # Exactly the folds the report (and its tuned threshold) covers: other --fold processes

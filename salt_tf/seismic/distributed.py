@@ -229,12 +229,12 @@ class Cluster:
             if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
                 raise SectionError(f"--store {self.path}: cannot create it: {parent} is not a writable folder")
         if model is None:
-            from salt_tf.inference.predict import RunError, _exported
+            from salt_tf.inference.predict import RunError, exported_kind
 
             run_dir = Path(run_dir)
             if not run_dir.is_dir():
                 raise RunError(f"{run_dir}: run folder not found")
-            _, file = _exported(run_dir)  # the workers load what load_ensemble loads: SavedModels on TensorFlow, else model.keras
+            _, file = exported_kind(run_dir)  # what the workers will load, as load_ensemble does
             if not any(run_dir.glob(f"fold*/{file}")):
                 raise RunError(f"{run_dir}: no fold*/saved_model nor fold*/model.keras in this run folder; "
                                "train first (python train.py)")
