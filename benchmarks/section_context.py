@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 import real_sections as rs
-from salt_tf.seismic.sections import weight_window
+from salt_tf.seismic.sections import mirror_into_mutes, weight_window
 from salt_tf.tiles import mosaics, pipeline
 from salt_tf.tiles.data import read_image, read_mask, real_seismic_dir
 from salt_tf.tiles.framing import stretch
@@ -139,13 +139,33 @@ def blended_tiles(cells, origins, centres: np.ndarray, shape: tuple[int, int]) -
     return [section[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE].astype(np.float32) for r, c in cells]
 
 
+MUTE_SLOPES = (0.0, 5.0)  # samples per trace: flat to steeper than the USGS line's ends (176 samples in ~40 traces)
+
+
+def with_mute(image: np.ndarray, label: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+    """A window (samples, traces) with a top mute across it, as a real line's mute meets ``segment.py``:
+    every sample above an edge that slopes by up to ``MUTE_SLOPES`` samples per trace (at most half the
+    window deep, so the data below can mirror it) is no data, filled as ``segment.py`` fills a mute
+    (``sections.mirror_into_mutes``), and unlabelled (``segment.py`` gives no answer there); the data
+    below keeps its labels. The context runs of the thirty-eighth and thirty-ninth sessions read such
+    an edge on the USGS line as a top of salt (benchmarks/RESULTS.md)."""
+    rows, cols = image.shape
+    slope = rng.uniform(*MUTE_SLOPES) * (1 if rng.random() < 0.5 else -1)
+    edge = rng.uniform(0, rows // 2) + slope * (np.arange(cols) - rng.integers(cols))
+    depth = np.clip(np.round(edge), 0, rows // 2).astype(int)
+    empty = np.arange(rows)[:, None] < depth[None, :]
+    return mirror_into_mutes(image.T, empty.T).T, np.where(empty, UNLABELLED, label).astype(label.dtype)
+
+
 class Windows:
-    """Training windows: fold 0's training tiles with their context, and windows anywhere on the sections."""
+    """Training windows: fold 0's training tiles with their context, and windows anywhere on the sections;
+    ``mute_share`` of them (tiles and anywhere alike) with a top mute across them (``with_mute``)."""
 
     def __init__(self, sections: list[mosaics.Mosaic], tiles: dict, train_ids: list[str], margin: int, seed: int,
-                 tile_share: float = 0.5, window_labels: list[np.ndarray] | None = None, empty_share: float = 0.0):
+                 tile_share: float = 0.5, window_labels: list[np.ndarray] | None = None, empty_share: float = 0.0,
+                 mute_share: float = 0.0):
         self.margin, self.side, self.size = margin, TILE + 2 * margin, input_size(margin)
-        self.tile_share, self.empty_share = tile_share, empty_share
+        self.tile_share, self.empty_share, self.mute_share = tile_share, empty_share, mute_share
         self.tiles, self.train_ids = tiles, train_ids
         self.rng = np.random.default_rng(seed)
         self.padded, self.where, self.anywhere_labels = [], {}, []
@@ -202,6 +222,9 @@ class Windows:
         xs, ys = [], []
         for j in range(n):
             image, label = self.tile() if j < round(n * self.tile_share) else self.anywhere()
+            # no draw when off: the windows of every run without --mute-share stay as they were drawn before it
+            if self.mute_share > 0 and self.rng.random() < self.mute_share:
+                image, label = with_mute(image, label, self.rng)
             image = stretch(image[None])[0]
             if self.rng.random() < 0.5:
                 image, label = image[:, ::-1], label[:, ::-1]
@@ -462,7 +485,7 @@ def train_and_tune(args, record):
                         "cells": int(sum(m.known.sum() for m in sections)), "seconds": round(time.perf_counter() - start),
                         "salt_share": float(np.mean([(t == 1).sum() / max((t != UNLABELLED).sum(), 1) for t in taught]))})
     windows = Windows(sections, {i: tiles[i] for i in train_ids}, train_ids, args.margin, args.seed, args.tile_share, taught,
-                      args.empty_share)
+                      args.empty_share, args.mute_share)
     record(window=TILE + 2 * args.margin, input_size=windows.size, training_tiles=len(train_ids),
            training_tiles_in_sections=len(windows.where))
     start = time.perf_counter()
@@ -613,6 +636,9 @@ def main() -> None:
     parser.add_argument("--empty-share", type=float, default=0.0,
                         help="the share of the windows anywhere with an empty centre beside salt (none labelled in the "
                              "centre, some in the margin; needs --margin > 0)")
+    parser.add_argument("--mute-share", type=float, default=0.0,
+                        help="the share of the training windows with a top mute across them, filled as segment.py fills "
+                             "a mute and unlabelled (a steep mute's edge is no top of salt)")
     parser.add_argument("--targets", choices=("labels", "teacher"), default="labels",
                         help="what the windows anywhere learn: the tiles' labels, or the starting model's own "
                              "tile-by-tile reading of every known cell (test tiles too)")
@@ -635,6 +661,9 @@ def main() -> None:
     if args.empty_share and not args.rescore and (args.margin <= 0 or not 0 < args.empty_share <= 1):
         print("error: --empty-share takes a share in (0, 1] and a --margin above 0 (the salt beside a centre is in "
               "the window's margin)", file=sys.stderr)
+        raise SystemExit(2)
+    if not 0 <= args.mute_share <= 1 and not args.rescore:
+        print("error: --mute-share takes a share in [0, 1]", file=sys.stderr)
         raise SystemExit(2)
     if args.empty_weight != 1.0 and not args.rescore and (args.empty_weight <= 0 or not args.bce_weight > 0):
         print("error: --empty-weight takes a weight above 0 and a --bce-weight above 0 (it weighs the cross-entropy)",

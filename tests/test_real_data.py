@@ -217,6 +217,43 @@ def test_windows_anywhere_can_be_drawn_with_an_empty_centre_beside_salt(tmp_path
         assert not (tmp_path / "out").exists()  # nothing written
 
 
+def test_windows_with_a_mute_are_filled_as_segment_py_fills_one_and_unlabelled_above_it(tmp_path, capsys, monkeypatch):
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(121, 90)).astype(np.float32)
+    label = (rng.random((121, 90)) < 0.3).astype(np.uint8)
+    depths = []
+    for _ in range(20):
+        muted, labelled = section_context.with_mute(image, label, rng)
+        empty = labelled == UNLABELLED
+        depth = empty.sum(axis=0)
+        assert (empty == (np.arange(121)[:, None] < depth)).all()  # a top mute: no data from the top down
+        assert depth.max() <= 60 and depth.max() > 0
+        for col, d in enumerate(depth):  # above the edge the trace's data mirrored across it; below it as it was
+            np.testing.assert_array_equal(muted[:d, col], image[2 * d - np.arange(d), col])
+        np.testing.assert_array_equal(muted[~empty], image[~empty])
+        np.testing.assert_array_equal(labelled[~empty], label[~empty])
+        depths.append(depth)
+    slopes = [np.abs(np.diff(d)).max() for d in depths]
+    assert max(slopes) >= 3 and min(slopes) <= 2  # steep edges and gentle ones
+
+    muted = []  # every window of a batch muted at share 1, none at 0, some at a half
+    real_mute = section_context.with_mute
+    monkeypatch.setattr(section_context, "with_mute", lambda *a: muted.append(1) or real_mute(*a))
+    for share, low, high in ((0.0, 0, 0), (1.0, 40, 40), (0.5, 5, 35)):
+        muted.clear()
+        windows = section_context.Windows([_section()], {}, [], margin=20, seed=0, tile_share=0.0, mute_share=share)
+        x, y = windows.batch(40)
+        assert low <= len(muted) <= high and x.shape == y.shape == (40, section_context.input_size(20), section_context.input_size(20), 1)
+    monkeypatch.setattr("sys.argv", ["section_context.py", "--real", str(tmp_path), "--out", str(tmp_path / "out"),
+                                     "--mute-share", "1.5"])
+    with pytest.raises(SystemExit) as stop:
+        section_context.main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("error: --mute-share") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_section_context_fine_tunes_in_the_precision_train_py_picks_on_this_machine(monkeypatch):
     import argparse
 
