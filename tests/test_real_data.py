@@ -244,7 +244,8 @@ def test_windows_with_a_mute_are_filled_as_segment_py_fills_one_and_unlabelled_a
         muted.clear()
         windows = section_context.Windows([_section()], {}, [], margin=20, seed=0, tile_share=0.0, mute_share=share)
         x, y = windows.batch(40)
-        assert low <= len(muted) <= high and x.shape == y.shape == (40, section_context.input_size(20), section_context.input_size(20), 1)
+        side = section_context.input_size(20)
+        assert low <= len(muted) <= high and x.shape == y.shape == (40, side, side, 1)
     monkeypatch.setattr("sys.argv", ["section_context.py", "--real", str(tmp_path), "--out", str(tmp_path / "out"),
                                      "--mute-share", "1.5"])
     with pytest.raises(SystemExit) as stop:
