@@ -148,8 +148,9 @@ def with_mute(image: np.ndarray, label: np.ndarray, rng) -> tuple[np.ndarray, np
     every sample above an edge that slopes by up to ``MUTE_SLOPES`` samples per trace (at most half the
     window deep, so the data below can mirror it) is no data, filled as ``segment.py`` fills a mute
     (``sections.mirror_into_mutes``), and unlabelled (``segment.py`` gives no answer there); the data
-    below keeps its labels. The context runs of the thirty-eighth and thirty-ninth sessions read such
-    an edge on the USGS line as a top of salt (benchmarks/RESULTS.md)."""
+    below keeps its labels. Tried because the context runs gave salt along the USGS line's steep mute;
+    it did not move that salt, which fills the noisy wedge below the mute at the line's ends
+    (benchmarks/RESULTS.md, fortieth session)."""
     rows, cols = image.shape
     slope = rng.uniform(*MUTE_SLOPES) * (1 if rng.random() < 0.5 else -1)
     edge = rng.uniform(0, rows // 2) + slope * (np.arange(cols) - rng.integers(cols))
@@ -639,7 +640,7 @@ def main() -> None:
                              "centre, some in the margin; needs --margin > 0)")
     parser.add_argument("--mute-share", type=float, default=0.0,
                         help="the share of the training windows with a top mute across them, filled as segment.py fills "
-                             "a mute and unlabelled (a steep mute's edge is no top of salt)")
+                             "a mute and unlabelled above it (an experiment: it did not help)")
     parser.add_argument("--targets", choices=("labels", "teacher"), default="labels",
                         help="what the windows anywhere learn: the tiles' labels, or the starting model's own "
                              "tile-by-tile reading of every known cell (test tiles too)")
