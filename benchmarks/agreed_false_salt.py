@@ -83,11 +83,19 @@ def split_gap(base: np.ndarray, other: np.ndarray, agreed: np.ndarray) -> dict:
 
 def neighbours(m: mosaics.Mosaic, r: int, c: int) -> dict:
     """Of the eight cells around (r, c) in its section: how many are labelled tiles, and how many of
-    those hold salt."""
+    those hold salt; and ``edge_salt``, the most salt pixels that a labelled tile on one of its four
+    sides has along the edge they share (101: its salt runs the whole edge, so an empty label here
+    cuts a body off at the tile's straight edge)."""
     labelled = mosaics.labelled_cells(m)
     around = [(r + dr, c + dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)
               and 0 <= r + dr < labelled.shape[0] and 0 <= c + dc < labelled.shape[1] and labelled[r + dr, c + dc]]
-    return {"labelled": len(around), "with_salt": sum(bool((m.tile(rr, cc)[1] == 1).any()) for rr, cc in around)}
+    edges = [0]
+    for dr, dc in ((r2 - r, c2 - c) for r2, c2 in around if abs(r2 - r) + abs(c2 - c) == 1):
+        label = m.tile(r + dr, c + dc)[1]
+        edge = label[-1] if dr < 0 else label[0] if dr > 0 else label[:, -1] if dc < 0 else label[:, 0]
+        edges.append(int((edge == 1).sum()))
+    return {"labelled": len(around), "with_salt": sum(bool((m.tile(rr, cc)[1] == 1).any()) for rr, cc in around),
+            "edge_salt": max(edges)}
 
 
 def panel(m: mosaics.Mosaic, r: int, c: int, salt: np.ndarray) -> np.ndarray:
@@ -189,7 +197,8 @@ def main(argv=None) -> int:
                                   **{name: int(given[name][:, i].sum()) for name in READINGS}})
         print(f"agreed: {m.name} ({r}, {c}) {m.ids[r, c]}: given salt by " + ", ".join(
             f"{name} {int(given[name][:, i].sum())}" for name in READINGS)
-              + f"; of the 8 cells around, {around['labelled']} labelled, {around['with_salt']} with salt")
+              + f"; of the 8 cells around, {around['labelled']} labelled, {around['with_salt']} with salt; a labelled "
+              f"neighbour's salt on {around['edge_salt']} of the {TILE} pixels of a shared edge")
     print(f"| folder | gap blended: all / on the {int(agreed.sum())} agreed / on the rest / the rest alone "
           "| gap 50 px: all / on agreed / on the rest / the rest alone |\n| --- | --- | --- |")
     for folder, found in masks.items():

@@ -636,9 +636,16 @@ def test_the_starts_own_submission_gives_each_held_out_tile_its_score(tmp_path):
 def test_an_agreed_tiles_neighbours_count_labelled_tiles_and_their_salt():
     agreed_false_salt = load_script("benchmarks/agreed_false_salt.py", "agreed_false_salt")
     section = _section()  # a: salt, b: empty, c: empty / d: unlabelled, e: salt, (1, 2): unknown
-    assert agreed_false_salt.neighbours(section, 0, 1) == {"labelled": 3, "with_salt": 2}  # a, c, e; not d or the unknown
-    assert agreed_false_salt.neighbours(section, 1, 2) == {"labelled": 3, "with_salt": 1}  # b, c, e
-    assert agreed_false_salt.neighbours(section, 1, 0) == {"labelled": 3, "with_salt": 2}  # a, b, e
+    # a, c, e; not d or the unknown; a's salt (its right half) and e's (all) run the whole edge they share with b
+    assert agreed_false_salt.neighbours(section, 0, 1) == {"labelled": 3, "with_salt": 2, "edge_salt": TILE}
+    assert agreed_false_salt.neighbours(section, 1, 2) == {"labelled": 3, "with_salt": 1, "edge_salt": TILE}  # b, c, e: e's
+    assert agreed_false_salt.neighbours(section, 1, 0) == {"labelled": 3, "with_salt": 2, "edge_salt": TILE}  # a, b, e: e's
+    assert agreed_false_salt.neighbours(section, 0, 2)["edge_salt"] == 0  # b beside it, the unknown cell below: no salt
+    section.label[TILE:, TILE:2 * TILE] = 0  # e empty: a's bottom row is salt on its right half only
+    assert agreed_false_salt.neighbours(section, 1, 0)["edge_salt"] == TILE - TILE // 2
+    assert agreed_false_salt.neighbours(section, 0, 1)["edge_salt"] == TILE  # a's right column still
+    section.label[:TILE, TILE - 1] = 0  # a's salt stops a pixel short of b
+    assert agreed_false_salt.neighbours(section, 0, 1)["edge_salt"] == 0
 
 
 def test_a_fine_tune_records_its_folders_absolute(tmp_path, monkeypatch):
