@@ -390,7 +390,8 @@ def score_inside_sections(args, predict, threshold: float, min_area: int, record
     50 pixels off it and as ``segment.py`` reads a section: scores, pixel IoU, the salt tiles and the
     empty ones apart, and each variant's gap from the grid. ``alone``: (an ``alone_reader``, its
     ``holdout_alone``): the same tiles read alone as ``predict.py`` reads them too, at its threshold
-    and minimum area, and each variant's gap from that (the issue's "segment.py within 0.02 of predict.py")."""
+    and minimum area, and each variant's gap from that (the issue's "segment.py within 0.02 of predict.py"),
+    also without the tiles at a label seam (``gaps_from``)."""
     found = rs.held_out_sections(args.real, args.tgs, args.realdata)
     scored = rs.scored_cells(found, 50)
     truths = [m.tile(r, c)[1] for m, cells in scored for r, c in cells]
@@ -419,9 +420,19 @@ def score_inside_sections(args, predict, threshold: float, min_area: int, record
         probs = read([m.tile(r, c)[0] for m, cells in scored for r, c in cells])
         np.save(args.out / "probs_alone.npy", probs.astype(np.float32))
         base = rs.tile_scores(list(probs), truths, tuned["threshold"], tuned["min_area"])
+        seams = np.array([g == rs.GROUPS[0] for m, cells in scored for g in rs.seam_groups(m, cells)])
         record(**{"predict.py, alone": {"score": float(base.mean()), "salt_tiles": float(base[salt].mean()),
                                         "empty_tiles": float(base[~salt].mean())}},
-               gaps_from_alone={v: rs.paired_difference(base, per_tile[v]) for v in VARIANTS})
+               gaps_from_alone=gaps_from(base, per_tile), seam_tiles=int(seams.sum()),
+               gaps_from_alone_without_seams=gaps_from(base, per_tile, ~seams))
+
+
+def gaps_from(base: np.ndarray, per_tile: dict, keep: np.ndarray | None = None) -> dict:
+    """Each variant's gap from ``base`` (``predict.py``'s reading of the same tiles), paired over the
+    tiles ``keep`` (all by default; ``~seams``: without the tiles at a label seam, which
+    ``real_sections.seam_groups`` picks from the labels alone, before any model reads them)."""
+    keep = np.ones(len(base), bool) if keep is None else keep
+    return {v: rs.paired_difference(base[keep], per_tile[v][keep]) for v in VARIANTS}
 
 
 def by_group(scored, per_tile: dict, salt: np.ndarray) -> dict:

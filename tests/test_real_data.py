@@ -158,6 +158,22 @@ def test_section_context_scores_each_group_of_tiles_apart():
     assert found["neighbours agree"]["tiles"] == 1 and found["neighbours agree"]["with_salt"] == 0
 
 
+def test_gaps_from_predict_py_pair_the_same_tiles_and_leave_out_the_seams_when_asked():
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    base = np.array([1.0, 1.0, 0.0, 0.5])
+    per_tile = {"shift 0": np.array([1.0, 0.0, 0.0, 0.5]), "shift 50": base.copy(), "stride 50, blended": np.array([0.0, 1.0, 1.0, 0.5])}
+    gaps = section_context.gaps_from(base, per_tile)
+    assert set(gaps) == set(section_context.VARIANTS) and gaps["shift 50"] == (0.0, 0.0)
+    assert gaps["shift 0"][0] == -0.25 and gaps["stride 50, blended"][0] == 0.0  # -1 and +1 cancel
+    seams = np.array([True, False, False, False])
+    kept = section_context.gaps_from(base, per_tile, ~seams)
+    assert kept["stride 50, blended"][0] == pytest.approx(1 / 3) and kept["shift 0"][0] == pytest.approx(-1 / 3)
+    real_sections = load_script("benchmarks/real_sections.py", "real_sections")
+    cells = [(0, 0), (0, 2), (1, 1)]  # _section's: at a seam; agrees; at a seam
+    seams = np.array([g == "at a label seam" for g in real_sections.seam_groups(_section(), cells)])
+    assert seams.tolist() == [True, False, True]
+
+
 def test_a_teacher_labels_every_known_cell_as_the_grid_reads_it_and_windows_anywhere_learn_that():
     section_context = load_script("benchmarks/section_context.py", "section_context")
     section = _section()
