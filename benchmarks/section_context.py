@@ -322,9 +322,12 @@ def predictor(model, margin: int):
     return predict
 
 
-def training_sections(realdata: Path, pool: Path, unlabelled: list[Path], val_ids: list[str]) -> list[mosaics.Mosaic]:
+def training_sections(realdata: Path, pool: Path, unlabelled: list[Path], val_ids: list[str],
+                      seams: int = 0) -> list[mosaics.Mosaic]:
     """The sections with the pool's tiles labelled and fold 0's validation cells made unknown (the
-    held-out tiles are not in the pool, so they are unknown already): no pixel of either is trained on."""
+    held-out tiles are not in the pool, so they are unknown already): no pixel of either is trained on.
+    ``seams``: that many pixels on both sides of every label seam between training tiles unlabelled
+    (``mosaics.unlabel_seams``, as ``train.py --section-seams``)."""
     sections = []
     for path in mosaics.mosaic_paths(realdata / "mosaics"):
         m = mosaics.assemble(path, pool, unlabelled)
@@ -332,7 +335,7 @@ def training_sections(realdata: Path, pool: Path, unlabelled: list[Path], val_id
         m.known &= ~blocked
         m.image[np.kron(blocked, np.ones((TILE, TILE), bool))] = 0
         m.label[np.kron(blocked, np.ones((TILE, TILE), bool))] = UNLABELLED
-        sections.append(m)
+        sections.append(mosaics.unlabel_seams(m, seams))
     return sections
 
 
@@ -488,7 +491,7 @@ def train_and_tune(args, record):
     tiles = {i: (read_image(pool / "images" / f"{i}.png"), read_mask(pool / "masks" / f"{i}.png")) for i in folds.id}
     unlabelled = [args.tgs / "test" / "images", args.realdata / "test_tiles"]
 
-    sections = training_sections(args.realdata, pool, unlabelled, val_ids)
+    sections = training_sections(args.realdata, pool, unlabelled, val_ids, args.section_seams)
     taught = None
     if args.targets == "teacher":
         start = time.perf_counter()
@@ -652,6 +655,9 @@ def main() -> None:
     parser.add_argument("--mute-share", type=float, default=0.0,
                         help="the share of the training windows with a top mute across them, filled as segment.py fills "
                              "a mute and unlabelled above it (an experiment: it did not help)")
+    parser.add_argument("--section-seams", type=int, default=0,
+                        help="leave this many pixels on both sides of every label seam out of the windows' labels "
+                             "(as train.py --section-seams)")
     parser.add_argument("--targets", choices=("labels", "teacher"), default="labels",
                         help="what the windows anywhere learn: the tiles' labels, or the starting model's own "
                              "tile-by-tile reading of every known cell (test tiles too)")
@@ -677,6 +683,9 @@ def main() -> None:
         raise SystemExit(2)
     if not 0 <= args.mute_share <= 1 and not args.rescore:
         print("error: --mute-share takes a share in [0, 1]", file=sys.stderr)
+        raise SystemExit(2)
+    if args.section_seams < 0 and not args.rescore:
+        print("error: --section-seams takes pixels, 0 or more", file=sys.stderr)
         raise SystemExit(2)
     if args.empty_weight != 1.0 and not args.rescore and (args.empty_weight <= 0 or not args.bce_weight > 0):
         print("error: --empty-weight takes a weight above 0 and a --bce-weight above 0 (it weighs the cross-entropy)",

@@ -461,6 +461,35 @@ def test_a_band_on_both_sides_of_each_label_seam_is_left_out_and_nothing_else():
     assert unlabel_seams(section, 0) is section
 
 
+def test_a_context_fine_tune_can_leave_the_label_seams_of_its_training_sections_out(tmp_path, monkeypatch, capsys):
+    section_context = load_script("benchmarks/section_context.py", "section_context")
+    (tmp_path / "realdata" / "mosaics").mkdir(parents=True)
+    (tmp_path / "realdata" / "mosaics" / "mosaic_1.csv").write_text("a,b,c\n")
+    pool = tmp_path / "pool"
+    for sub in ("images", "masks"):
+        (pool / sub).mkdir(parents=True)
+    for name, salt in (("a", True), ("b", False), ("c", False)):  # a: salt on its right half, up to b
+        mask = np.zeros((TILE, TILE), np.uint8)
+        mask[:, TILE // 2:] = 255 if salt else 0
+        cv2.imwrite(str(pool / "images" / f"{name}.png"), np.full((TILE, TILE), 100, np.uint8))
+        cv2.imwrite(str(pool / "masks" / f"{name}.png"), mask)
+    plain, = section_context.training_sections(tmp_path / "realdata", pool, [], ["c"])
+    banded, = section_context.training_sections(tmp_path / "realdata", pool, [], ["c"], seams=5)
+    assert plain.known.tolist() == [[True, True, False]] and (plain.label[:, 2 * TILE:] == UNLABELLED).all()
+    assert (plain.label[:, :2 * TILE] != UNLABELLED).all()  # every pixel of a and b labelled
+    out = banded.label == UNLABELLED
+    expected = plain.label == UNLABELLED
+    expected[:, TILE - 5:TILE + 5] = True  # a | b: a's salt stops at b's edge
+    np.testing.assert_array_equal(out, expected)  # b | c: c is a validation cell, not a labelled tile
+    monkeypatch.setattr("sys.argv", ["section_context.py", "--real", str(tmp_path), "--out", str(tmp_path / "out"),
+                                     "--section-seams", "-1"])
+    with pytest.raises(SystemExit) as stop:
+        section_context.main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("error: --section-seams") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_split_by_sections_holds_out_each_section_whole(tmp_path):
     real_data = load_script("benchmarks/real_data.py", "real_data")
     data = synthetic.generate(tmp_path / "tgs", n_train=50, n_test=2, seed=3)
