@@ -21,8 +21,9 @@ resized to 256 as a tile's 101 are to 128), stretched to 0..255 on its own:
   of their centre labelled (``--empty-share S``: a share S of them with an empty centre beside salt,
   none labelled in the centre and some in the margin, the cases where a context reading puts salt on
   an empty tile; ``--mute-share S``: a share S of all the windows with a top mute, ``with_mute``, which
-  left the false salt at the USGS line's ends where it was, benchmarks/RESULTS.md, fortieth session).
-  Every label in a window counts. The held-out tiles and fold 0's validation tiles are unknown cells
+  left the false salt at the USGS line's ends where it was, benchmarks/RESULTS.md, fortieth session;
+  ``--section-seams N``: N pixels on both sides of every label seam unlabelled, no better, forty-first).
+  Every other label in a window counts. The held-out tiles and fold 0's validation tiles are unknown cells
   to training: no pixel of them, image or label, is trained on;
 - **scoring**: every image known. The threshold and minimum area are tuned on fold 0's validation
   tiles with their context, then the 640 held-out tiles are scored tile by tile with theirs (and alone,
