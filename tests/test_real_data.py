@@ -38,6 +38,17 @@ def test_holdout_split_is_disjoint_complete_and_loadable(tmp_path):
     assert score == 1.0 and sub_ids == list(ids) and np.array_equal(truth, masks)
 
 
+def _refused_in_one_line(section_context, bad: list[str], tmp_path, monkeypatch, capsys) -> None:
+    """section_context.py given ``bad`` flags (the next to last one the flag at fault): one ``error:``
+    line naming that flag, exit status 2, and no output folder."""
+    monkeypatch.setattr("sys.argv", ["section_context.py", "--real", str(tmp_path), "--out", str(tmp_path / "out"), *bad])
+    with pytest.raises(SystemExit) as stop:
+        section_context.main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(f"error: {bad[-2]}") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
 def _section():
     """A 2 x 3 grid of tiles: (0, 0) salt on its right half, (0, 1) no salt (a seam between them),
     (0, 2) no salt (agrees with (0, 1)), (1, 0) unlabelled, (1, 1) salt everywhere (a seam with (0, 1)
@@ -225,12 +236,7 @@ def test_windows_anywhere_can_be_drawn_with_an_empty_centre_beside_salt(tmp_path
     assert 0 < sum((label[centre] == 1).any() for label in mixed) < 60
     for bad in (["--margin", "0", "--empty-share", "0.5"], ["--empty-share", "1.5"], ["--empty-weight", "3"],
                 ["--bce-weight", "1", "--empty-weight", "0"]):
-        monkeypatch.setattr("sys.argv", ["section_context.py", "--real", str(tmp_path), "--out", str(tmp_path / "out"), *bad])
-        with pytest.raises(SystemExit) as stop:
-            section_context.main()
-        err = capsys.readouterr().err
-        assert stop.value.code == 2 and err.startswith(f"error: {bad[-2]}") and err.count("\n") == 1
-        assert not (tmp_path / "out").exists()  # nothing written
+        _refused_in_one_line(section_context, bad, tmp_path, monkeypatch, capsys)
 
 
 def test_windows_with_a_mute_are_filled_as_segment_py_fills_one_and_unlabelled_above_it(tmp_path, capsys, monkeypatch):
@@ -262,13 +268,7 @@ def test_windows_with_a_mute_are_filled_as_segment_py_fills_one_and_unlabelled_a
         x, y = windows.batch(40)
         side = section_context.input_size(20)
         assert low <= len(muted) <= high and x.shape == y.shape == (40, side, side, 1)
-    monkeypatch.setattr("sys.argv", ["section_context.py", "--real", str(tmp_path), "--out", str(tmp_path / "out"),
-                                     "--mute-share", "1.5"])
-    with pytest.raises(SystemExit) as stop:
-        section_context.main()
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and err.startswith("error: --mute-share") and err.count("\n") == 1
-    assert not (tmp_path / "out").exists()
+    _refused_in_one_line(section_context, ["--mute-share", "1.5"], tmp_path, monkeypatch, capsys)
 
 
 def test_section_context_fine_tunes_in_the_precision_train_py_picks_on_this_machine(monkeypatch):
@@ -481,13 +481,7 @@ def test_a_context_fine_tune_can_leave_the_label_seams_of_its_training_sections_
     expected = plain.label == UNLABELLED
     expected[:, TILE - 5:TILE + 5] = True  # a | b: a's salt stops at b's edge
     np.testing.assert_array_equal(out, expected)  # b | c: c is a validation cell, not a labelled tile
-    monkeypatch.setattr("sys.argv", ["section_context.py", "--real", str(tmp_path), "--out", str(tmp_path / "out"),
-                                     "--section-seams", "-1"])
-    with pytest.raises(SystemExit) as stop:
-        section_context.main()
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and err.startswith("error: --section-seams") and err.count("\n") == 1
-    assert not (tmp_path / "out").exists()
+    _refused_in_one_line(section_context, ["--section-seams", "-1"], tmp_path, monkeypatch, capsys)
 
 
 def test_a_split_by_sections_holds_out_each_section_whole(tmp_path):
