@@ -122,7 +122,7 @@ def test_train_on_a_survey_end_to_end_then_refusals_before_any_folder(survey, su
         assert not (tmp_path / "bad").exists()
 
 
-def test_one_labelled_line_trains_without_validation_and_keeps_the_last_epoch(survey, tmp_path):
+def test_one_labelled_line_trains_without_validation_and_keeps_the_last_epoch(survey, tmp_path, eager):
     from salt_tf.seismic.segment import run as segment
     from salt_tf.training.train import run
 

@@ -528,7 +528,7 @@ def test_a_padding_run_trains_on_101_tiles_and_predicts_them(tiny_data, tmp_path
         assert np.abs(oof["probs"].astype(np.float32) - probs).max() < 2e-3  # float16 storage
 
 
-def test_training_across_the_tile_grid_draws_windows_clear_of_the_validation_tiles(tiny_data, tmp_path):
+def test_training_across_the_tile_grid_draws_windows_clear_of_the_validation_tiles(tiny_data, tmp_path, eager):
     """--sections end to end: a mosaic of the data's own tiles (4 x 5 cells, validation tiles among
     them) gives the fold windows across their grid and the fold trains on them; a run without
     --data or mosaics/ is refused before any work."""
