@@ -21,6 +21,7 @@ Writing SEG-Y (results in an input's traces and headers; synthetic volumes and l
 from __future__ import annotations
 
 import mmap
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,12 @@ HEADER_BYTES = 240  # a trace header
 # numbers, say) fill a vanishing share of the positions they span.
 MIN_FILL = 0.25
 SAMPLE_FORMAT_BYTE = 3225  # the binary header's sample format code (2 bytes)
+# The codes segyio decodes as they say (SEG-Y rev 2's table). Any other (0, left unset by some old
+# writers; 4, fixed point with gain, long obsolete) it reads as 4-byte IBM float without a check:
+# samples of another width or kind would be read as garbage, so such a file is refused.
+SAMPLE_FORMATS = frozenset({1, 2, 3, 5, 6, 8, 9, 10, 11, 12, 16})
+# Where a trace header field starts (segyio reads inline/crossline numbers only at these).
+HEADER_FIELDS = frozenset(int(field) for field in segyio.TraceField.enums())
 # What trace numbers that make a file one 2-D line look like, and how the log says it.
 LINE_REASONS = {"all zero": "no inline/crossline numbers", "one inline number": "one inline number",
                 "one crossline number": "one crossline number (a grid one trace wide)"}
@@ -108,6 +115,9 @@ def survey_geometry(f, name, iline_byte: int | None = None, xline_byte: int | No
         if not 1 <= byte <= HEADER_BYTES - 3:
             raise SectionError(f"header byte {byte}: must lie within 1..{HEADER_BYTES - 3}, the start of a "
                                f"4-byte field in the {HEADER_BYTES}-byte trace header")
+        if byte not in HEADER_FIELDS:
+            starts = ", ".join(map(str, sorted(b for b in HEADER_FIELDS if abs(b - byte) <= 8)))
+            raise SectionError(f"header byte {byte}: no trace header field starts there (near it: {starts})")
     if pair[0] == pair[1]:
         raise SectionError(f"--iline-byte and --xline-byte are both {pair[0]}: they must differ")
     inline, xline = f.attributes(pair[0])[:], f.attributes(pair[1])[:]
@@ -207,7 +217,9 @@ class SegySource(Source):
     def __init__(self, path: Path, iline_byte: int | None = None, xline_byte: int | None = None):
         self.path = path
         try:
-            self.f = segyio.open(str(path), "r", ignore_geometry=True)
+            with warnings.catch_warnings():  # an unknown sample format: refused below, not read as IBM float
+                warnings.filterwarnings("ignore", "Unknown trace value format", UserWarning)
+                self.f = segyio.open(str(path), "r", ignore_geometry=True)
         except (RuntimeError, ValueError, OSError) as err:
             raise SectionError(f"{path}: not a readable SEG-Y file ({err})") from None
         try:
@@ -220,6 +232,11 @@ class SegySource(Source):
         f, path = self.f, self.path
         if f.tracecount == 0 or len(f.samples) == 0:
             raise SectionError(f"{path}: SEG-Y holds no traces or no samples")
+        code = int(f.bin[segyio.BinField.Format])
+        if code not in SAMPLE_FORMATS:
+            raise SectionError(f"{path}: sample format code {code} at byte {SAMPLE_FORMAT_BYTE} of the binary header is "
+                               "no format that can be read (1 IBM float, 5 IEEE float, 2/3/8 integers, ...); if the "
+                               "samples are IBM float, as in old files that leave the code 0, write 1 there")
         self.geometry = g = survey_geometry(f, path, iline_byte, xline_byte)
         self.kind = f"segy-{g.kind}"
         self.shape = (len(g.line_numbers), len(g.trace_numbers), len(f.samples))

@@ -134,7 +134,7 @@ def remove_small(masks: np.ndarray, min_area: int) -> np.ndarray:
     if min_area <= 0:
         return masks
     keep = masks.reshape(len(masks), -1).sum(axis=1) >= min_area
-    return masks & keep[:, None, None]
+    return masks & keep.reshape((-1,) + (1,) * (masks.ndim - 1))  # (N, H, W) or (N, H, W, 1)
 
 
 MIN_AREAS = (0, 10, 20, 40, 60, 80, 120, 160, 240, 320)

@@ -209,6 +209,7 @@ def segy(volume):
     (["--window-norm", "tile"], "--window-norm 'tile': expected one of minmax, global"),
     (["--iline-byte", "0"], "header byte 0: must lie within 1..237"),
     (["--iline-byte", "9", "--xline-byte", "9"], "--iline-byte and --xline-byte are both 9"),
+    (["--iline-byte", "190"], "header byte 190: no trace header field starts there (near it: 185, 189, 193, 197)"),
     ([], "bytes921.sgy: no inline/crossline numbers at bytes 189/193, but bytes 9/21: 14 inlines x 70 crosslines"),
     (["--out-in-a-file"], "cannot create the output folder"),
 ])
@@ -220,6 +221,20 @@ def test_bad_settings_are_one_error_line_and_nothing_is_written(segy, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+@pytest.mark.parametrize("code", [0, 4])
+def test_a_sample_format_code_that_names_no_format_is_refused_not_read_as_ibm_float(segy, tmp_path, capsys, code):
+    """segyio reads codes 0 and 4 as 4-byte IBM float, silently for 0: this file's IEEE floats would
+    come out as other numbers. One error line naming the file, the byte and the code."""
+    data = bytearray(segy.read_bytes())
+    data[3224:3226] = code.to_bytes(2, "big")
+    (tmp_path / "v.sgy").write_bytes(bytes(data))
+    code_ = CLI.main(["--run", str(tmp_path / "unused"), "--input", str(tmp_path / "v.sgy"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code_ == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: {tmp_path / 'v.sgy'}: sample format code {code} at byte 3225 of the binary header")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.sgy"]
 
 
 @pytest.mark.parametrize("axis, traces, strict, near", [(1, 1, 20 / 30, 1.0), (1, 2, 19 / 30, 20 / 30),

@@ -8,6 +8,7 @@ from salt_tf.tiles.metrics import (
     boundary_threshold,
     competition_score,
     image_scores,
+    remove_small,
     split_labels,
 )
 
@@ -131,3 +132,15 @@ def test_split_labels_refuses_values_that_are_not_labels(value):
     labels[1, 1] = value
     with pytest.raises(ValueError, match=f"found {value} at 1 pixels"):
         split_labels(labels)
+
+
+def test_small_masks_are_emptied_per_image_with_or_without_a_channel_axis():
+    """Four 4x4 masks with 16, 4, 0 and 5 salt pixels, at least 5 kept: as (N, H, W) and as
+    (N, H, W, 1), where N == H once let a keep flag of image k land on row k of every image."""
+    masks = np.zeros((4, 4, 4), bool)
+    masks[0] = True
+    masks[1, 0] = True
+    masks[3, :, 0], masks[3, 0, 1] = True, True
+    expected = masks & np.array([True, False, False, True])[:, None, None]
+    np.testing.assert_array_equal(remove_small(masks, 5), expected)
+    np.testing.assert_array_equal(remove_small(masks[..., None], 5), expected[..., None])
